@@ -1,0 +1,53 @@
+"""What the command-line tools share: one-line errors, exit codes and progress bars."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable
+from contextlib import contextmanager
+
+from .errors import MedSynthError
+
+__all__ = ["progress_bar", "run_command"]
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def run_command(prog: str, handler: Callable[[], int | None]) -> int:
+    """Run a subcommand and turn user-facing failures into one line and an exit code.
+
+    A :class:`MedSynthError` prints ``prog: error: <message>`` and returns 1, Ctrl-C
+    returns 130, and warnings print as ``prog: warning: <message>``. Anything else is a
+    bug and keeps its traceback.
+    """
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        print(f"{prog}: warning: {message}", file=sys.stderr)
+
+    previous = warnings.showwarning
+    warnings.showwarning = show_warning
+    try:
+        return handler() or 0
+    except MedSynthError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; nothing partial was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        warnings.showwarning = previous
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None = None, unit: str = "it"):
+    """A tqdm bar on stderr, yielded as a ``progress(done, total)`` callback."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=description, unit=unit, file=sys.stderr, dynamic_ncols=True) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield progress

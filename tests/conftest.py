@@ -1,0 +1,48 @@
+"""Shared fixtures: real NIfTI files written with nibabel."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+# IXI T2/PD-like geometry: axial slices along the third voxel axis.
+IXI_AFFINE = np.array(
+    [
+        [-0.9375, 0.0, 0.0, 120.0],
+        [0.0, 0.9375, 0.0, -120.0],
+        [0.0, 0.0, 1.2, -78.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ]
+)
+
+
+def write_nifti(path, data, affine=IXI_AFFINE, dtype=np.float32):
+    """Write ``data`` with nibabel and return the path."""
+    image = nib.Nifti1Image(np.asarray(data, dtype=dtype), affine)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    nib.save(image, str(path))
+    return path
+
+
+def smooth_volume(shape, seed=0):
+    """A smooth, positive, non-constant test volume."""
+    rng = np.random.default_rng(seed)
+    grids = np.meshgrid(*[np.linspace(0, 1, n, dtype=np.float32) for n in shape], indexing="ij")
+    weights = rng.uniform(0.5, 2.0, size=3)
+    return (
+        100
+        + 50 * np.sin(weights[0] * 3 * grids[0])
+        + 40 * np.cos(weights[1] * 2 * grids[1])
+        + 30 * grids[2] ** 2
+    ).astype(np.float32)
+
+
+@pytest.fixture
+def ixi_pair(tmp_path):
+    """A small IXI-named T2/PD pair in a flat folder: (t2_path, pd_path)."""
+    shape = (40, 36, 30)
+    t2 = write_nifti(tmp_path / "IXI002-Guys-0828-T2.nii.gz", smooth_volume(shape, 1))
+    pd = write_nifti(tmp_path / "IXI002-Guys-0828-PD.nii.gz", smooth_volume(shape, 2))
+    return t2, pd
