@@ -1,0 +1,18 @@
+"""napari sample data: the built-in T2/PD brain phantom."""
+
+from __future__ import annotations
+
+from ._layers import volume_layer
+
+__all__ = ["phantom_pair"]
+
+
+def phantom_pair() -> list[tuple]:
+    """The seed-0 phantom subject as two layers, ``phantom T2`` and ``phantom PD``."""
+    from .core.phantom import make_phantom_pair
+
+    t2, pd = make_phantom_pair(seed=0)
+    return [
+        volume_layer(t2, name="phantom T2", subject="phantom", contrast="T2"),
+        volume_layer(pd, name="phantom PD", subject="phantom", contrast="PD"),
+    ]

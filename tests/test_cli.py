@@ -1,0 +1,70 @@
+"""The ``medsynth`` command line: real files, real exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import smooth_volume, write_nifti
+
+from napari_medsynth.cli import main
+
+
+def _files(folder):
+    return sorted(p.name for p in folder.rglob("*") if p.is_file())
+
+
+def test_check_accepts_good_pairs(tmp_path, ixi_pair, capsys):
+    assert main(["check", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 T2/PD pairs in" in out
+    assert "all 1 pairs are usable" in out
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(
+    ("spoil", "problem"),
+    [
+        (_truncate, "IXI002-Guys-0828-PD.nii.gz: the file is truncated or corrupt"),
+        (lambda p: p.write_text("hello"), "IXI002-Guys-0828-PD.nii.gz: not a readable NIfTI file"),
+        (lambda p: write_nifti(p, np.ones((8, 8, 8, 2))), "IXI002-Guys-0828-PD.nii.gz: the image is 4D"),
+        (lambda p: write_nifti(p, np.ones((8, 8))), "IXI002-Guys-0828-PD.nii.gz: the image is 2D"),
+        (lambda p: write_nifti(p, smooth_volume((40, 36, 31))), r"shape \(40, 36, 30\) but .* \(40, 36, 31\)"),
+        (lambda p: write_nifti(p, np.full((40, 36, 30), np.nan)), "every voxel is NaN"),
+        (lambda p: write_nifti(p, np.full((40, 36, 30), 3.0)), "the image is constant"),
+    ],
+    ids=["truncated", "text", "4d", "2d", "shape-mismatch", "all-nan", "constant"],
+)
+def test_check_reports_each_bad_input_in_one_line(tmp_path, ixi_pair, capsys, spoil, problem):
+    spoil(ixi_pair[1])
+    before = _files(tmp_path)
+    assert main(["check", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    problem_lines = [line for line in err.splitlines() if "IXI002" in line]
+    assert len(problem_lines) == 1
+    assert re.search(problem, problem_lines[0])
+    assert err.strip().splitlines()[-1] == "medsynth: error: 1 of 1 pairs cannot be used"
+    assert _files(tmp_path) == before
+
+
+def test_check_on_an_empty_folder(tmp_path, capsys):
+    assert main(["check", str(tmp_path)]) == 1
+    assert "no IXI T2/PD pairs" in capsys.readouterr().err
+
+
+def test_console_script_exits_non_zero_without_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_medsynth.cli", "check", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"medsynth: error: {tmp_path / 'missing'}: no such folder"

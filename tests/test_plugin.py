@@ -1,0 +1,101 @@
+"""The installed plugin in a real napari viewer: manifest, reader and sample data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import IXI_AFFINE, smooth_volume, write_nifti
+
+import napari_medsynth
+from napari_medsynth._reader import napari_get_reader
+from napari_medsynth.core.errors import MedSynthError
+from napari_medsynth.core.nifti import from_display, load_volume
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_installed_plugin_loads_the_root_manifest():
+    from importlib.metadata import entry_points
+
+    from npe2 import PluginManifest
+
+    (entry,) = [e for e in entry_points(group="napari.manifest") if e.name == "napari-medsynth"]
+    assert entry.value == "napari_medsynth:napari.yaml"
+    package = Path(napari_medsynth.__file__).parent
+    assert (package / "napari.yaml").read_text() == (REPO / "napari.yaml").read_text()
+    loaded = PluginManifest.from_distribution("napari-medsynth")
+    assert loaded.contributions == PluginManifest.from_file(REPO / "napari.yaml").contributions
+    assert loaded.icon == "napari_medsynth:icon.svg"
+    assert (package / "icon.svg").read_text() == (REPO / "icons" / "medsynth.svg").read_text()
+
+
+def test_manifest_validates_with_its_imports():
+    from npe2 import PluginManifest
+
+    manifest = PluginManifest.from_distribution("napari-medsynth")
+    manifest.validate_imports()
+    assert {r.command for r in manifest.contributions.readers} == {"napari-medsynth.get_reader"}
+    assert [s.key for s in manifest.contributions.sample_data] == ["phantom_pair"]
+
+
+def test_napari_lists_the_plugin(make_napari_viewer):
+    import npe2
+
+    make_napari_viewer()
+    manager = npe2.PluginManager.instance()
+    assert "napari-medsynth" in {m.name for m in manager.iter_manifests()}
+    assert not manager.is_disabled("napari-medsynth")
+
+
+def test_reader_ignores_other_files():
+    assert napari_get_reader("image.tif") is None
+    assert napari_get_reader(["a.nii.gz", "b.png"]) is None
+    assert napari_get_reader("brain.nii.gz") is not None
+
+
+def test_opening_one_half_of_a_pair_opens_both(make_napari_viewer, ixi_pair):
+    t2_path, pd_path = ixi_pair
+    viewer = make_napari_viewer()
+    viewer.open(str(pd_path), plugin="napari-medsynth")
+
+    assert [layer.name for layer in viewer.layers] == ["IXI002 PD", "IXI002 T2"]
+    for layer, path in zip(viewer.layers, (pd_path, t2_path)):
+        source = load_volume(path)
+        assert layer.data.shape == (30, 36, 40)
+        np.testing.assert_allclose(layer.scale, (1.2, 0.9375, 0.9375))
+        np.testing.assert_allclose(layer.metadata["affine"], IXI_AFFINE)
+        assert layer.metadata["contrast"] in {"T2", "PD"}
+        assert layer.metadata["source_path"] == str(path)
+        np.testing.assert_array_equal(from_display(layer.data, layer.metadata["affine"]), source.data)
+        lo, hi = layer.contrast_limits
+        assert source.data.min() <= lo < hi <= source.data.max()
+    np.testing.assert_allclose(viewer.layers[0].translate, viewer.layers[1].translate)
+
+
+def test_permuted_file_is_shown_axial_with_its_affine_kept(make_napari_viewer, tmp_path):
+    # Slices stored along the first voxel axis, pointing inferior: shown axial all the same.
+    affine = np.array([[0, 0, -1.0, 90], [0, 1.0, 0, -100], [-1.5, 0, 0, 60], [0, 0, 0, 1]])
+    data = smooth_volume((20, 24, 28))
+    path = write_nifti(tmp_path / "permuted.nii.gz", data, affine)
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="napari-medsynth")
+
+    layer = viewer.layers["permuted"]
+    assert layer.data.shape == (20, 24, 28)
+    np.testing.assert_allclose(layer.scale, (1.5, 1.0, 1.0))
+    np.testing.assert_allclose(layer.metadata["affine"], affine)
+    assert layer.metadata["axcodes"] == "IAL"
+    # The source's first voxel plane is its most superior one: it is the last display
+    # slice, with rows running posterior (the source's second axis reversed).
+    np.testing.assert_array_equal(layer.data[-1], data[0][::-1, :])
+    np.testing.assert_array_equal(from_display(layer.data, affine), data)
+
+
+def test_bad_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "broken.nii.gz"
+    path.write_text("not an image")
+    reader = napari_get_reader(str(path))
+    with pytest.raises(MedSynthError, match="broken.nii.gz: not a readable NIfTI file"):
+        reader(str(path))
