@@ -31,7 +31,7 @@ setup(
         "tqdm",
     ],
     extras_require={
-        "test": ["pytest", "pytest-qt", "scikit-image"],
+        "test": ["pytest", "pytest-qt", "scikit-image", "monai", "torchio<2"],
     },
     entry_points={
         "napari.manifest": ["napari-medsynth = napari_medsynth:napari.yaml"],

@@ -8,3 +8,7 @@ class MedSynthError(Exception):
     non-zero, so the message names the file or setting and the problem, with no
     traceback needed to understand it.
     """
+
+
+class Cancelled(Exception):
+    """The user cancelled a long computation; nothing was written."""

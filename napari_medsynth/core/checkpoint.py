@@ -1,0 +1,244 @@
+"""Self-describing generator checkpoints.
+
+A checkpoint is one ``torch.save`` file holding a plain dictionary: the generator's
+weights and everything needed to use them (architecture, direction, variant, patch size,
+preprocessing, the training targets' intensity scale, provenance) plus a format
+version. It loads with ``torch.load(weights_only=True)``, so opening a file never runs
+code from it. Training checkpoints add their own keys (optimizers, discriminator, RNG
+states) to the same dictionary; :func:`load_checkpoint` reads the generator part.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import MedSynthError
+from .models import Generator
+from .preprocess import KEEP_EVERY, KEEP_OFFSET, RESAMPLED_SHAPE, Standardization
+
+__all__ = [
+    "DIRECTIONS",
+    "VARIANTS",
+    "CheckpointInfo",
+    "checkpoint_payload",
+    "load_checkpoint",
+    "parse_direction",
+    "save_checkpoint",
+    "write_atomically",
+]
+
+FORMAT = "napari-medsynth-generator"
+FORMAT_VERSION = 1
+ARCHITECTURE = "nie2018-dilated-generator"
+DIRECTIONS = {"t2-pd": ("T2", "PD"), "pd-t2": ("PD", "T2")}
+VARIANTS = ("G1", "G2", "G3", "G4")
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a checkpoint says about its generator."""
+
+    direction: str
+    variant: str
+    width: float
+    residual: bool
+    patch: int = 32
+    preprocessing: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def source_contrast(self) -> str:
+        """``"T2"`` or ``"PD"``."""
+        return DIRECTIONS[self.direction][0]
+
+    @property
+    def target_contrast(self) -> str:
+        """``"PD"`` or ``"T2"``."""
+        return DIRECTIONS[self.direction][1]
+
+    @property
+    def label(self) -> str:
+        """Short name such as ``"G4+RL"`` (RL: residual learning)."""
+        return f"{self.variant}+RL" if self.residual else self.variant
+
+    @property
+    def target_intensity(self) -> Standardization | None:
+        """Typical mean and std of the training targets, to turn a synthesis into intensities."""
+        stats = self.provenance.get("target_intensity")
+        return Standardization(float(stats["mean"]), float(stats["std"])) if stats else None
+
+
+def parse_direction(direction: str) -> str:
+    """Normalize ``"T2->PD"``, ``"t2-pd"``, ``"T2_PD"`` ... to ``"t2-pd"`` or ``"pd-t2"``."""
+    key = str(direction).lower().replace("->", "-").replace("_", "-").replace(" ", "")
+    if key not in DIRECTIONS:
+        raise MedSynthError(f"unknown direction {direction!r}; use t2-pd or pd-t2")
+    return key
+
+
+def direction_label(direction: str) -> str:
+    """``"t2-pd"`` -> ``"T2->PD"``."""
+    source, target = DIRECTIONS[parse_direction(direction)]
+    return f"{source}->{target}"
+
+
+def checkpoint_payload(generator: nn.Module, *, direction: str, variant: str, **provenance) -> dict:
+    """The dictionary a checkpoint file holds (weights on the CPU, plain types only).
+
+    ``provenance`` takes plain values (numbers, strings, lists, dicts): for example
+    ``data_set``, ``epochs``, ``best_epoch``, ``val_mae``, ``val_psnr``, and
+    ``target_intensity={"mean": ..., "std": ...}``, the training targets' typical scale.
+    """
+    generator = getattr(generator, "module", generator)  # unwrap DistributedDataParallel
+    if not isinstance(generator, Generator):
+        raise TypeError(f"expected a Generator, got {type(generator).__name__}")
+    variant = str(variant).upper()
+    if variant not in VARIANTS:
+        raise MedSynthError(f"unknown variant {variant!r}; use one of {', '.join(VARIANTS)}")
+    patch = int(provenance.pop("patch", 32))
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": {"name": ARCHITECTURE, "width": generator.width, "residual": generator.residual},
+        "direction": parse_direction(direction),
+        "variant": variant,
+        "patch": patch,
+        "preprocessing": {
+            "resampled_shape": list(RESAMPLED_SHAPE),
+            "keep_every": KEEP_EVERY,
+            "keep_offset": KEEP_OFFSET,
+            "standardization": "per-volume zero mean, unit std",
+        },
+        "provenance": _plain(provenance),
+        "generator": {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()},
+    }
+
+
+def write_atomically(path: str | os.PathLike, payload: dict) -> Path:
+    """``torch.save`` to a temporary file in the same folder, then rename into place.
+
+    Raises
+    ------
+    MedSynthError
+        The folder cannot be created or written.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(handle)
+    except OSError as error:
+        raise MedSynthError(f"{path.parent}: cannot write there ({error.strerror})") from None
+    try:
+        torch.save(payload, tmp_name)
+        os.replace(tmp_name, path)
+    except BaseException as error:
+        Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise MedSynthError(f"{path}: cannot write ({error.strerror})") from None
+        raise
+    return path
+
+
+def save_checkpoint(path, generator: nn.Module, *, direction: str, variant: str, **provenance) -> Path:
+    """Write a self-describing generator checkpoint atomically (see :func:`checkpoint_payload`)."""
+    return write_atomically(path, checkpoint_payload(generator, direction=direction, variant=variant, **provenance))
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The raw checkpoint dictionary, loaded with ``weights_only=True`` onto the CPU.
+
+    Raises
+    ------
+    MedSynthError
+        Missing, truncated, not a torch file, not ours, or of a newer format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MedSynthError(f"{path.name}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a broken file
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise MedSynthError(f"{path.name}: not a readable checkpoint, truncated or not a torch file ({reason})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise MedSynthError(f"{path.name}: not a napari-medsynth generator checkpoint")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise MedSynthError(
+            f"{path.name}: checkpoint format {payload['format_version']} is newer than this "
+            f"napari-medsynth reads ({FORMAT_VERSION}); update napari-medsynth"
+        )
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike, direction: str | None = None) -> tuple[Generator, CheckpointInfo]:
+    """The generator of a checkpoint, in eval mode on the CPU, and what the file says about it.
+
+    Parameters
+    ----------
+    path : path-like
+        A file written by :func:`save_checkpoint` or by training (``last.pt``, ``best.pt``).
+    direction : str, optional
+        ``"t2-pd"`` or ``"pd-t2"``: refuse a generator of the other direction.
+
+    Raises
+    ------
+    MedSynthError
+        Unreadable file, weights of another architecture, or the other direction.
+    """
+    name = Path(path).name
+    payload = read_checkpoint(path)
+    architecture = payload.get("architecture", {})
+    if architecture.get("name") != ARCHITECTURE:
+        raise MedSynthError(f"{name}: holds a {architecture.get('name', 'unknown')!r} model, not the study's generator")
+    info = CheckpointInfo(
+        direction=payload["direction"],
+        variant=payload["variant"],
+        width=float(architecture["width"]),
+        residual=bool(architecture["residual"]),
+        patch=int(payload.get("patch", 32)),
+        preprocessing=dict(payload.get("preprocessing", {})),
+        provenance=dict(payload.get("provenance", {})),
+        format_version=int(payload["format_version"]),
+    )
+    if direction is not None and parse_direction(direction) != info.direction:
+        raise MedSynthError(
+            f"{name}: a {direction_label(info.direction)} generator, but {direction_label(direction)} was asked for"
+        )
+    generator = Generator(residual=info.residual, width=info.width)
+    try:
+        generator.load_state_dict(payload["generator"])
+    except (RuntimeError, KeyError) as error:
+        first = str(error).splitlines()
+        detail = first[1].strip() if len(first) > 1 else (first[0] if first else "")
+        raise MedSynthError(
+            f"{name}: the weights do not fit the width-{info.width:g} generator it describes ({detail})"
+        ) from None
+    return generator.eval(), info
+
+
+def _plain(value):
+    """``value`` with numpy scalars turned into Python ones; refuses anything else unplain."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bool, str)) or value is None:
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, Path):
+        return str(value)
+    if torch.is_tensor(value):
+        return value.detach().cpu()
+    raise TypeError(f"checkpoint provenance must hold plain values, got {type(value).__name__}")

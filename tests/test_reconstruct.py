@@ -1,0 +1,150 @@
+"""Patch-overlap reconstruction: exactness, peers as oracles, spread, modes, cancel."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from napari_medsynth import Generator, reconstruct_volume
+from napari_medsynth.core.errors import Cancelled
+from napari_medsynth.core.patches import patch_grid
+
+
+def _trained_looking_generator(seed=0, width=0.125, residual=False):
+    """A small generator with non-trivial BatchNorm running statistics, in train mode."""
+    torch.manual_seed(seed)
+    generator = Generator(residual=residual, width=width)
+    for module in generator.modules():
+        if isinstance(module, torch.nn.BatchNorm3d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+    return generator
+
+
+@pytest.fixture(scope="module")
+def volume():
+    return np.random.default_rng(0).normal(size=(40, 38, 34)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def generator():
+    return _trained_looking_generator(residual=True).eval()
+
+
+@pytest.fixture(scope="module")
+def ours(volume, generator):
+    """Our reconstruction and spread at strides 8 and 16, shared by the oracle tests."""
+    return {
+        stride: reconstruct_volume(generator, volume, stride=stride, batch_size=5, device="cpu", return_spread=True)
+        for stride in (8, 16)
+    }
+
+
+@pytest.mark.parametrize("shape", [(64, 64, 32), (50, 37, 33), (20, 40, 32)], ids=["divisible", "odd", "small"])
+@pytest.mark.parametrize("stride", [8, 16, 32])
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_a_known_predictor_is_reproduced_exactly(shape, stride, batch_size):
+    source = np.random.default_rng(1).normal(size=shape).astype(np.float32)
+    result = reconstruct_volume(lambda x: 2 * x + 1, source, stride=stride, batch_size=batch_size, device="cpu")
+    assert result.shape == shape and result.dtype == np.float32
+    np.testing.assert_allclose(result, 2 * source + 1, atol=1e-5)
+
+
+@pytest.mark.parametrize("stride", [8, 16])
+def test_equals_monai_sliding_window_average(volume, generator, ours, stride):
+    from monai.inferers import sliding_window_inference
+
+    with torch.inference_mode():
+        theirs = sliding_window_inference(
+            torch.from_numpy(volume)[None, None], roi_size=32, sw_batch_size=5, predictor=generator,
+            overlap=1 - stride / 32, mode="constant",
+        )[0, 0].numpy()
+    assert np.abs(ours[stride][0] - theirs).max() <= 1e-5
+
+
+@pytest.mark.parametrize("stride", [8, 16])
+def test_equals_torchio_grid_aggregator_average(volume, generator, ours, stride):
+    import torchio as tio
+
+    subject = tio.Subject(image=tio.ScalarImage(tensor=torch.from_numpy(volume)[None]))
+    sampler = tio.inference.GridSampler(subject, patch_size=32, patch_overlap=32 - stride)
+    aggregator = tio.inference.GridAggregator(sampler, overlap_mode="average")
+    with torch.inference_mode():
+        for batch in torch.utils.data.DataLoader(sampler, batch_size=6):
+            aggregator.add_batch(generator(batch["image"][tio.DATA]), batch[tio.LOCATION])
+    theirs = aggregator.get_output_tensor()[0].numpy()
+    assert np.abs(ours[stride][0] - theirs).max() <= 1e-5
+
+
+def test_spread_is_the_std_of_the_overlapping_predictions(volume, generator, ours):
+    stride = 8
+    mean, spread = ours[stride]
+    starts = patch_grid(volume.shape, 32, stride)
+    stacked = np.full((len(starts), *volume.shape), np.nan)
+    with torch.inference_mode():
+        for index, (z, y, x) in enumerate(starts):
+            patch = torch.from_numpy(volume[z : z + 32, y : y + 32, x : x + 32])[None, None]
+            stacked[index, z : z + 32, y : y + 32, x : x + 32] = generator(patch)[0, 0].numpy()
+    np.testing.assert_allclose(mean, np.nanmean(stacked, axis=0), atol=1e-5)
+    np.testing.assert_allclose(spread, np.nanstd(stacked, axis=0), atol=1e-5)
+    assert spread.max() > 0
+
+
+def test_generator_runs_in_eval_mode_and_comes_back_as_it_was():
+    generator = _trained_looking_generator(seed=2, width=0.0625).train()
+    source = np.random.default_rng(3).normal(size=(32, 32, 33)).astype(np.float32)
+    statistics = {k: v.clone() for k, v in generator.state_dict().items()}
+    result = reconstruct_volume(generator, source, stride=32, device="cpu")
+    assert generator.training
+    for key, value in generator.state_dict().items():
+        torch.testing.assert_close(value, statistics[key])
+    expected = reconstruct_volume(generator.eval(), source, stride=32, device="cpu")
+    np.testing.assert_array_equal(result, expected)
+    with torch.inference_mode():
+        in_train_mode = generator.train()(torch.from_numpy(source[:, :, :32])[None, None])[0, 0].numpy()
+    assert np.abs(result[:, :, :32] - in_train_mode).max() > 1e-3
+
+
+def test_accepts_torch_tensors(volume):
+    result = reconstruct_volume(lambda x: -x, torch.from_numpy(volume), stride=16)
+    assert isinstance(result, np.ndarray)
+    np.testing.assert_allclose(result, -volume, atol=1e-6)
+
+
+def test_progress_and_cancel(volume):
+    calls = []
+    reconstruct_volume(lambda x: x, volume, stride=8, batch_size=4, device="cpu",
+                       progress=lambda done, total: calls.append((done, total)))
+    total = len(patch_grid(volume.shape, 32, 8))
+    assert calls[-1] == (total, total)
+    assert [done for done, _ in calls] == sorted({done for done, _ in calls})
+
+    cancel = threading.Event()
+    seen = []
+
+    def cancel_after_first_batch(done, total):
+        seen.append(done)
+        cancel.set()
+
+    with pytest.raises(Cancelled):
+        reconstruct_volume(lambda x: x, volume, stride=8, batch_size=4, device="cpu",
+                           progress=cancel_after_first_batch, cancel=cancel)
+    assert seen == [4]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="3D volume"):
+        reconstruct_volume(lambda x: x, np.zeros((32, 32)))
+    with pytest.raises(ValueError, match="stride=0"):
+        reconstruct_volume(lambda x: x, np.zeros((32, 32, 32)), stride=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu(volume, generator):
+    on_cpu = reconstruct_volume(generator, volume, stride=16, device="cpu")
+    on_gpu = reconstruct_volume(generator, volume, stride=16, device="cuda")
+    assert np.abs(on_cpu - on_gpu).max() < 1e-3
+    assert next(generator.parameters()).device.type == "cpu"
