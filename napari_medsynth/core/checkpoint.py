@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import numbers
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .atomic import atomic_output
 from .errors import MedSynthError
 from .models import Generator
 from .preprocess import KEEP_EVERY, KEEP_OFFSET, RESAMPLED_SHAPE, Standardization
@@ -131,20 +131,8 @@ def write_atomically(path: str | os.PathLike, payload: dict) -> Path:
         The folder cannot be created or written.
     """
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(handle)
-    except OSError as error:
-        raise MedSynthError(f"{path.parent}: cannot write there ({error.strerror})") from None
-    try:
+    with atomic_output(path) as tmp_name:
         torch.save(payload, tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException as error:
-        Path(tmp_name).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise MedSynthError(f"{path}: cannot write ({error.strerror})") from None
-        raise
     return path
 
 

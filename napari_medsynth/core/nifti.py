@@ -13,7 +13,6 @@ affine stays with the data so that ``from_display`` brings any result back exact
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import nibabel as nib
 import numpy as np
 from nibabel import orientations as nio
 
+from .atomic import atomic_output
 from .errors import MedSynthError
 
 __all__ = [
@@ -143,8 +143,9 @@ def save_volume(
     like: Volume,
     *,
     protect: tuple[str | os.PathLike, ...] = (),
+    dtype=np.float32,
 ) -> Path:
-    """Write ``data`` as float32 NIfTI on the grid of ``like`` (its affine and header).
+    """Write ``data`` as NIfTI on the grid of ``like`` (its affine and header).
 
     The file is written to a temporary name in the same folder and renamed into
     place, so a crash or Ctrl-C never leaves a partial file under ``path``.
@@ -160,6 +161,9 @@ def save_volume(
     protect : tuple of path-like
         Files that must never be overwritten, typically the inputs; ``like.path``
         is always protected.
+    dtype : numpy dtype, default=np.float32
+        Stored data type; integer types round the data (scanner files such as IXI's
+        are int16).
 
     Raises
     ------
@@ -169,7 +173,7 @@ def save_volume(
     path = Path(path)
     if not is_nifti_path(path):
         raise MedSynthError(f"{path.name}: output must end in .nii or .nii.gz")
-    data = np.asarray(data, dtype=np.float32)
+    data = np.asarray(data)
     if data.shape != like.data.shape:
         raise MedSynthError(
             f"{path.name}: data of shape {data.shape} does not fit the grid {like.data.shape}"
@@ -178,25 +182,15 @@ def save_volume(
     if path.resolve() in protected:
         raise MedSynthError(f"{path}: refusing to overwrite an input file")
     header = like.header.copy() if like.header is not None else None
-    image = nib.Nifti1Image(data, like.affine, header=header)
-    image.set_data_dtype(np.float32)
+    if np.issubdtype(np.dtype(dtype), np.integer):
+        info = np.iinfo(dtype)
+        data = np.clip(np.rint(data), info.min, info.max)
+    image = nib.Nifti1Image(data.astype(dtype), like.affine, header=header)
+    image.set_data_dtype(dtype)
     image.header.set_slope_inter(1.0, 0.0)
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        suffix = ".nii.gz" if path.name.lower().endswith(".gz") else ".nii"
-        handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=folder)
-        os.close(handle)
-    except OSError as error:
-        raise MedSynthError(f"{folder}: cannot write there ({error.strerror})") from None
-    try:
+    suffix = ".nii.gz" if path.name.lower().endswith(".gz") else ".nii"
+    with atomic_output(path, suffix) as tmp_name:
         nib.save(image, tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException as error:
-        Path(tmp_name).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise MedSynthError(f"{path}: cannot write ({error.strerror})") from None
-        raise
     return path
 
 
