@@ -1,4 +1,4 @@
-"""The ``medsynth`` command: ``medsynth phantom``, ``medsynth check``."""
+"""The ``medsynth`` command: ``phantom``, ``check``, ``synthesize``."""
 
 from __future__ import annotations
 
@@ -35,6 +35,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("data", type=Path, metavar="DATA", help="folder, flat or with T2/ and PD/ sub-folders")
     check.set_defaults(handler=_check)
+
+    synth = commands.add_parser(
+        "synthesize",
+        help="synthesize the other contrast of a volume with a trained generator",
+        description=(
+            "Preprocess SOURCE as in training, reconstruct it from overlapping patches, map the result "
+            "back onto SOURCE's grid and the target contrast's intensity scale, and write it with "
+            "SOURCE's affine. With --target, print MAE, PSNR and SSIM (both volumes standardized, "
+            "as the report) and write the error maps."
+        ),
+    )
+    synth.add_argument("source", type=Path, metavar="SOURCE", help="T2 or PD volume (.nii or .nii.gz)")
+    synth.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT", help="generator checkpoint (.pt)")
+    synth.add_argument("--out", type=Path, required=True, metavar="OUT", help="output .nii.gz")
+    synth.add_argument("--target", type=Path, metavar="GT", help="ground truth of the target contrast")
+    synth.add_argument("--stride", type=int, default=8, help="patch stride in voxels (default 8, as the report)")
+    synth.add_argument("--batch-size", type=int, metavar="B", help="patches per forward pass (default: automatic)")
+    synth.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    synth.add_argument(
+        "--maps", type=Path, metavar="DIR",
+        help="write the patch-spread map, and with --target the squared-error and gradient-difference maps",
+    )
+    synth.set_defaults(handler=_synthesize)
     return parser
 
 
@@ -80,6 +103,44 @@ def _check(args) -> int:
     if problems:
         raise MedSynthError(f"{problems} of {len(scan.pairs)} pairs cannot be used")
     print(f"all {len(scan.pairs)} pairs are usable")
+    return 0
+
+
+def _synthesize(args) -> int:
+    from .core.checkpoint import load_checkpoint
+    from .core.devices import resolve_device
+    from .core.errors import MedSynthError
+    from .core.nifti import is_nifti_path, load_volume, save_volume, strip_nifti_suffix
+    from .core.synthesis import synthesize
+
+    inputs = [p for p in (args.source, args.target, args.checkpoint) if p is not None]
+    if not is_nifti_path(args.out):
+        raise MedSynthError(f"{args.out.name}: output must end in .nii or .nii.gz")
+    if args.out.resolve() in {p.resolve() for p in inputs}:
+        raise MedSynthError(f"{args.out}: refusing to overwrite an input file")
+    device = resolve_device(args.device)
+    generator, info = load_checkpoint(args.checkpoint)
+    source = load_volume(args.source)
+    target = load_volume(args.target) if args.target else None
+    with progress_bar(f"{info.label} {info.source_contrast}->{info.target_contrast}", unit="patch") as progress:
+        result = synthesize(
+            source, generator, info, target=target, stride=args.stride, device=device,
+            batch_size=args.batch_size, spread=args.maps is not None, progress=progress,
+        )
+    save_volume(args.out, result.synthesis, source, protect=inputs)
+    print(f"wrote {args.out}")
+    if result.metrics:
+        m = result.metrics
+        print(
+            f"MAE {m['mae']:.4f}  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}  "
+            "(standardized volumes; PSNR peak = range of the standardized ground truth)"
+        )
+    if args.maps is not None:
+        stem = strip_nifti_suffix(args.out.name)
+        maps = {"spread": result.spread, **result.maps}
+        for name, data in maps.items():
+            path = save_volume(args.maps / f"{stem}_{name}.nii.gz", data, source, protect=inputs)
+            print(f"wrote {path}")
     return 0
 
 

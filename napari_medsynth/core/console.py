@@ -41,13 +41,24 @@ def run_command(prog: str, handler: Callable[[], int | None]) -> int:
 
 @contextmanager
 def progress_bar(description: str, total: int | None = None, unit: str = "it"):
-    """A tqdm bar on stderr, yielded as a ``progress(done, total)`` callback."""
+    """A tqdm bar on stderr, yielded as a ``progress(done, total)`` callback.
+
+    The bar appears at the first call, so a command that fails while checking its
+    inputs prints its one-line error and nothing else.
+    """
     from tqdm import tqdm
 
-    with tqdm(total=total, desc=description, unit=unit, file=sys.stderr, dynamic_ncols=True) as bar:
+    bar = None
 
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=description, unit=unit, file=sys.stderr, dynamic_ncols=True)
+        bar.total = total
+        bar.update(done - bar.n)
 
+    try:
         yield progress
+    finally:
+        if bar is not None:
+            bar.close()

@@ -131,8 +131,8 @@ def reconstruct_volume(
 def _predict(generator, volume: torch.Tensor, starts: np.ndarray, patch: int) -> torch.Tensor:
     patches = torch.stack(
         [volume[z : z + patch, y : y + patch, x : x + patch] for z, y, x in starts.tolist()]
-    )
-    return generator(patches[:, None])[:, 0].float()
+    )[:, None].contiguous(memory_format=torch.channels_last_3d)
+    return generator(patches)[:, 0].float()
 
 
 def _coverage(shape, patch: int, stride: int) -> torch.Tensor:
@@ -175,15 +175,16 @@ def _default_batch_size(generator, patch: int, device: torch.device) -> int:
 
 @contextmanager
 def _evaluating(generator, device: torch.device):
-    """Run an ``nn.Module`` in eval mode on ``device``; restore its mode and device after."""
+    """Run an ``nn.Module`` in eval mode on ``device`` in channels-last layout (several times
+    faster for 3D convolutions on CPUs); restore its mode, device and layout after."""
     if not isinstance(generator, nn.Module):
         yield
         return
     was_training = generator.training
     parameter = next(generator.parameters(), None)
     home = parameter.device if parameter is not None else device
-    generator.eval().to(device)
+    generator.eval().to(device, memory_format=torch.channels_last_3d)
     try:
         yield
     finally:
-        generator.train(was_training).to(home)
+        generator.train(was_training).to(home, memory_format=torch.contiguous_format)

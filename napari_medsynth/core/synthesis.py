@@ -1,0 +1,123 @@
+"""One synthesis from a source volume to the target contrast, as the CLI and the GUI run it."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .checkpoint import CheckpointInfo
+from .errors import MedSynthError
+from .ixi import ixi_name
+from .metrics import gradient_difference_map, mae, psnr, squared_error_map, ssim
+from .models import Generator
+from .nifti import Volume
+from .preprocess import check_pair, preprocess_volume, to_source_grid
+from .reconstruct import reconstruct_volume
+
+__all__ = ["SynthesisResult", "check_contrast", "synthesize"]
+
+
+@dataclass
+class SynthesisResult:
+    """A synthesis on the source's voxel grid, with its quality figures when a truth was given.
+
+    Attributes
+    ----------
+    synthesis : np.ndarray
+        float32 on the source's grid, in the target contrast's typical intensity scale
+        (the training targets' statistics stored in the checkpoint).
+    standardized : np.ndarray
+        The generator's raw output, ``(224, 224, 32)``, standardized units.
+    spread : np.ndarray or None
+        Standard deviation of the overlapping patch predictions, on the source's grid,
+        in standardized units.
+    metrics : dict
+        ``mae``, ``psnr`` (dB) and ``ssim`` against the ground truth, both volumes
+        standardized as in the report, peak = range of the standardized truth.
+    maps : dict of np.ndarray
+        ``squared_error`` and ``gradient_difference`` on the source's grid (standardized
+        units), when a ground truth was given.
+    """
+
+    synthesis: np.ndarray
+    standardized: np.ndarray
+    spread: np.ndarray | None = None
+    metrics: dict = field(default_factory=dict)
+    maps: dict = field(default_factory=dict)
+
+
+def check_contrast(volume: Volume, expected: str, role: str) -> None:
+    """Refuse an IXI-named file whose contrast is not ``expected`` (other names pass).
+
+    Raises
+    ------
+    MedSynthError
+        For example a PD file given as the source of a T2->PD generator.
+    """
+    parsed = ixi_name(volume.path) if volume.path else None
+    if parsed and parsed[1] != expected:
+        raise MedSynthError(
+            f"{volume.path.name} is a {parsed[1]} image, but the {role} of this generator must be {expected}"
+        )
+
+
+def synthesize(
+    source: Volume,
+    generator: Generator,
+    info: CheckpointInfo,
+    *,
+    target: Volume | None = None,
+    stride: int = 8,
+    device="auto",
+    batch_size: int | None = None,
+    spread: bool = False,
+    progress=None,
+    cancel=None,
+) -> SynthesisResult:
+    """Preprocess ``source``, reconstruct it patch by patch, and map the result back.
+
+    Raises
+    ------
+    MedSynthError
+        Wrong contrast, a constant volume, or a target on another grid.
+    Cancelled
+        ``cancel`` was set.
+    """
+    check_contrast(source, info.source_contrast, "source")
+    if target is not None:
+        check_contrast(target, info.target_contrast, "ground truth")
+        check_pair(source, target)
+    prepared = preprocess_volume(source)
+    reconstructed = reconstruct_volume(
+        generator, prepared.data, patch=info.patch, stride=stride, batch_size=batch_size,
+        device=device, progress=progress, cancel=cancel, return_spread=spread,
+    )
+    standardized, spread_map = reconstructed if spread else (reconstructed, None)
+    scale = info.target_intensity
+    if scale is None:
+        warnings.warn(
+            "the checkpoint does not record its training targets' intensities; "
+            "the synthesis keeps the source's intensity scale",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        scale = prepared.standardization
+    result = SynthesisResult(
+        synthesis=scale.invert(to_source_grid(standardized, prepared)),
+        standardized=standardized,
+        spread=None if spread_map is None else to_source_grid(spread_map, prepared),
+    )
+    if target is not None:
+        truth = preprocess_volume(target).data
+        result.metrics = {
+            "mae": mae(standardized, truth),
+            "psnr": psnr(standardized, truth),
+            "ssim": ssim(standardized, truth),
+        }
+        result.maps = {
+            "squared_error": to_source_grid(squared_error_map(standardized, truth), prepared),
+            "gradient_difference": to_source_grid(gradient_difference_map(standardized, truth), prepared),
+        }
+    return result
