@@ -29,13 +29,17 @@ setup(
         "pyqt5",
         "scipy",
         "tqdm",
+        "matplotlib",
     ],
     extras_require={
         "test": ["pytest", "pytest-qt", "scikit-image", "monai", "torchio<2"],
     },
     entry_points={
         "napari.manifest": ["napari-medsynth = napari_medsynth:napari.yaml"],
-        "console_scripts": ["medsynth = napari_medsynth.cli:main"],
+        "console_scripts": [
+            "medsynth = napari_medsynth.cli:main",
+            "medsynth-train = src_train.cli:main",
+        ],
     },
     classifiers=[
         "Framework :: napari",

@@ -46,3 +46,13 @@ def ixi_pair(tmp_path):
     t2 = write_nifti(tmp_path / "IXI002-Guys-0828-T2.nii.gz", smooth_volume(shape, 1))
     pd = write_nifti(tmp_path / "IXI002-Guys-0828-PD.nii.gz", smooth_volume(shape, 2))
     return t2, pd
+
+
+@pytest.fixture(scope="session")
+def phantom_dir(tmp_path_factory):
+    """Three phantom subjects written by ``medsynth phantom`` (one train, one validation, one test)."""
+    from napari_medsynth.cli import main
+
+    folder = tmp_path_factory.mktemp("phantom")
+    assert main(["phantom", str(folder), "--subjects", "3", "--seed", "0"]) == 0
+    return folder

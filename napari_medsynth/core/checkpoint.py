@@ -219,8 +219,10 @@ def _plain(value):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    if isinstance(value, (bool, str)) or value is None:
+    if isinstance(value, bool) or value is None:
         return value
+    if isinstance(value, str):
+        return str(value)  # plain str: subclasses such as torch's TorchVersion do not unpickle safely
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):

@@ -181,10 +181,15 @@ def _evaluating(generator, device: torch.device):
         yield
         return
     was_training = generator.training
-    parameter = next(generator.parameters(), None)
-    home = parameter.device if parameter is not None else device
+    weight = next((p for p in generator.parameters() if p.ndim == 5 and p.shape[1] > 1), None)
+    home = weight.device if weight is not None else device
+    layout = (
+        torch.channels_last_3d
+        if weight is not None and weight.is_contiguous(memory_format=torch.channels_last_3d)
+        else torch.contiguous_format
+    )
     generator.eval().to(device, memory_format=torch.channels_last_3d)
     try:
         yield
     finally:
-        generator.train(was_training).to(home, memory_format=torch.contiguous_format)
+        generator.train(was_training).to(home, memory_format=layout)

@@ -1,0 +1,226 @@
+"""Training data: a seeded subject split, a cache of preprocessed volumes, and 32^3 patches."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, DistributedSampler
+
+from napari_medsynth.core.atomic import atomic_output
+from napari_medsynth.core.checkpoint import DIRECTIONS
+from napari_medsynth.core.errors import MedSynthError
+from napari_medsynth.core.ixi import CONTRASTS, IXIPair, find_ixi_pairs
+from napari_medsynth.core.nifti import load_volume
+from napari_medsynth.core.patches import patch_grid
+from napari_medsynth.core.preprocess import (
+    KEEP_EVERY,
+    KEEP_OFFSET,
+    PREPROCESSED_SHAPE,
+    RESAMPLED_SHAPE,
+    Standardization,
+    check_pair,
+    preprocess_volume,
+)
+
+__all__ = [
+    "PatchDataset",
+    "PreprocessedCache",
+    "ResumableSampler",
+    "SubjectSplit",
+    "VolumePair",
+    "find_pairs_or_fail",
+    "load_volume_pairs",
+]
+
+# The report's split of 355 IXI subjects: 250 train, 35 validation, 70 test.
+REPORT_FRACTIONS = (250 / 355, 35 / 355, 70 / 355)
+_PREPROCESSING_KEY = json.dumps([RESAMPLED_SHAPE, KEEP_EVERY, KEEP_OFFSET, "zscore-v1"])
+
+
+@dataclass(frozen=True)
+class SubjectSplit:
+    """Which subjects train, validate and test; written into the run folder and reused."""
+
+    train: list[str]
+    validation: list[str]
+    test: list[str]
+    seed: int = 0
+
+    @classmethod
+    def make(cls, subjects: list[str], fractions=REPORT_FRACTIONS, seed: int = 0) -> SubjectSplit:
+        """Shuffle ``subjects`` with ``seed`` and cut by ``fractions`` (train, validation, test).
+
+        Validation and test get at least one subject each when there are three or more.
+
+        Raises
+        ------
+        MedSynthError
+            Fewer than three subjects.
+        """
+        subjects = sorted(subjects)
+        if len(subjects) < 3:
+            raise MedSynthError(f"{len(subjects)} T2/PD pairs found; training needs at least 3 (train, validation, test)")
+        total = sum(fractions)
+        n_val = max(1, round(len(subjects) * fractions[1] / total))
+        n_test = max(1, round(len(subjects) * fractions[2] / total))
+        n_val = min(n_val, len(subjects) - 2)
+        n_test = min(n_test, len(subjects) - 1 - n_val)
+        order = np.random.default_rng(seed).permutation(len(subjects))
+        shuffled = [subjects[i] for i in order]
+        return cls(
+            train=sorted(shuffled[n_val + n_test :]),
+            validation=sorted(shuffled[:n_val]),
+            test=sorted(shuffled[n_val : n_val + n_test]),
+            seed=seed,
+        )
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write as JSON, atomically."""
+        with atomic_output(path) as tmp_name:
+            Path(tmp_name).write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SubjectSplit:
+        """Read a split written by :meth:`save`."""
+        try:
+            return cls(**json.loads(Path(path).read_text()))
+        except (OSError, ValueError, TypeError) as error:
+            raise MedSynthError(f"{path}: not a readable split file ({error})") from None
+
+
+@dataclass(frozen=True)
+class CachedVolume:
+    """A preprocessed volume stored as .npy (memory-mapped on use) and its statistics."""
+
+    array_path: Path
+    standardization: Standardization
+
+    def load(self, mmap: bool = True) -> np.ndarray:
+        """The standardized (224, 224, 32) float32 array."""
+        return np.load(self.array_path, mmap_mode="r" if mmap else None)
+
+
+class PreprocessedCache:
+    """Preprocessed volumes on disk, keyed by file path, size, modification time and settings,
+    so epochs (and later runs) never read or resample a .nii.gz again."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+
+    def _paths(self, path: Path) -> tuple[Path, Path]:
+        stat = path.stat()
+        key = hashlib.sha1(
+            f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{_PREPROCESSING_KEY}".encode()
+        ).hexdigest()[:16]
+        array_path = self.folder / f"{path.name.split('.')[0]}-{key}.npy"
+        return array_path, array_path.with_suffix(".json")
+
+    def lookup(self, path: Path) -> CachedVolume | None:
+        """The cached preprocessed volume of ``path``, or None if it is not cached yet."""
+        array_path, stats_path = self._paths(path)
+        if not (array_path.is_file() and stats_path.is_file()):
+            return None
+        stats = json.loads(stats_path.read_text())
+        return CachedVolume(array_path, Standardization(stats["mean"], stats["std"]))
+
+    def store(self, path: Path, volume) -> CachedVolume:
+        """Preprocess ``volume`` (read from ``path``) and cache it, atomically."""
+        array_path, stats_path = self._paths(path)
+        prepared = preprocess_volume(volume)
+        with atomic_output(array_path, ".npy") as tmp_name:
+            np.save(tmp_name, prepared.data)
+        with atomic_output(stats_path) as tmp_name:
+            Path(tmp_name).write_text(json.dumps(asdict(prepared.standardization)))
+        return CachedVolume(array_path, prepared.standardization)
+
+
+@dataclass(frozen=True)
+class VolumePair:
+    """One subject's preprocessed source and target in the training direction."""
+
+    subject: str
+    source: CachedVolume
+    target: CachedVolume
+
+
+def load_volume_pairs(pairs: list[IXIPair], direction: str, cache: PreprocessedCache, progress=None) -> list[VolumePair]:
+    """Check and preprocess (through ``cache``) each pair, oriented source -> target.
+
+    Raises
+    ------
+    MedSynthError
+        A volume is unreadable, constant, or on another grid than its partner.
+    """
+    source_contrast, target_contrast = DIRECTIONS[direction]
+    result = []
+    for done, pair in enumerate(pairs, start=1):
+        cached = {c: cache.lookup(pair.path(c)) for c in CONTRASTS}
+        if None in cached.values():
+            volumes = {c: load_volume(pair.path(c)) for c in CONTRASTS}
+            check_pair(volumes["T2"], volumes["PD"])
+            cached = {c: cache.store(pair.path(c), volumes[c]) for c in CONTRASTS}
+        result.append(VolumePair(pair.subject, cached[source_contrast], cached[target_contrast]))
+        if progress is not None:
+            progress(done, len(pairs))
+    return result
+
+
+def find_pairs_or_fail(data: str | os.PathLike) -> list[IXIPair]:
+    """The IXI T2/PD pairs in ``data``.
+
+    Raises
+    ------
+    MedSynthError
+        The folder holds none.
+    """
+    scan = find_ixi_pairs(data)
+    if not scan.pairs:
+        raise MedSynthError(f"{data}: no IXI T2/PD pairs (IXI###-Site-####-T2.nii.gz with its -PD partner)")
+    return scan.pairs
+
+
+class PatchDataset(Dataset):
+    """All non-overlapping ``patch``^3 patches of the given subjects (49 each), as
+    ``(source, target)`` float32 tensors of shape ``(1, p, p, p)``.
+
+    Arrays are memory-mapped lazily in each DataLoader worker.
+    """
+
+    def __init__(self, pairs: list[VolumePair], patch: int = 32):
+        self.paths = [(p.source.array_path, p.target.array_path) for p in pairs]
+        self.patch = patch
+        self.starts = patch_grid(PREPROCESSED_SHAPE, patch)
+        self._arrays: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return len(self.paths) * len(self.starts)
+
+    def __getitem__(self, index: int):
+        subject, position = divmod(index, len(self.starts))
+        if subject not in self._arrays:
+            self._arrays[subject] = tuple(np.load(p, mmap_mode="r") for p in self.paths[subject])
+        z, y, x = self.starts[position]
+        region = (slice(z, z + self.patch), slice(y, y + self.patch), slice(x, x + self.patch))
+        source, target = (torch.from_numpy(np.array(a[region], dtype=np.float32))[None] for a in self._arrays[subject])
+        return source, target
+
+
+class ResumableSampler(DistributedSampler):
+    """A seeded shuffle per epoch (``set_epoch``), split across ranks, that can skip the
+    samples a stopped run already trained on, so a resumed run sees the same order."""
+
+    def __init__(self, dataset, num_replicas: int, rank: int, seed: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.skip = 0
+
+    def __iter__(self):
+        return iter(list(super().__iter__())[self.skip :])
+
+    def __len__(self) -> int:
+        return super().__len__() - self.skip

@@ -1,0 +1,543 @@
+"""The training loop: alternating D/G updates, validation, checkpoints, resume, torchrun.
+
+One process trains on the CPU or one GPU. Under ``torchrun`` (``WORLD_SIZE > 1``) every
+process trains a DistributedDataParallel replica on its share of the patches (NCCL on
+GPUs, Gloo on CPUs); rank 0 validates, writes the run folder and the checkpoints.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from napari_medsynth.core.checkpoint import checkpoint_payload, load_checkpoint, parse_direction, read_checkpoint, write_atomically
+from napari_medsynth.core.devices import resolve_device
+from napari_medsynth.core.errors import MedSynthError
+from napari_medsynth.core.metrics import mae, psnr, ssim
+from napari_medsynth.core.models import Discriminator, Generator
+from napari_medsynth.core.reconstruct import reconstruct_volume
+
+from .data import (
+    REPORT_FRACTIONS,
+    PatchDataset,
+    PreprocessedCache,
+    ResumableSampler,
+    SubjectSplit,
+    find_pairs_or_fail,
+    load_volume_pairs,
+)
+from .losses import IN_PLANE_DIMS, VOLUME_DIMS, adversarial_loss, gradient_difference_loss, reconstruction_loss
+
+__all__ = ["TrainConfig", "Trainer", "TrainingStopped", "VARIANT_LOSSES"]
+
+# variant: (reconstruction norm, adversarial term, gradient-difference term)
+VARIANT_LOSSES = {"G1": ("l2", False, False), "G2": ("l2", True, False), "G3": ("l2", True, True), "G4": ("l1", True, True)}
+LOSS_NAMES = ("loss_g", "loss_d", "loss_rec", "loss_adv", "loss_gdl")
+METRIC_COLUMNS = ("epoch", *LOSS_NAMES, "val_mae", "val_mae_std", "val_psnr", "val_psnr_std",
+                  "val_ssim", "val_ssim_std", "best", "seconds")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in its checkpoints)."""
+
+    data: str
+    out: str
+    direction: str = "t2-pd"
+    variant: str = "G1"
+    residual: bool = False
+    init: str | None = None
+    epochs: int = 32
+    batch_size: int = 7
+    lr: float = 2e-4
+    width: float = 1.0
+    val_stride: int = 8
+    device: str = "auto"
+    seed: int = 0
+    workers: int = 2
+    val_fraction: float = REPORT_FRACTIONS[1]
+    test_fraction: float = REPORT_FRACTIONS[2]
+    reconstruction_weight: float = 1.0
+    adversarial_weight: float = 0.5
+    gdl_weight: float = 1.0
+    gdl_exponent: float = 2.0
+    gdl_3d: bool = False
+    reduction: str = "mean"
+    cache: str | None = None
+    amp: bool = True
+    log_every: int = 10
+
+    def __post_init__(self):
+        self.direction = parse_direction(self.direction)
+        self.variant = self.variant.upper()
+        if self.variant not in VARIANT_LOSSES:
+            raise MedSynthError(f"unknown variant {self.variant!r}; use G1, G2, G3 or G4")
+        if self.epochs < 1 or self.batch_size < 1 or self.val_stride < 1 or not self.lr > 0:
+            raise MedSynthError("epochs, batch size, validation stride and learning rate must be positive")
+        if VARIANT_LOSSES[self.variant][1] and self.batch_size < 2:
+            raise MedSynthError(f"{self.variant} splits each batch into real and generated halves: use --batch-size 2 or more")
+
+
+class TrainingStopped(Exception):
+    """Training was asked to stop; ``last.pt`` holds where it was."""
+
+
+@dataclass
+class _Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> _Distributed:
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                   int(os.environ.get("LOCAL_RANK", 0)))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
+
+    def any(self, flag: bool, device: torch.device) -> bool:
+        """True on every rank when ``flag`` is true on one."""
+        if not self.active:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0], device=device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item() > 0)
+
+
+@dataclass
+class _Progress:
+    epoch: int = 0  # epochs completed
+    step: int = 0  # steps completed within the current epoch
+    best_psnr: float = -math.inf
+    best_epoch: int = 0
+    sums: dict = field(default_factory=lambda: dict.fromkeys(LOSS_NAMES, 0.0))
+
+
+class Trainer:
+    """Trains one generator variant; see :class:`TrainConfig`.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    resume : bool
+        Continue the run in ``config.out`` from its ``last.pt`` (its stored settings
+        win, except ``epochs``, ``device`` and ``workers``).
+    on_event : callable, optional
+        Receives each event dict (``start``, ``step``, ``validation``, ``stopped``,
+        ``done``) on rank 0; the same events are appended to ``events.jsonl``.
+    """
+
+    def __init__(self, config: TrainConfig, resume: bool = False, on_event: Callable[[dict], None] | None = None):
+        self.run_dir = Path(config.out)
+        self.resume = resume
+        self.on_event = on_event
+        self.stop_requested = threading.Event()
+        self.dist = _Distributed.from_env()
+        self.progress = _Progress()
+        self._resume_state = None
+        if resume:
+            last = self.run_dir / "last.pt"
+            if not last.is_file():
+                raise MedSynthError(f"{last}: nothing to resume (no last.pt in the run folder)")
+            self._resume_state = read_checkpoint(last)
+            stored = TrainConfig(**self._resume_state["training"]["config"])
+            config = TrainConfig(**{**asdict(stored), "epochs": config.epochs, "device": config.device,
+                                    "workers": config.workers, "data": config.data or stored.data})
+        elif (self.run_dir / "last.pt").exists():
+            raise MedSynthError(f"{self.run_dir} already holds a run (last.pt): pass --resume to continue it, or choose another --out")
+        self.config = config
+
+    # ----------------------------------------------------------------- set-up
+    def _setup(self) -> None:
+        config = self.config
+        device = resolve_device(config.device)
+        if self.dist.active:
+            if device.type == "cuda":
+                device = torch.device("cuda", self.dist.local_rank)
+                torch.cuda.set_device(device)
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+            if device.type == "cpu":
+                torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
+        self.device = device
+        self.amp_dtype = None
+        if config.amp and device.type == "cuda":
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+
+        if self.dist.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        pairs = find_pairs_or_fail(config.data)
+        split_path = self.run_dir / "split.json"
+        if split_path.is_file():
+            split = SubjectSplit.load(split_path)
+        else:
+            train_fraction = 1.0 - config.val_fraction - config.test_fraction
+            split = SubjectSplit.make([p.subject for p in pairs],
+                                      (train_fraction, config.val_fraction, config.test_fraction), config.seed)
+            if self.dist.main:
+                split.save(split_path)
+        by_subject = {p.subject: p for p in pairs}
+        missing = [s for s in split.train + split.validation if s not in by_subject]
+        if missing:
+            raise MedSynthError(f"{split_path}: subjects {', '.join(missing[:3])} are not in {config.data}")
+        cache = PreprocessedCache(config.cache or self.run_dir / "cache")
+        if self.dist.main:  # rank 0 fills the cache; the others then only read it
+            self._preprocess(cache, [by_subject[s] for s in split.train + split.validation])
+        self.dist.barrier()
+        self.train_pairs = load_volume_pairs([by_subject[s] for s in split.train], config.direction, cache)
+        self.val_pairs = load_volume_pairs([by_subject[s] for s in split.validation], config.direction, cache)
+        self.split = split
+        self.target_intensity = {
+            "mean": float(np.mean([p.target.standardization.mean for p in self.train_pairs])),
+            "std": float(np.mean([p.target.standardization.std for p in self.train_pairs])),
+        }
+
+        torch.manual_seed(config.seed)
+        generator = Generator(residual=config.residual, width=config.width)
+        if config.init and self._resume_state is None:
+            initial, info = load_checkpoint(config.init, direction=config.direction)
+            if (info.width, info.residual) != (generator.width, generator.residual):
+                raise MedSynthError(
+                    f"{Path(config.init).name}: a width-{info.width:g} {'residual ' if info.residual else ''}generator; "
+                    f"this run asks for width {config.width:g}{' with --residual' if config.residual else ''}"
+                )
+            generator.load_state_dict(initial.state_dict())
+        norm, adversarial, gdl = VARIANT_LOSSES[config.variant]
+        self.norm, self.adversarial, self.gdl = norm, adversarial, gdl
+        discriminator = Discriminator() if adversarial else None
+        if config.init and discriminator is not None and self._resume_state is None:
+            stored = read_checkpoint(config.init).get("discriminator")
+            if stored is not None:
+                discriminator.load_state_dict(stored)
+        layout = torch.channels_last_3d
+        self.generator = generator.to(device, memory_format=layout)
+        self.discriminator = discriminator.to(device, memory_format=layout) if discriminator else None
+        self.g_step_model = self.generator
+        self.d_step_model = self.discriminator
+        if self.dist.active:
+            ids = [device.index] if device.type == "cuda" else None
+            self.g_step_model = DistributedDataParallel(self.generator, device_ids=ids)
+            if self.discriminator is not None:
+                self.d_step_model = DistributedDataParallel(self.discriminator, device_ids=ids)
+        betas = (0.5, 0.999)
+        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
+        self.optimizer_d = (torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
+                            if self.discriminator is not None else None)
+
+        dataset = PatchDataset(self.train_pairs)
+        self.sampler = ResumableSampler(dataset, self.dist.world_size, self.dist.rank, config.seed)
+        self.loader = DataLoader(dataset, batch_size=config.batch_size, sampler=self.sampler,
+                                 num_workers=config.workers, pin_memory=device.type == "cuda",
+                                 persistent_workers=False)
+        self.steps_per_epoch = math.ceil(len(self.sampler) / config.batch_size)
+        if self._resume_state is not None:
+            self._restore(self._resume_state)
+        self._writer = _open_tensorboard(self.run_dir) if self.dist.main else None
+
+    def _preprocess(self, cache: PreprocessedCache, pairs) -> None:
+        from napari_medsynth.core.console import progress_bar
+
+        with progress_bar("preprocessing", unit="pair") as progress:
+            load_volume_pairs(pairs, self.config.direction, cache, progress)
+
+    # --------------------------------------------------------------- training
+    def run(self) -> dict:
+        """Train to ``config.epochs``; return the best epoch and its validation figures.
+
+        Raises
+        ------
+        TrainingStopped
+            ``stop_requested`` was set; ``last.pt`` was saved first.
+        MedSynthError
+            Bad data, a NaN loss, or CUDA out of memory.
+        """
+        try:
+            self._setup()
+            return self._train()
+        finally:
+            if self.dist.active and dist.is_initialized():
+                dist.destroy_process_group()
+
+    def _train(self) -> dict:
+        config = self.config
+        self._emit({"event": "start", "epochs": config.epochs, "steps": self.steps_per_epoch,
+                    "epoch": self.progress.epoch, "train_subjects": len(self.train_pairs),
+                    "validation_subjects": len(self.val_pairs), "world_size": self.dist.world_size,
+                    "device": str(self.device), "variant": config.variant, "direction": config.direction})
+        while self.progress.epoch < config.epochs:
+            started = time.time()
+            epoch = self.progress.epoch
+            self.sampler.set_epoch(epoch)
+            self.sampler.skip = self.progress.step * config.batch_size
+            self.generator.train()
+            for source, target in self.loader:
+                losses = self._step(source, target)
+                self.progress.step += 1
+                for name, value in losses.items():
+                    self.progress.sums[name] += value
+                self._emit({"event": "step", "epoch": epoch + 1, "step": self.progress.step,
+                            "steps": self.steps_per_epoch, **losses})
+                if self.dist.any(self.stop_requested.is_set(), self.device):
+                    self._save_last()
+                    self._emit({"event": "stopped", "epoch": epoch + 1, "step": self.progress.step})
+                    raise TrainingStopped(f"stopped at epoch {epoch + 1}, step {self.progress.step} of "
+                                          f"{self.steps_per_epoch}; last.pt saved: continue with --resume")
+            means = {k: v / max(1, self.progress.step) for k, v in self.progress.sums.items()}
+            self.progress.epoch, self.progress.step = epoch + 1, 0
+            self.progress.sums = dict.fromkeys(LOSS_NAMES, 0.0)
+            if self.dist.main:
+                self._end_epoch(means, time.time() - started)
+            self.dist.barrier()
+            if self.dist.any(self.stop_requested.is_set(), self.device) and self.progress.epoch < config.epochs:
+                self._emit({"event": "stopped", "epoch": self.progress.epoch, "step": 0})
+                raise TrainingStopped(f"stopped after epoch {self.progress.epoch}; last.pt saved: continue with --resume")
+        summary = {"best_epoch": self.progress.best_epoch, "best_psnr": self.progress.best_psnr,
+                   "epochs": self.progress.epoch}
+        self._emit({"event": "done", **summary})
+        return summary
+
+    def _step(self, source: torch.Tensor, target: torch.Tensor) -> dict:
+        config = self.config
+        layout = torch.channels_last_3d
+        source = source.to(self.device, non_blocking=True).contiguous(memory_format=layout)
+        target = target.to(self.device, non_blocking=True).contiguous(memory_format=layout)
+        losses = dict.fromkeys(LOSS_NAMES, 0.0)
+        try:
+            with self._autocast():
+                fake = self.g_step_model(source)
+            loss_adv = fake.new_zeros(())
+            if self.adversarial:
+                half = max(1, len(source) // 2)
+                with self._autocast():
+                    real_logits = self.d_step_model(source[:half], target[:half])
+                    fake_logits = self.d_step_model(source[half:], fake[half:].detach())
+                    loss_d = adversarial_loss(real_logits.float(), True) + adversarial_loss(fake_logits.float(), False)
+                self._check_finite(loss_d, "discriminator")
+                self.optimizer_d.zero_grad(set_to_none=True)
+                self.scaler.scale(loss_d).backward()
+                self.scaler.step(self.optimizer_d)
+                losses["loss_d"] = float(loss_d.detach())
+                with self._autocast():  # the unwrapped D: its gradients here are discarded
+                    loss_adv = adversarial_loss(self.discriminator(source, fake).float(), True)
+            fake = fake.float()
+            loss_rec = reconstruction_loss(fake, target, self.norm, config.reduction)
+            loss_gdl = (gradient_difference_loss(fake, target, VOLUME_DIMS if config.gdl_3d else IN_PLANE_DIMS,
+                                                 config.gdl_exponent, config.reduction)
+                        if self.gdl else fake.new_zeros(()))
+            loss_g = (config.reconstruction_weight * loss_rec + config.adversarial_weight * loss_adv
+                      + config.gdl_weight * loss_gdl)
+            self._check_finite(loss_g, "generator")
+            self.optimizer_g.zero_grad(set_to_none=True)
+            self.scaler.scale(loss_g).backward()
+            self.scaler.step(self.optimizer_g)
+            self.scaler.update()
+        except torch.cuda.OutOfMemoryError:
+            raise MedSynthError(
+                f"CUDA out of memory with batch size {config.batch_size} at width {config.width:g}: "
+                f"try --batch-size {max(1, config.batch_size // 2)} or a smaller --width"
+            ) from None
+        losses.update(loss_g=float(loss_g.detach()), loss_rec=float(loss_rec.detach()),
+                      loss_adv=float(loss_adv.detach()), loss_gdl=float(loss_gdl.detach()))
+        return losses
+
+    def _check_finite(self, loss: torch.Tensor, which: str) -> None:
+        if not torch.isfinite(loss):
+            raise MedSynthError(
+                f"the {which} loss became {float(loss)} at epoch {self.progress.epoch + 1}, step "
+                f"{self.progress.step + 1}; this epoch was not saved: lower --lr, or --resume from last.pt"
+            )
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None) \
+            if self.device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+    # ------------------------------------------------------ validation, saving
+    def _end_epoch(self, means: dict, seconds: float) -> None:
+        epoch = self.progress.epoch
+        scores = self.validate()
+        summary = {name: (float(np.mean(values)), float(np.std(values))) for name, values in scores.items()
+                   if name != "subject"}
+        is_best = summary["psnr"][0] > self.progress.best_psnr
+        if is_best:
+            self.progress.best_psnr, self.progress.best_epoch = summary["psnr"][0], epoch
+            self._save_best(summary)
+        self._save_last()
+        row = {"epoch": epoch, **{k: f"{v:.6g}" for k, v in means.items()},
+               "val_mae": summary["mae"][0], "val_mae_std": summary["mae"][1],
+               "val_psnr": summary["psnr"][0], "val_psnr_std": summary["psnr"][1],
+               "val_ssim": summary["ssim"][0], "val_ssim_std": summary["ssim"][1],
+               "best": int(is_best), "seconds": round(seconds, 2)}
+        _append_csv(self.run_dir / "metrics.csv", METRIC_COLUMNS, [row])
+        _append_csv(self.run_dir / "val_subjects.csv", ("epoch", "subject", "mae", "psnr", "ssim"),
+                    [{"epoch": epoch, "subject": s, "mae": m, "psnr": p, "ssim": q}
+                     for s, m, p, q in zip(scores["subject"], scores["mae"], scores["psnr"], scores["ssim"])])
+        _plot_curves(self.run_dir / "metrics.csv", self.run_dir / "curves.png")
+        if self._writer is not None:
+            for name, value in {**means, "val_mae": summary["mae"][0], "val_psnr": summary["psnr"][0],
+                                "val_ssim": summary["ssim"][0]}.items():
+                self._writer.add_scalar(name, value, epoch)
+            self._writer.flush()
+        self._emit({"event": "validation", "epoch": epoch, **means,
+                    **{k: v[0] for k, v in summary.items()}, **{f"{k}_std": v[1] for k, v in summary.items()},
+                    "best": is_best, "best_epoch": self.progress.best_epoch, "seconds": seconds})
+
+    def validate(self) -> dict:
+        """Whole-volume MAE, PSNR and SSIM of each validation subject (standardized volumes)."""
+        generator = copy.deepcopy(self.generator)
+        scores = {"subject": [], "mae": [], "psnr": [], "ssim": []}
+        for pair in self.val_pairs:
+            source, target = pair.source.load(mmap=False), pair.target.load(mmap=False)
+            prediction = reconstruct_volume(generator, source, stride=self.config.val_stride, device=self.device)
+            scores["subject"].append(pair.subject)
+            scores["mae"].append(mae(prediction, target))
+            scores["psnr"].append(psnr(prediction, target))
+            scores["ssim"].append(ssim(prediction, target))
+        return scores
+
+    def _provenance(self, **extra) -> dict:
+        return {"data_set": str(self.config.data), "train_subjects": len(self.train_pairs),
+                "target_intensity": self.target_intensity, "init": self.config.init,
+                "command": " ".join(sys.argv), "torch": torch.__version__, **extra}
+
+    def _save_best(self, summary: dict) -> None:
+        payload = checkpoint_payload(
+            self.generator, direction=self.config.direction, variant=self.config.variant,
+            **self._provenance(epochs=self.progress.epoch, best_epoch=self.progress.epoch,
+                               val_mae=summary["mae"][0], val_psnr=summary["psnr"][0], val_ssim=summary["ssim"][0]),
+        )
+        if self.discriminator is not None:
+            payload["discriminator"] = {k: v.detach().cpu().clone() for k, v in self.discriminator.state_dict().items()}
+        write_atomically(self.run_dir / "best.pt", payload)
+
+    def _save_last(self) -> None:
+        if not self.dist.main:
+            return
+        progress = self.progress
+        payload = checkpoint_payload(
+            self.generator, direction=self.config.direction, variant=self.config.variant,
+            **self._provenance(epochs=progress.epoch, best_epoch=progress.best_epoch, val_psnr=progress.best_psnr),
+        )
+        payload["training"] = {
+            "config": asdict(self.config),
+            "epoch": progress.epoch,
+            "step": progress.step,
+            "best_psnr": progress.best_psnr,
+            "best_epoch": progress.best_epoch,
+            "sums": dict(progress.sums),
+            "optimizer_g": self.optimizer_g.state_dict(),
+            "discriminator": self.discriminator.state_dict() if self.discriminator is not None else None,
+            "optimizer_d": self.optimizer_d.state_dict() if self.optimizer_d is not None else None,
+            "scaler": self.scaler.state_dict(),
+            "rng": _rng_state(),
+        }
+        write_atomically(self.run_dir / "last.pt", payload)
+
+    def _restore(self, payload: dict) -> None:
+        training = payload["training"]
+        self.generator.load_state_dict(payload["generator"])
+        self.optimizer_g.load_state_dict(training["optimizer_g"])
+        if self.discriminator is not None:
+            self.discriminator.load_state_dict(training["discriminator"])
+            self.optimizer_d.load_state_dict(training["optimizer_d"])
+        if training["scaler"]:
+            self.scaler.load_state_dict(training["scaler"])
+        self.progress = _Progress(epoch=training["epoch"], step=training["step"], best_psnr=training["best_psnr"],
+                                  best_epoch=training["best_epoch"], sums=dict(training["sums"]))
+        _set_rng_state(training["rng"])
+
+    def _emit(self, event: dict) -> None:
+        if not self.dist.main:
+            return
+        if event["event"] != "step" or event["step"] % self.config.log_every == 0 or event["step"] == event["steps"]:
+            with open(self.run_dir / "events.jsonl", "a") as handle:
+                handle.write(json.dumps({"time": time.time(), **event}) + "\n")
+        if self.on_event is not None:
+            self.on_event(event)
+
+
+def _append_csv(path: Path, columns, rows) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
+def _plot_curves(metrics_csv: Path, png: Path) -> None:
+    """Validation MAE and PSNR per epoch, as a PNG beside metrics.csv."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    with open(metrics_csv) as handle:
+        rows = list(csv.DictReader(handle))
+    epochs = [int(r["epoch"]) for r in rows]
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=100)
+    for axis, key, label in ((axes[0], "val_mae", "validation MAE"), (axes[1], "val_psnr", "validation PSNR (dB)")):
+        mean = np.array([float(r[key]) for r in rows])
+        std = np.array([float(r[f"{key}_std"]) for r in rows])
+        axis.plot(epochs, mean, marker="o")
+        axis.fill_between(epochs, mean - std, mean + std, alpha=0.2)
+        axis.set_xlabel("epoch")
+        axis.set_title(label)
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    with open(png, "wb") as handle:
+        figure.savefig(handle, format="png")
+    plt.close(figure)
+
+
+def _open_tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def _rng_state() -> dict:
+    numpy_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))

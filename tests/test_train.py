@@ -1,0 +1,179 @@
+"""src_train on a tiny phantom set at small width: real torch training, real files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from napari_medsynth import load_checkpoint
+from src_train.cli import main
+from src_train.trainer import TrainConfig, Trainer, TrainingStopped
+
+TINY = ["--width", "0.0625", "--batch-size", "7", "--val-stride", "32", "--workers", "0", "--device", "cpu"]
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def _config(phantom_dir, out, **changes) -> TrainConfig:
+    values = dict(data=str(phantom_dir), out=str(out), width=0.0625, batch_size=7, val_stride=32, workers=0,
+                  device="cpu", epochs=2)
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def g3_run(phantom_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "g3"
+    assert main(["train", "--data", str(phantom_dir), "--out", str(out), "--variant", "G3", "--epochs", "3",
+                 "--lr", "1e-3", *TINY]) == 0
+    return out
+
+
+def test_a_run_writes_its_folder_and_the_loss_falls(g3_run):
+    names = {p.name for p in g3_run.iterdir()}
+    assert {"last.pt", "best.pt", "metrics.csv", "val_subjects.csv", "events.jsonl", "curves.png", "split.json"} <= names
+    rows = _rows(g3_run / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert float(rows[-1]["loss_rec"]) < float(rows[0]["loss_rec"])
+    assert float(rows[-1]["loss_d"]) > 0 and float(rows[-1]["loss_gdl"]) > 0
+    split = json.loads((g3_run / "split.json").read_text())
+    assert [len(split[k]) for k in ("train", "validation", "test")] == [1, 1, 1]
+    assert len(_rows(g3_run / "val_subjects.csv")) == 3
+    events = [json.loads(line) for line in (g3_run / "events.jsonl").read_text().splitlines()]
+    assert events[0]["event"] == "start" and events[-1]["event"] == "done"
+    assert sum(e["event"] == "validation" for e in events) == 3
+
+
+def test_best_checkpoint_is_the_best_validation_epoch(g3_run):
+    rows = _rows(g3_run / "metrics.csv")
+    best_row = max(rows, key=lambda r: float(r["val_psnr"]))
+    generator, info = load_checkpoint(g3_run / "best.pt", direction="t2-pd")
+    assert info.variant == "G3" and info.width == 0.0625
+    assert info.provenance["best_epoch"] == int(best_row["epoch"])
+    assert info.provenance["val_psnr"] == pytest.approx(float(best_row["val_psnr"]))
+    assert info.target_intensity.std > 0
+    _, last = load_checkpoint(g3_run / "last.pt")
+    assert last.provenance["epochs"] == 3
+
+
+def test_g4_starts_from_g3s_best_weights(g3_run, phantom_dir, tmp_path):
+    best = torch.load(g3_run / "best.pt", weights_only=True)
+    seen = {}
+    config = _config(phantom_dir, tmp_path / "g4", variant="G4", init=str(g3_run / "best.pt"), epochs=1)
+    trainer = Trainer(config)
+
+    def on_start(event):
+        if event["event"] == "start":
+            seen["generator"] = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+            seen["discriminator"] = {k: v.clone() for k, v in trainer.discriminator.state_dict().items()}
+
+    trainer.on_event = on_start
+    trainer.run()
+    for key, value in best["generator"].items():
+        torch.testing.assert_close(seen["generator"][key], value)
+    for key, value in best["discriminator"].items():
+        torch.testing.assert_close(seen["discriminator"][key], value)
+    assert trainer.norm == "l1"
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(phantom_dir, tmp_path):
+    whole = Trainer(_config(phantom_dir, tmp_path / "whole", variant="G2"))
+    whole.run()
+
+    stopped = Trainer(_config(phantom_dir, tmp_path / "split", variant="G2"))
+
+    def stop_mid_epoch(event):
+        if event["event"] == "step" and event["epoch"] == 1 and event["step"] == 3:
+            stopped.stop_requested.set()
+
+    stopped.on_event = stop_mid_epoch
+    with pytest.raises(TrainingStopped, match="stopped at epoch 1, step 3 of 7"):
+        stopped.run()
+    assert not (tmp_path / "split" / "metrics.csv").exists()
+    Trainer(_config(phantom_dir, tmp_path / "split", variant="G2"), resume=True).run()
+
+    a = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "split" / "last.pt", weights_only=True)
+    for key, value in a["generator"].items():
+        torch.testing.assert_close(b["generator"][key], value, rtol=0, atol=0)
+    for key, value in a["training"]["discriminator"].items():
+        torch.testing.assert_close(b["training"]["discriminator"][key], value, rtol=0, atol=0)
+    drop = ("seconds",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in _rows(tmp_path / "whole" / "metrics.csv")] == \
+           [{k: v for k, v in r.items() if k not in drop} for r in _rows(tmp_path / "split" / "metrics.csv")]
+
+
+def test_refusals_are_one_line(phantom_dir, tmp_path, g3_run, capsys):
+    cases = [
+        (["--out", str(tmp_path / "none"), "--resume"], "nothing to resume"),
+        (["--out", str(g3_run)], "already holds a run (last.pt): pass --resume"),
+        (["--out", str(tmp_path / "nan"), "--lr", "1e38"], "loss became nan"),
+        (["--out", str(tmp_path / "b1"), "--variant", "G2", "--batch-size", "1"], "use --batch-size 2 or more"),
+        (["--out", str(tmp_path / "cuda"), "--device", "cuda"], "sees no GPU"),
+    ]
+    for extra, message in cases:
+        if "cuda" in extra and torch.cuda.is_available():
+            continue
+        args = ["train", "--data", str(phantom_dir), *TINY, "--epochs", "1", *extra]
+        assert main(args) == 1, extra
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if line.startswith("medsynth-train: error:")]
+        assert len(errors) == 1 and message in errors[0], err
+        assert "Traceback" not in err
+    assert not (tmp_path / "nan" / "last.pt").exists()
+
+
+def test_sigint_saves_and_resume_finishes(phantom_dir, tmp_path):
+    out = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "src_train", "train", "--data", str(phantom_dir), "--out", str(out), *TINY,
+               "--epochs", "2"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    events = out / "events.jsonl"
+    while time.time() < deadline and not (events.exists() and '"step"' in events.read_text()):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=240)
+    assert process.returncode == 130, err
+    assert "last.pt saved: continue with --resume" in err and "Traceback" not in err
+    assert (out / "last.pt").exists()
+    assert main(["train", "--data", str(phantom_dir), "--out", str(out), *TINY, "--epochs", "2", "--resume"]) == 0
+    assert [int(r["epoch"]) for r in _rows(out / "metrics.csv")] == [1, 2]
+
+
+def test_two_process_gloo_torchrun(phantom_dir, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "src_train", "train", "--data", str(phantom_dir), "--out", str(out), *TINY, "--epochs", "1"],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    start = json.loads((out / "events.jsonl").read_text().splitlines()[0])
+    assert start["world_size"] == 2 and start["steps"] == 4  # 49 patches, 2 ranks, batches of 7
+    generator, info = load_checkpoint(out / "best.pt")
+    assert info.provenance["epochs"] == 1
+
+
+def test_evaluate_writes_its_tables(g3_run, phantom_dir, tmp_path, capsys):
+    assert main(["evaluate", "--data", str(phantom_dir), "--checkpoint", str(g3_run / "best.pt"),
+                 str(g3_run / "last.pt"), "--out", str(tmp_path), "--stride", "32", "--device", "cpu"]) == 0
+    table = (tmp_path / "test_table.md").read_text()
+    assert table.count("| G3 (") == 2 and "T2->PD" in table
+    rows = _rows(tmp_path / "test_subjects.csv")
+    test_subject = json.loads((g3_run / "split.json").read_text())["test"]
+    assert [r["subject"] for r in rows] == test_subject * 2
+    assert all(0 < float(r["mae"]) and float(r["psnr"]) > 0 for r in rows)
