@@ -1,0 +1,153 @@
+"""The report's experiments end to end, and its tables beside the published figures.
+
+Plan (each run in OUT/<name>, resumed if interrupted, skipped when finished):
+
+- T2->PD: G1, G2, G3, and G4 = G3's best epoch fine-tuned with L1;
+- PD->T2: G4 and G4 with residual learning, each fine-tuned from a G3 of the same kind.
+
+Then every best.pt and two baselines are evaluated on the same test subjects: the
+standardized source taken as the target, and a per-voxel intensity mapping (256
+source-quantile bins -> mean target) fitted on the training subjects.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from napari_medsynth.core.atomic import atomic_output
+from napari_medsynth.core.baselines import QuantileIntensityMapping
+from napari_medsynth.core.checkpoint import load_checkpoint, read_checkpoint
+from napari_medsynth.core.reconstruct import reconstruct_volume
+
+from .data import PreprocessedCache, SubjectSplit, find_pairs_or_fail, load_volume_pairs
+from .evaluate import Evaluation, evaluate_predictor, markdown_table, write_evaluations
+from .trainer import TrainConfig
+
+__all__ = ["PLAN", "PUBLISHED", "Run", "reproduce"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training of the plan; ``init`` names the run whose best.pt it starts from."""
+
+    name: str
+    direction: str
+    variant: str
+    residual: bool
+    epochs: int
+    batch_size: int
+    init: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``G4+RL`` style."""
+        return f"{self.variant}+RL" if self.residual else self.variant
+
+
+PLAN = (
+    Run("t2-pd-G1", "t2-pd", "G1", False, 34, 7),
+    Run("t2-pd-G2", "t2-pd", "G2", False, 32, 7),
+    Run("t2-pd-G3", "t2-pd", "G3", False, 76, 7),
+    Run("t2-pd-G4", "t2-pd", "G4", False, 4, 7, init="t2-pd-G3"),
+    Run("pd-t2-G3", "pd-t2", "G3", False, 24, 49),
+    Run("pd-t2-G4", "pd-t2", "G4", False, 24, 49, init="pd-t2-G3"),
+    Run("pd-t2-G3+RL", "pd-t2", "G3", True, 24, 49),
+    Run("pd-t2-G4+RL", "pd-t2", "G4", True, 24, 49, init="pd-t2-G3+RL"),
+)
+REPORTED = ("t2-pd-G1", "t2-pd-G2", "t2-pd-G3", "t2-pd-G4", "pd-t2-G4", "pd-t2-G4+RL")
+
+# The report's figures on IXI: (validation best epoch, MAE, PSNR) and test PSNR, mean (std).
+PUBLISHED = {
+    "t2-pd-G1": ("20/34", "0.124 (0.017)", "26.657 (3.379)", "28.054 (3.021)"),
+    "t2-pd-G2": ("22/32", "0.133 (0.018)", "26.638 (3.35)", "27.819 (3.069)"),
+    "t2-pd-G3": ("22/76", "0.106 (0.017)", "27.802 (3.294)", "29.181 (2.884)"),
+    "t2-pd-G4": ("G3 best + 4", "0.089 (0.016)", "29.765 (3.225)", "30.199 (2.719)"),
+    "pd-t2-G4": ("12/24", "0.129 (0.031)", "29.937 (2.477)", "30.015 (1.925)"),
+    "pd-t2-G4+RL": ("24/24", "0.101 (0.027)", "30.491 (2.336)", "30.64 (1.896)"),
+}
+
+
+def reproduce(args: argparse.Namespace) -> Path:
+    """Train the plan, evaluate it with the baselines, write ``OUT/report.md``; return its path."""
+    from .cli import run_training
+
+    out = Path(args.out)
+    cache = out / "cache"
+    for run in PLAN:
+        run_dir = out / run.name
+        config = TrainConfig(
+            data=str(args.data), out=str(run_dir), direction=run.direction, variant=run.variant,
+            residual=run.residual, init=str(out / run.init / "best.pt") if run.init else None,
+            epochs=args.epochs or run.epochs, batch_size=args.batch_size or run.batch_size, lr=args.lr,
+            width=args.width, val_stride=args.val_stride, device=args.device, seed=args.seed,
+            workers=args.workers, cache=str(cache),
+        )
+        last = run_dir / "last.pt"
+        if last.is_file() and read_checkpoint(last)["training"]["epoch"] >= config.epochs:
+            continue
+        code = run_training(config, resume=last.is_file())
+        if code:
+            raise SystemExit(code)
+    report = out / "report.md"
+    with atomic_output(report) as tmp_name:
+        Path(tmp_name).write_text(_report(args, out, PreprocessedCache(cache)))
+    print(f"wrote {report}")
+    return report
+
+
+def _report(args, out: Path, cache: PreprocessedCache) -> str:
+    lines = [
+        "# Reproduction of the report's experiments", "",
+        f"Data: `{args.data}`; width {args.width:g}; epochs {args.epochs or 'as the report'}; "
+        f"validation/test stride {args.val_stride}; seed {args.seed}.",
+        "All figures on standardized 224x224x32 volumes; PSNR peak = range of the standardized ground truth. "
+        "The report's figures are on real IXI subjects and full-width models.", "",
+    ]
+    for direction, title in (("t2-pd", "T2 -> PD"), ("pd-t2", "PD -> T2")):
+        runs = [r for r in PLAN if r.direction == direction and r.name in REPORTED]
+        split = SubjectSplit.load(out / runs[0].name / "split.json")
+        evaluations = [_evaluate_run(out, run, split, cache, args) for run in runs]
+        evaluations += _baselines(args.data, direction, split, cache)
+        write_evaluations(out / direction, evaluations)
+        lines += [f"## {title}: validation (best epoch by mean PSNR)", "",
+                  "| Generator | Best epoch | MAE | PSNR (dB) | Report: best epoch | Report: MAE | Report: PSNR |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for run in runs:
+            info = load_checkpoint(out / run.name / "best.pt")[1].provenance
+            published = PUBLISHED[run.name]
+            lines.append(f"| {run.label} | {info['best_epoch']}/{args.epochs or run.epochs} | {info['val_mae']:.3f} | "
+                         f"{info['val_psnr']:.3f} | {published[0]} | {published[1]} | {published[2]} |")
+        lines += ["", f"## {title}: test set ({len(split.test)} subjects), mean (std)", "",
+                  markdown_table(evaluations, {r.label: PUBLISHED[r.name][3] for r in runs}), ""]
+    return "\n".join(lines)
+
+
+def _evaluate_run(out: Path, run: Run, split: SubjectSplit, cache, args) -> Evaluation:
+    generator, info = load_checkpoint(out / run.name / "best.pt")
+    pairs = load_volume_pairs(_subjects(args.data, split.test), run.direction, cache)
+    return evaluate_predictor(
+        run.label, run.direction,
+        lambda source: reconstruct_volume(generator, source, stride=args.val_stride, device=args.device), pairs,
+    )
+
+
+def _baselines(data, direction: str, split: SubjectSplit, cache) -> list[Evaluation]:
+    test = load_volume_pairs(_subjects(data, split.test), direction, cache)
+    train = load_volume_pairs(_subjects(data, split.train), direction, cache)
+    mapping = QuantileIntensityMapping(bins=256).fit(
+        np.concatenate([p.source.load().ravel() for p in train]),
+        np.concatenate([p.target.load().ravel() for p in train]),
+    )
+    return [
+        evaluate_predictor("standardized source (baseline)", direction, lambda source: source, test),
+        evaluate_predictor("intensity mapping (baseline)", direction, mapping.predict, test),
+    ]
+
+
+def _subjects(data, subjects: list[str]):
+    wanted = set(subjects)
+    return [p for p in find_pairs_or_fail(data) if p.subject in wanted]
