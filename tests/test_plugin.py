@@ -99,3 +99,19 @@ def test_bad_file_is_a_clear_error(tmp_path):
     reader = napari_get_reader(str(path))
     with pytest.raises(MedSynthError, match="broken.nii.gz: not a readable NIfTI file"):
         reader(str(path))
+
+
+def test_sample_data_opens_the_phantom_pair(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-medsynth", "phantom_pair")
+    assert [layer.name for layer in viewer.layers] == ["phantom T2", "phantom PD"]
+    t2, pd = viewer.layers
+    for layer in (t2, pd):
+        assert layer.data.shape == (130, 256, 256) and layer.data.dtype == np.float32
+        np.testing.assert_allclose(layer.scale, (1.2, 0.9375, 0.9375))
+    assert t2.metadata["contrast"] == "T2" and pd.metadata["contrast"] == "PD"
+    np.testing.assert_allclose(t2.metadata["affine"], pd.metadata["affine"])
+    # T2 and PD are different contrasts of one anatomy: correlated, not identical.
+    head = (t2.data > t2.contrast_limits[0]) & (pd.data > pd.contrast_limits[0])
+    correlation = np.corrcoef(t2.data[head], pd.data[head])[0, 1]
+    assert 0.5 < correlation < 0.97
