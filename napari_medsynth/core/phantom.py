@@ -689,7 +689,8 @@ class _Subject:
         x = (affine[0, 0] * i + affine[0, 3] - self.head_centre_mm[0]) / _COIL_RADII_MM[0]
         y = (affine[1, 1] * j + affine[1, 3] - self.head_centre_mm[1]) / _COIL_RADII_MM[1]
         radius = np.sqrt(x[:, None] ** 2 + y[None, :] ** 2)
-        depth_mm = (1.0 - radius) * _COIL_RADII_MM[1]  # roughly, the depth below the coil
+        # Roughly the depth below the coil; tissue reaching past the elements gets their peak, not more.
+        depth_mm = np.maximum(1.0 - radius, 0.0) * _COIL_RADII_MM[1]
         sensitivity = 1.0 + self.coil_gain * np.exp(-depth_mm / self.coil_depth_mm)
         sensitivity -= self.coil_tilt * y[None, :]  # the head rests on the posterior elements
         return sensitivity[:, :, None].astype(np.float32)
