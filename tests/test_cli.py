@@ -68,3 +68,14 @@ def test_console_script_exits_non_zero_without_traceback(tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr.strip() == f"medsynth: error: {tmp_path / 'missing'}: no such folder"
+
+
+def test_phantom_refuses_bad_requests_in_one_line(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main(["phantom", str(blocker / "out"), "--subjects", "1"]) == 1
+    assert main(["phantom", str(tmp_path / "out"), "--subjects", "0"]) == 1
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert errors[0].startswith("medsynth: error: ") and "cannot write there" in errors[0]
+    assert errors[1] == "medsynth: error: phantom subjects must be between 1 and 999, got 0"
+    assert not (tmp_path / "out").exists()
