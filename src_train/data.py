@@ -36,6 +36,7 @@ __all__ = [
     "VolumePair",
     "find_pairs_or_fail",
     "load_volume_pairs",
+    "pairs_of",
 ]
 
 # The report's split of 355 IXI subjects: 250 train, 35 validation, 70 test.
@@ -183,6 +184,15 @@ def find_pairs_or_fail(data: str | os.PathLike) -> list[IXIPair]:
     if not scan.pairs:
         raise MedSynthError(f"{data}: no IXI T2/PD pairs (IXI###-Site-####-T2.nii.gz with its -PD partner)")
     return scan.pairs
+
+
+def pairs_of(data: str | os.PathLike, subjects: list[str] | None = None) -> list[IXIPair]:
+    """The IXI pairs in ``data``, limited to ``subjects`` when given."""
+    pairs = find_pairs_or_fail(data)
+    if subjects is None:
+        return pairs
+    wanted = set(subjects)
+    return [p for p in pairs if p.subject in wanted]
 
 
 class PatchDataset(Dataset):

@@ -15,9 +15,9 @@ from napari_medsynth.core.console import progress_bar
 from napari_medsynth.core.metrics import mae, psnr, ssim
 from napari_medsynth.core.reconstruct import reconstruct_volume
 
-from .data import PreprocessedCache, SubjectSplit, VolumePair, find_pairs_or_fail, load_volume_pairs
+from .data import PreprocessedCache, SubjectSplit, VolumePair, load_volume_pairs, pairs_of
 
-__all__ = ["Evaluation", "evaluate_checkpoints", "evaluate_predictor", "markdown_table", "held_out_pairs"]
+__all__ = ["Evaluation", "evaluate_checkpoints", "evaluate_predictor", "markdown_table", "write_evaluations"]
 
 
 @dataclass
@@ -52,15 +52,6 @@ def evaluate_predictor(name: str, direction: str, predict: Callable[[np.ndarray]
     return evaluation
 
 
-def held_out_pairs(data, direction: str, cache: PreprocessedCache, split: SubjectSplit | None) -> list[VolumePair]:
-    """The split's test subjects in ``data`` (all pairs when there is no split)."""
-    pairs = find_pairs_or_fail(data)
-    if split is not None:
-        wanted = set(split.test)
-        pairs = [p for p in pairs if p.subject in wanted]
-    return load_volume_pairs(pairs, direction, cache)
-
-
 def evaluate_checkpoints(data, checkpoints, split=None, out=None, stride: int = 8, device="auto",
                          cache=None) -> list[Evaluation]:
     """Evaluate each checkpoint on its test subjects; write ``test_table.md`` and ``test_subjects.csv``.
@@ -76,7 +67,7 @@ def evaluate_checkpoints(data, checkpoints, split=None, out=None, stride: int = 
         generator, info = load_checkpoint(path)
         split_path = Path(split) if split else path.parent / "split.json"
         subjects_split = SubjectSplit.load(split_path) if split_path.is_file() else None
-        pairs = held_out_pairs(data, info.direction, cache, subjects_split)
+        pairs = load_volume_pairs(pairs_of(data, subjects_split.test if subjects_split else None), info.direction, cache)
         evaluations.append(evaluate_predictor(
             f"{info.label} ({path.parent.name}/{path.name})", info.direction,
             lambda source, g=generator: reconstruct_volume(g, source, patch=info.patch, stride=stride, device=device),

@@ -23,7 +23,7 @@ from napari_medsynth.core.baselines import QuantileIntensityMapping
 from napari_medsynth.core.checkpoint import load_checkpoint, read_checkpoint
 from napari_medsynth.core.reconstruct import reconstruct_volume
 
-from .data import PreprocessedCache, SubjectSplit, find_pairs_or_fail, load_volume_pairs
+from .data import PreprocessedCache, SubjectSplit, load_volume_pairs, pairs_of
 from .evaluate import Evaluation, evaluate_predictor, markdown_table, write_evaluations
 from .trainer import TrainConfig
 
@@ -128,7 +128,7 @@ def _report(args, out: Path, cache: PreprocessedCache) -> str:
 
 def _evaluate_run(out: Path, run: Run, split: SubjectSplit, cache, args) -> Evaluation:
     generator, info = load_checkpoint(out / run.name / "best.pt")
-    pairs = load_volume_pairs(_subjects(args.data, split.test), run.direction, cache)
+    pairs = load_volume_pairs(pairs_of(args.data, split.test), run.direction, cache)
     return evaluate_predictor(
         run.label, run.direction,
         lambda source: reconstruct_volume(generator, source, stride=args.val_stride, device=args.device), pairs,
@@ -136,8 +136,8 @@ def _evaluate_run(out: Path, run: Run, split: SubjectSplit, cache, args) -> Eval
 
 
 def _baselines(data, direction: str, split: SubjectSplit, cache) -> list[Evaluation]:
-    test = load_volume_pairs(_subjects(data, split.test), direction, cache)
-    train = load_volume_pairs(_subjects(data, split.train), direction, cache)
+    test = load_volume_pairs(pairs_of(data, split.test), direction, cache)
+    train = load_volume_pairs(pairs_of(data, split.train), direction, cache)
     mapping = QuantileIntensityMapping(bins=256).fit(
         np.concatenate([p.source.load().ravel() for p in train]),
         np.concatenate([p.target.load().ravel() for p in train]),
@@ -146,8 +146,3 @@ def _baselines(data, direction: str, split: SubjectSplit, cache) -> list[Evaluat
         evaluate_predictor("standardized source (baseline)", direction, lambda source: source, test),
         evaluate_predictor("intensity mapping (baseline)", direction, mapping.predict, test),
     ]
-
-
-def _subjects(data, subjects: list[str]):
-    wanted = set(subjects)
-    return [p for p in find_pairs_or_fail(data) if p.subject in wanted]
