@@ -6,13 +6,7 @@ import torch
 
 from .errors import MedSynthError
 
-__all__ = ["available_devices", "resolve_device"]
-
-
-def available_devices() -> list[str]:
-    """``"auto"``, ``"cpu"`` and one ``"cuda:N"`` per GPU that torch sees."""
-    gpus = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
-    return ["auto", "cpu", *gpus]
+__all__ = ["resolve_device"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -70,11 +70,6 @@ class Volume:
         """The file name without its NIfTI suffix (``"IXI002-Guys-0828-T2"``)."""
         return strip_nifti_suffix(self.path.name) if self.path else "volume"
 
-    @property
-    def zooms(self) -> np.ndarray:
-        """Voxel sizes in mm along the three voxel axes."""
-        return np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
-
 
 def is_nifti_path(path: str | os.PathLike) -> bool:
     """Whether ``path`` names a ``.nii`` or ``.nii.gz`` file."""
