@@ -496,6 +496,7 @@ def _plot_curves(metrics_csv: Path, png: Path) -> None:
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     with open(metrics_csv) as handle:
         rows = list(csv.DictReader(handle))
@@ -507,6 +508,7 @@ def _plot_curves(metrics_csv: Path, png: Path) -> None:
         axis.plot(epochs, mean, marker="o")
         axis.fill_between(epochs, mean - std, mean + std, alpha=0.2)
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_title(label)
         axis.grid(alpha=0.3)
     figure.tight_layout()
