@@ -191,7 +191,10 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
 
         if self.dist.main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise MedSynthError(f"{self.run_dir}: cannot write there ({error.strerror})") from None
         pairs = find_pairs_or_fail(config.data)
         split_path = self.run_dir / "split.json"
         if split_path.is_file():

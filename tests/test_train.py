@@ -122,6 +122,7 @@ def test_refusals_are_one_line(phantom_dir, tmp_path, g3_run, capsys):
         (["--out", str(tmp_path / "nan"), "--lr", "1e38"], "loss became nan"),
         (["--out", str(tmp_path / "b1"), "--variant", "G2", "--batch-size", "1"], "use --batch-size 2 or more"),
         (["--out", str(tmp_path / "cuda"), "--device", "cuda"], "sees no GPU"),
+        (["--out", str(g3_run / "best.pt" / "run")], "cannot write there"),
     ]
     for extra, message in cases:
         if "cuda" in extra and torch.cuda.is_available():
