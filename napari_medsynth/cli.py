@@ -118,6 +118,11 @@ def _synthesize(args) -> int:
         raise MedSynthError(f"{args.out.name}: output must end in .nii or .nii.gz")
     if args.out.resolve() in {p.resolve() for p in inputs}:
         raise MedSynthError(f"{args.out}: refusing to overwrite an input file")
+    for folder in {args.out.parent, args.maps} - {None}:  # fail before the work, not after it
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise MedSynthError(f"{folder}: cannot write there ({error.strerror})") from None
     device = resolve_device(args.device)
     generator, info = load_checkpoint(args.checkpoint)
     source = load_volume(args.source)

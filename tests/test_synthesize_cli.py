@@ -77,7 +77,7 @@ def test_wrong_direction_and_wrong_contrast(phantom, checkpoint, tmp_path, capsy
     assert not out.exists()
 
 
-@pytest.mark.parametrize("which", ["checkpoint", "source", "out-is-input", "cuda"])
+@pytest.mark.parametrize("which", ["checkpoint", "source", "out-is-input", "maps-folder", "cuda"])
 def test_bad_inputs_write_nothing(phantom, checkpoint, tmp_path, capsys, which):
     t2, _ = phantom
     args = {"source": str(t2), "checkpoint": str(checkpoint), "out": str(tmp_path / "o.nii.gz"), "device": "cpu"}
@@ -91,13 +91,17 @@ def test_bad_inputs_write_nothing(phantom, checkpoint, tmp_path, capsys, which):
         args["source"], expected = str(bad), "IXI009-HH-0001-T2.nii.gz: the file is truncated or corrupt"
     elif which == "out-is-input":
         args["out"], expected = str(t2), "refusing to overwrite an input file"
+    elif which == "maps-folder":
+        (tmp_path / "a-file").write_text("x")
+        args["maps"], expected = str(tmp_path / "a-file" / "maps"), "cannot write there"
     else:
         if torch.cuda.is_available():
             pytest.skip("a GPU is present")
         args["device"], expected = "cuda", "sees no GPU"
     before = sorted(p.name for p in tmp_path.iterdir())
+    maps = ["--maps", args["maps"]] if "maps" in args else []
     code = main(["synthesize", args["source"], "--checkpoint", args["checkpoint"], "--out", args["out"],
-                 "--device", args["device"]])
+                 "--device", args["device"], *maps])
     err = capsys.readouterr().err
     assert code == 1 and err.strip().splitlines() == [f"medsynth: error: {err.split('error: ', 1)[1].strip()}"]
     assert expected in err
