@@ -377,8 +377,7 @@ class Trainer:
             )
 
     def _autocast(self):
-        return torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None) \
-            if self.device.type == "cuda" else torch.autocast("cpu", enabled=False)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
     # ------------------------------------------------------ validation, saving
     def _end_epoch(self, means: dict, seconds: float) -> None:
