@@ -10,7 +10,9 @@ import torch
 
 from napari_medsynth import Generator, reconstruct_volume
 from napari_medsynth.core.errors import Cancelled
+from napari_medsynth.core.inference import fold_batchnorm
 from napari_medsynth.core.patches import patch_grid
+from napari_medsynth.core.reconstruct import preview_volume
 
 
 def _trained_looking_generator(seed=0, width=0.125, residual=False):
@@ -24,6 +26,19 @@ def _trained_looking_generator(seed=0, width=0.125, residual=False):
     return generator
 
 
+def _calibrated_generator(residual, seed=4, width=0.125):
+    """A small eval-mode, channels-last generator (fast on CPUs) whose BatchNorm statistics come
+    from training-mode passes on shifted, scaled noise, its last layer scaled to unit output std."""
+    torch.manual_seed(seed)
+    generator = Generator(residual=residual, width=width).to(memory_format=torch.channels_last_3d)
+    with torch.no_grad():
+        for _ in range(3):
+            generator(1.5 * torch.randn(2, 1, 16, 16, 16) + 0.3)
+        generator.eval()
+        generator.layers[-1].weight /= generator.layers(torch.randn(1, 1, 16, 16, 16)).std()
+    return generator
+
+
 @pytest.fixture(scope="module")
 def volume():
     return np.random.default_rng(0).normal(size=(40, 38, 34)).astype(np.float32)
@@ -31,7 +46,7 @@ def volume():
 
 @pytest.fixture(scope="module")
 def generator():
-    return _trained_looking_generator(residual=True).eval()
+    return _trained_looking_generator(residual=True).eval().to(memory_format=torch.channels_last_3d)
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +123,59 @@ def test_generator_runs_in_eval_mode_and_comes_back_as_it_was():
     assert np.abs(result[:, :, :32] - in_train_mode).max() > 1e-3
 
 
+@pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
+def test_folded_batchnorm_gives_the_plain_float32_reconstruction(residual):
+    generator = _calibrated_generator(residual)
+    state = {k: v.clone() for k, v in generator.state_dict().items()}
+    source = np.random.default_rng(5).normal(size=(33, 40, 32)).astype(np.float32)
+    folded = reconstruct_volume(generator, source, stride=16, device="cpu")
+    plain = reconstruct_volume(lambda x: generator(x), source, stride=16, device="cpu")  # a callable runs as is
+    assert plain.std() > 0.5
+    assert np.abs(folded - plain).max() <= 1e-5
+    copy = fold_batchnorm(generator)
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in copy.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm3d) for m in generator.modules()) == 8
+    for key, value in generator.state_dict().items():
+        torch.testing.assert_close(value, state[key], rtol=0, atol=0)
+
+
+@pytest.mark.filterwarnings("ignore:this CPU has no native")
+def test_fast_mode_runs_and_stays_close():
+    torch.manual_seed(6)
+    model = torch.nn.Sequential(
+        torch.nn.Conv3d(1, 4, 3, padding=1, bias=False), torch.nn.BatchNorm3d(4), torch.nn.LeakyReLU(0.2),
+        torch.nn.Conv3d(4, 1, 3, padding=1),
+    ).eval()
+    source = np.random.default_rng(7).normal(size=(24, 20, 16)).astype(np.float32)
+    exact = reconstruct_volume(model, source, patch=16, stride=8, device="cpu")
+    fast = reconstruct_volume(model, source, patch=16, stride=8, device="cpu", precision="bfloat16")
+    assert fast.dtype == np.float32 and fast.shape == source.shape
+    assert 0 < np.abs(fast - exact).max() <= 0.05 * np.abs(exact).max()
+
+
+def test_preview_tiles_give_the_whole_volume_result():
+    generator = _trained_looking_generator(seed=8, width=0.0625, residual=True).eval()
+    source = np.random.default_rng(9).normal(size=(40, 48, 36)).astype(np.float32)
+    whole = preview_volume(generator, source, device="cpu")
+    assert whole.shape == source.shape and whole.dtype == np.float32
+    calls = []
+    tile = (40, 16, 36)  # along y, halos of 29 reach past the neighbouring tiles but not the whole axis
+    tiled = preview_volume(generator, source, device="cpu", tile=tile, progress=lambda *call: calls.append(call))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    assert np.abs(tiled - whole).max() <= 1e-4
+    short_halo = preview_volume(generator, source, device="cpu", tile=tile, halo=4)
+    assert np.abs(short_halo - whole).max() > 1e-3
+
+
+def test_preview_of_a_callable():
+    source = np.random.default_rng(10).normal(size=(20, 30, 10)).astype(np.float32)
+    np.testing.assert_allclose(preview_volume(lambda x: 2 * x + 1, source, device="cpu"), 2 * source + 1, atol=1e-6)
+    tiled = preview_volume(lambda x: 2 * x + 1, source, device="cpu", tile=8, halo=0)
+    np.testing.assert_allclose(tiled, 2 * source + 1, atol=1e-6)
+    with pytest.raises(ValueError, match="halo"):
+        preview_volume(lambda x: x, source, device="cpu", tile=8)
+
+
 def test_accepts_torch_tensors(volume):
     result = reconstruct_volume(lambda x: -x, torch.from_numpy(volume), stride=16)
     assert isinstance(result, np.ndarray)
@@ -140,6 +208,10 @@ def test_bad_arguments():
         reconstruct_volume(lambda x: x, np.zeros((32, 32)))
     with pytest.raises(ValueError, match="stride=0"):
         reconstruct_volume(lambda x: x, np.zeros((32, 32, 32)), stride=0)
+    with pytest.raises(ValueError, match="precision"):
+        reconstruct_volume(lambda x: x, np.zeros((32, 32, 32)), precision="int8")
+    with pytest.raises(ValueError, match="tile"):
+        preview_volume(lambda x: x, np.zeros((32, 32, 32)), tile=0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -1,0 +1,133 @@
+"""Inference-only copies of a generator: BatchNorm folded into its convolutions, and precision.
+
+Folding rewrites each ``Conv -> BatchNorm`` pair of an ``nn.Sequential`` into one convolution
+with a bias, ``w' = w * s`` and ``b' = (b - mean) * s + beta`` with
+``s = gamma / sqrt(var + eps)``: the eval-mode output is the same up to float32 rounding,
+one pass over the activations fewer per layer.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from contextlib import ExitStack, contextmanager
+
+import torch
+from torch import nn
+
+__all__ = ["PRECISIONS", "fold_batchnorm", "inference_model", "precision_context", "receptive_radius"]
+
+PRECISIONS = ("float32", "bfloat16", "float16")
+
+_CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_ACTIVATIONS = (nn.LeakyReLU, nn.ReLU)
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of ``model`` with each BatchNorm that directly follows a convolution in
+    an ``nn.Sequential`` folded into that convolution; ``model`` itself is left untouched.
+
+    The activations that directly follow a convolution (folded or not) run in place: their
+    input is a fresh tensor, and this saves one allocation per layer. BatchNorm layers
+    without running statistics, or after anything but a convolution, are kept as they are.
+    """
+    folded = copy.deepcopy(model).eval()
+    for sequence in [m for m in folded.modules() if isinstance(m, nn.Sequential)]:
+        layers = sequence._modules
+        names = list(layers)
+        fresh = set()  # layers whose output is a new tensor: convolutions and what folded into them
+        for previous, name in zip(names, names[1:]):
+            if isinstance(layers[previous], _CONVOLUTIONS):
+                fresh.add(previous)
+                if _foldable(layers[name], layers[previous]):
+                    _fold_into(layers[previous], layers[name])
+                    layers[name] = nn.Identity()
+                    fresh.add(name)
+                    continue
+            if previous in fresh and isinstance(layers[name], _ACTIVATIONS):
+                layers[name].inplace = True
+    return folded
+
+
+def inference_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """:func:`fold_batchnorm`'s copy on ``device``, channels-last, without gradients."""
+    return fold_batchnorm(model).to(device, memory_format=torch.channels_last_3d).requires_grad_(False)
+
+
+def receptive_radius(model: nn.Module) -> int:
+    """Voxels each output sees on either side: the sum of ``dilation * (kernel - 1) // 2`` over
+    the convolutions, largest axis (29 for :class:`~napari_medsynth.core.models.Generator`)."""
+    return sum(
+        max(d * (k - 1) // 2 for k, d in zip(m.kernel_size, m.dilation))
+        for m in model.modules()
+        if isinstance(m, _CONVOLUTIONS)
+    )
+
+
+@contextmanager
+def precision_context(precision: str, device: torch.device):
+    """Autocast to ``precision`` (``"bfloat16"`` or ``"float16"``) on ``device``, TF32 allowed on
+    CUDA; ``"float32"`` changes nothing. Warns on a CPU without native support for
+    ``precision``, where oneDNN's emulation is many times slower than float32.
+
+    Raises
+    ------
+    ValueError
+        ``precision`` is not one of :data:`PRECISIONS`.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    with ExitStack() as stack:
+        if precision != "float32":
+            stack.enter_context(torch.autocast(device.type, dtype=getattr(torch, precision)))
+            if device.type == "cuda":
+                stack.enter_context(_tf32())
+            elif device.type == "cpu" and not _native_on_cpu(precision):
+                warnings.warn(
+                    f"this CPU has no native {precision}: the {precision} mode is slower than float32 here",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+        yield
+
+
+@contextmanager
+def _tf32():
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
+
+def _native_on_cpu(precision: str) -> bool:
+    """Whether oneDNN runs ``precision`` natively on this CPU (True when torch cannot tell)."""
+    check = {"bfloat16": "_is_mkldnn_bf16_supported", "float16": "_is_mkldnn_fp16_supported"}[precision]
+    try:
+        return bool(getattr(torch.ops.mkldnn, check)())
+    except (AttributeError, RuntimeError):
+        return True
+
+
+def _foldable(layer: nn.Module, conv: nn.Module) -> bool:
+    return (
+        isinstance(layer, nn.modules.batchnorm._BatchNorm)
+        and layer.track_running_stats
+        and layer.running_mean is not None
+        and layer.num_features == conv.out_channels
+    )
+
+
+@torch.no_grad()
+def _fold_into(conv: nn.Module, norm: nn.Module) -> None:
+    """Fold ``norm``'s eval-mode affine map into ``conv``, in float64 then back to its dtype."""
+    weight = conv.weight.double()
+    bias = torch.zeros_like(norm.running_mean, dtype=torch.float64) if conv.bias is None else conv.bias.double()
+    scale = torch.rsqrt(norm.running_var.double() + norm.eps)
+    shift = torch.zeros_like(scale)
+    if norm.affine:
+        scale = scale * norm.weight.double()
+        shift = norm.bias.double()
+    conv.weight.copy_(weight * scale.view(-1, *[1] * (weight.ndim - 1)))
+    conv.bias = nn.Parameter(((bias - norm.running_mean.double()) * scale + shift).to(conv.weight.dtype))
