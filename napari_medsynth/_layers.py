@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 
+from .core.errors import MedSynthError
 from .core.ixi import ixi_name
-from .core.nifti import Volume, to_display
+from .core.nifti import Volume, from_display, to_display
 
-__all__ = ["robust_contrast_limits", "volume_layer"]
+__all__ = ["RESULT_MAPS", "layer_volume", "result_layers", "robust_contrast_limits", "volume_layer"]
 
 _SAMPLE_VOXELS = 200_000
 
@@ -57,3 +60,64 @@ def volume_layer(
         "metadata": metadata,
     }
     return data, kwargs, "image"
+
+
+def layer_volume(data, metadata: dict, scale=(1.0, 1.0, 1.0)) -> Volume:
+    """The :class:`Volume` behind an image layer, on its file's voxel grid.
+
+    Layers made by this plugin keep the file's affine in ``metadata``; for any other
+    3D layer the display axes ``(z, y, x)`` are taken as LPS with ``scale`` as voxel size.
+
+    Raises
+    ------
+    MedSynthError
+        The layer is not 3D (a 2D image, or RGB / time series data).
+    """
+    array = np.asarray(data)
+    if array.ndim != 3:
+        raise MedSynthError(f"a 3D image layer is needed, this one has shape {array.shape}")
+    affine = metadata.get("affine")
+    if affine is None:
+        sz, sy, sx = (float(s) for s in scale)
+        affine = np.diag([-sx, -sy, sz, 1.0])
+    affine = np.asarray(affine, dtype=float)
+    path = metadata.get("source_path")
+    header = None
+    if path and Path(path).is_file():
+        try:
+            header = nib.load(path).header
+        except Exception:  # the file changed since; the affine alone still places the result
+            header = None
+    return Volume(np.ascontiguousarray(from_display(array, affine), dtype=np.float32), affine, header,
+                  Path(path) if path else None)
+
+
+# name suffix, colormap and SynthesisResult field of each result layer
+RESULT_MAPS = {
+    "spread": ("spread", "magma"),
+    "squared_error": ("squared error", "inferno"),
+    "gradient_difference": ("gradient difference", "viridis"),
+}
+
+
+def result_layers(result, source: Volume, *, subject: str, label: str, target: str, metadata: dict) -> list[tuple]:
+    """Layer tuples for a :class:`SynthesisResult`: the synthesis, then its maps.
+
+    Names read ``"IXI002 PD synth [G4+RL]"`` and ``"IXI002 PD squared error [G4+RL]"``;
+    every layer shares the source's scale and translate and carries ``metadata``.
+    """
+    stem = f"{subject} {target}"
+    layers = [volume_layer(Volume(result.synthesis, source.affine, source.header), name=f"{stem} synth [{label}]",
+                           subject=subject, contrast=target)]
+    maps = {"spread": result.spread, **result.maps}
+    for key, (suffix, colormap) in RESULT_MAPS.items():
+        if maps.get(key) is None:
+            continue
+        data, kwargs, kind = volume_layer(Volume(maps[key], source.affine), name=f"{stem} {suffix} [{label}]",
+                                          subject=subject, contrast=target)
+        low, high = robust_contrast_limits(data, 0.0, 99.5)
+        kwargs.update(colormap=colormap, contrast_limits=(low, high), blending="translucent")
+        layers.append((data, kwargs, kind))
+    for _, kwargs, _ in layers:
+        kwargs["metadata"].update(metadata, source_path=None)
+    return layers

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from napari_medsynth.core.console import EXIT_INTERRUPTED, run_command
+from napari_medsynth.core.errors import MedSynthError
 
 PROG = "medsynth-train"
 
@@ -93,6 +94,29 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last.pt")
 
 
+def train_argv(**options) -> list[str]:
+    """The ``medsynth-train`` arguments that run ``train`` with ``options`` (keys as in
+    :class:`TrainConfig`, e.g. ``data``, ``out``, ``variant``, ``residual=True``, ``resume=True``).
+
+    Raises
+    ------
+    MedSynthError
+        An option ``train`` does not have, or a value it refuses.
+    """
+    argv = ["train"]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is None or value is False:
+            continue
+        argv += [flag] if value is True else [flag, str(value)]
+    parser = _RaisingParser(prog=f"{PROG} train", add_help=False)
+    add_train_arguments(parser)
+    _, unknown = parser.parse_known_args(argv[1:])
+    if unknown:
+        raise MedSynthError(f"{PROG} train has no option {unknown[0]}")
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``medsynth-train`` and ``python -m src_train``."""
     args = build_parser().parse_args(argv)
@@ -153,6 +177,13 @@ def run_training(config, resume: bool = False) -> int:
         print(f"best epoch {summary['best_epoch']} (validation PSNR {summary['best_psnr']:.2f} dB): "
               f"{Path(config.out) / 'best.pt'}")
     return 0
+
+
+class _RaisingParser(argparse.ArgumentParser):
+    """Reports a bad argument as a :class:`MedSynthError` instead of printing usage and exiting."""
+
+    def error(self, message):
+        raise MedSynthError(f"{self.prog}: {message}")
 
 
 class _EpochBar:

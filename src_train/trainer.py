@@ -42,6 +42,7 @@ from .data import (
     find_pairs_or_fail,
     load_volume_pairs,
 )
+from .events import EVENTS_FILE
 from .losses import IN_PLANE_DIMS, VOLUME_DIMS, adversarial_loss, gradient_difference_loss, reconstruction_loss
 
 __all__ = ["TrainConfig", "Trainer", "TrainingStopped", "VARIANT_LOSSES"]
@@ -477,7 +478,7 @@ class Trainer:
         if not self.dist.main:
             return
         if event["event"] != "step" or event["step"] % self.config.log_every == 0 or event["step"] == event["steps"]:
-            with open(self.run_dir / "events.jsonl", "a") as handle:
+            with open(self.run_dir / EVENTS_FILE, "a") as handle:
                 handle.write(json.dumps({"time": time.time(), **event}) + "\n")
         if self.on_event is not None:
             self.on_event(event)

@@ -28,6 +28,7 @@ __all__ = [
     "VARIANTS",
     "CheckpointInfo",
     "checkpoint_payload",
+    "checkpoint_info",
     "load_checkpoint",
     "parse_direction",
     "save_checkpoint",
@@ -167,6 +168,29 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return payload
 
 
+def checkpoint_info(payload: dict, name: str = "checkpoint") -> CheckpointInfo:
+    """What a raw checkpoint dictionary (:func:`read_checkpoint`) says about its generator.
+
+    Raises
+    ------
+    MedSynthError
+        The weights are of another model than the study's generator.
+    """
+    architecture = payload.get("architecture", {})
+    if architecture.get("name") != ARCHITECTURE:
+        raise MedSynthError(f"{name}: holds a {architecture.get('name', 'unknown')!r} model, not the study's generator")
+    return CheckpointInfo(
+        direction=payload["direction"],
+        variant=payload["variant"],
+        width=float(architecture["width"]),
+        residual=bool(architecture["residual"]),
+        patch=int(payload.get("patch", 32)),
+        preprocessing=dict(payload.get("preprocessing", {})),
+        provenance=dict(payload.get("provenance", {})),
+        format_version=int(payload["format_version"]),
+    )
+
+
 def load_checkpoint(path: str | os.PathLike, direction: str | None = None) -> tuple[Generator, CheckpointInfo]:
     """The generator of a checkpoint, in eval mode on the CPU, and what the file says about it.
 
@@ -184,19 +208,7 @@ def load_checkpoint(path: str | os.PathLike, direction: str | None = None) -> tu
     """
     name = Path(path).name
     payload = read_checkpoint(path)
-    architecture = payload.get("architecture", {})
-    if architecture.get("name") != ARCHITECTURE:
-        raise MedSynthError(f"{name}: holds a {architecture.get('name', 'unknown')!r} model, not the study's generator")
-    info = CheckpointInfo(
-        direction=payload["direction"],
-        variant=payload["variant"],
-        width=float(architecture["width"]),
-        residual=bool(architecture["residual"]),
-        patch=int(payload.get("patch", 32)),
-        preprocessing=dict(payload.get("preprocessing", {})),
-        provenance=dict(payload.get("provenance", {})),
-        format_version=int(payload["format_version"]),
-    )
+    info = checkpoint_info(payload, name)
     if direction is not None and parse_direction(direction) != info.direction:
         raise MedSynthError(
             f"{name}: a {direction_label(info.direction)} generator, but {direction_label(direction)} was asked for"

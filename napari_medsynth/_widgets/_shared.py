@@ -1,0 +1,63 @@
+"""What the two dock widgets share: the runs folder, device choices and error reporting."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from psygnal import Signal
+
+from ..core.errors import MedSynthError
+
+__all__ = ["RUNS", "device_choices", "report_error"]
+
+log = logging.getLogger("napari_medsynth")
+
+
+class RunsFolder:
+    """The training runs folder: the training widget writes runs there, the synthesis widget lists them.
+
+    ``changed`` is emitted with the folder when it is set and when a run adds a checkpoint.
+    """
+
+    changed = Signal(object)
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def set(self, folder) -> None:
+        """Point both widgets at ``folder``."""
+        folder = Path(folder).expanduser()
+        if folder != self.folder:
+            self.folder = folder
+            self.changed.emit(folder)
+
+    def touched(self) -> None:
+        """A run in the folder wrote a new checkpoint."""
+        self.changed.emit(self.folder)
+
+
+RUNS = RunsFolder(Path.home() / "medsynth-runs")
+
+
+def device_choices() -> list[str]:
+    """``auto``, ``cpu`` and one ``cuda:N`` per GPU torch sees."""
+    import torch
+
+    return ["auto", "cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+
+
+def report_error(error: BaseException, what: str) -> str:
+    """Show ``error`` as a one-line napari notification (the traceback goes to the log); return the line."""
+    from napari.utils.notifications import show_error
+
+    if isinstance(error, MedSynthError):
+        line = str(error)
+    elif isinstance(error, MemoryError) or "out of memory" in str(error).lower():
+        line = f"{what}: out of memory; use a larger stride, the CPU, or close other programs"
+    else:
+        log.error("%s failed", what, exc_info=error)
+        detail = str(error).splitlines()[0] if str(error) else ""
+        line = f"{what} failed: {type(error).__name__}{': ' + detail if detail else ''}"
+    show_error(line)
+    return line

@@ -1,0 +1,66 @@
+"""Live training curves in a dock: generator/discriminator loss per step, validation MAE and PSNR per epoch."""
+
+from __future__ import annotations
+
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+
+__all__ = ["LossPlot"]
+
+
+class LossPlot(FigureCanvasQTAgg):
+    """Two panels whose lines are updated in place as training events arrive (no redraw while hidden)."""
+
+    def __init__(self):
+        figure = Figure(figsize=(4.0, 3.2), dpi=90, layout="constrained")
+        super().__init__(figure)
+        self.setMinimumHeight(240)
+        self.loss_axes, self.psnr_axes = figure.subplots(2, 1)
+        self.mae_axes = self.psnr_axes.twinx()
+        self.loss_axes.set_ylabel("loss")
+        self.loss_axes.set_xlabel("epoch")
+        self.psnr_axes.set_ylabel("val PSNR (dB)", color="tab:blue")
+        self.mae_axes.set_ylabel("val MAE", color="tab:orange")
+        self.psnr_axes.set_xlabel("epoch")
+        (self.loss_g,) = self.loss_axes.plot([], [], label="G", color="tab:green")
+        (self.loss_d,) = self.loss_axes.plot([], [], label="D", color="tab:red")
+        (self.psnr,) = self.psnr_axes.plot([], [], marker="o", color="tab:blue")
+        (self.mae,) = self.mae_axes.plot([], [], marker="s", color="tab:orange")
+        self.loss_axes.legend(loc="upper right", fontsize="small")
+        self.points: dict[str, list[tuple[float, float]]] = {}
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget all points (a new run starts)."""
+        self.points = {"loss_g": [], "loss_d": [], "psnr": [], "mae": []}
+        self._refresh()
+
+    def add_events(self, events: list[dict]) -> None:
+        """Add the points of ``step`` and ``validation`` events from ``events.jsonl``."""
+        for event in events:
+            if event.get("event") == "step":
+                x = event["epoch"] - 1 + event["step"] / event["steps"]
+                for name in ("loss_g", "loss_d"):
+                    if name in event:
+                        self.points[name].append((x, float(event[name])))
+            elif event.get("event") == "validation":
+                self.points["psnr"].append((event["epoch"], float(event["psnr"])))
+                self.points["mae"].append((event["epoch"], float(event["mae"])))
+        if events:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        for name in self.points:
+            line = getattr(self, name)
+            xs, ys = zip(*self.points[name]) if self.points[name] else ((), ())
+            line.set_data(xs, ys)
+        for axes in (self.loss_axes, self.psnr_axes, self.mae_axes):
+            axes.relim()
+            axes.autoscale_view()
+        if self.isVisible():
+            self.draw_idle()
+
+    def showEvent(self, event):  # noqa: N802 (Qt's name)
+        """Draw what arrived while the dock was hidden."""
+        self.draw_idle()
+        super().showEvent(event)

@@ -1,0 +1,354 @@
+"""The Synthesize dock widget: pick a source layer and a generator, get the synthesis and its maps."""
+
+from __future__ import annotations
+
+import threading
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, create_widget
+from qtpy.QtCore import QObject, Signal
+
+from .._layers import layer_volume, result_layers
+from ..core.catalog import GeneratorEntry, bundled_generators, default_generator, describe, find_generators
+from ..core.checkpoint import DIRECTIONS, direction_label, load_checkpoint
+from ..core.errors import Cancelled, MedSynthError
+from ..core.nifti import save_volume
+from ._shared import RUNS, device_choices, report_error
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["SynthesisWidget", "run_synthesis"]
+
+STRIDES = [("8 (the report)", 8), ("16", 16), ("32 (fast preview)", 32)]
+
+
+def run_synthesis(checkpoint, direction, source, truth, stride, device, spread, progress, cancel):
+    """The worker's job: load the generator, synthesize; returns ``(result, info)``."""
+    from ..core.synthesis import synthesize
+
+    generator, info = load_checkpoint(checkpoint, direction)
+    result = synthesize(source, generator, info, target=truth, stride=stride, device=device, spread=spread,
+                        progress=progress, cancel=cancel)
+    return result, info
+
+
+class _Relay(QObject):
+    """Carries progress from the worker thread to the GUI thread (a queued Qt connection)."""
+
+    progressed = Signal(int, int)
+
+
+class _CancelFlag:
+    """Set by the Cancel button, by napari closing (``worker.quit``) or by the widget going away."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.worker = None
+
+    def is_set(self) -> bool:
+        return self.event.is_set() or bool(self.worker is not None and self.worker.abort_requested)
+
+
+class SynthesisWidget(Container):
+    """Synthesize PD from T2 (or T2 from PD) for an image layer, with error maps against a ground truth."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self._viewer = viewer
+        self._extra: dict[str, GeneratorEntry] = {}  # checkpoints picked with the file dialog
+        self._source = create_widget(annotation="napari.layers.Image", label="source")
+        self._truth = create_widget(annotation="napari.layers.Image", label="ground truth",
+                                    options={"nullable": True, "value": None})
+        self._direction = ComboBox(label="direction", choices=[(direction_label(d), d) for d in DIRECTIONS])
+        self._generator = ComboBox(label="generator", choices=self._generator_choices, nullable=True)
+        self._other = FileEdit(label="other checkpoint", mode="r", filter="*.pt")
+        self._runs = FileEdit(label="runs folder", mode="d", value=RUNS.folder)
+        self._stride = ComboBox(label="stride", choices=STRIDES, value=8)
+        self._device = ComboBox(label="device", choices=device_choices(), value="auto")
+        self._spread = CheckBox(text="patch-disagreement (spread) map", value=True)
+        self._side_by_side = CheckBox(text="side by side (grid)", value=False)
+        self._run = PushButton(text="Synthesize")
+        self._cancel = PushButton(text="Cancel", enabled=False)
+        self._progress = ProgressBar(label="patches", value=0, max=1, visible=False)
+        self._status = Label(value="")
+        self._save_path = FileEdit(label="save as", mode="w", filter="*.nii.gz")
+        self._save = PushButton(text="Save synthesis", enabled=False)
+        self.extend([self._source, self._truth, self._direction, self._generator, self._other, self._runs,
+                     self._stride, self._device, self._spread, self._side_by_side, self._run, self._cancel,
+                     self._progress, self._status, self._save_path, self._save])
+
+        self._worker = None
+        self._cancel_flag = _CancelFlag()
+        self._napari_progress = None
+        self._settled = True  # the last run's outcome is shown
+        self._last = None  # (synthesis layer name, source Volume, protected input paths)
+        self._relay = _Relay()
+        self._relay.progressed.connect(self._on_progress)
+
+        self._direction.changed.connect(self._pick_layers)
+        self._direction.changed.connect(self._refresh_generators)
+        self._other.changed.connect(self._add_other_checkpoint)
+        self._runs.changed.connect(lambda value: RUNS.set(value))
+        RUNS.changed.connect(self._on_runs_changed)
+        self._side_by_side.changed.connect(self._apply_grid)
+        self._run.changed.connect(self.start)
+        self._cancel.changed.connect(self.cancel)
+        self._save.changed.connect(lambda: self.save())
+        # napari deletes dock widgets when it closes: stop a running synthesis then.
+        self.native.destroyed.connect(partial(_stop_on_close, self._cancel_flag, RUNS, self._on_runs_changed))
+        self._choose_source_and_direction()
+
+    # choices -------------------------------------------------------------------------------------
+    def _generator_choices(self, _widget=None) -> list[tuple[str, str]]:
+        direction = self._direction.value
+        entries = [*bundled_generators(direction), *find_generators(RUNS.folder, direction),
+                   *(e for e in self._extra.values() if e.info.direction == direction)]
+        return [(entry.title, str(entry.path)) for entry in entries]
+
+    def _refresh_generators(self, *_):
+        previous = self._generator.value
+        self._generator.reset_choices()
+        values = [value for value in self._generator.choices if value]
+        if previous in values:
+            self._generator.value = previous
+        elif values:
+            default = default_generator(self._direction.value)
+            self._generator.value = str(default.path) if default and str(default.path) in values else values[-1]
+        self._generator.tooltip = self._describe_choice()
+
+    def _describe_choice(self) -> str:
+        path = self._generator.value
+        entry = next((e for e in [*bundled_generators(), *find_generators(RUNS.folder), *self._extra.values()]
+                      if str(e.path) == path), None)
+        return describe(entry) if entry else ""
+
+    def _on_runs_changed(self, folder):
+        if Path(self._runs.value) != Path(folder):
+            self._runs.value = folder
+        self._refresh_generators()
+
+    def _add_other_checkpoint(self, path):
+        path = Path(path)
+        if not path.is_file():
+            return
+        try:
+            from ..core.checkpoint import checkpoint_info, read_checkpoint
+
+            info = checkpoint_info(read_checkpoint(path), path.name)
+        except Exception as error:
+            report_error(error, "loading the checkpoint")
+            return
+        self._extra[str(path)] = GeneratorEntry(path, info, "file")
+        self._direction.value = info.direction
+        self._refresh_generators()
+        self._generator.value = str(path)
+
+    def _choose_source_and_direction(self):
+        """Start on a T2 layer (with its PD partner as ground truth) when the viewer has one."""
+        self._pick_layers()
+        self._refresh_generators()
+
+    def _pick_layers(self):
+        """Take the layers whose contrast fits the direction: its source, and the other as truth."""
+        wanted, other = DIRECTIONS[self._direction.value]
+        images = [layer for layer in self._viewer.layers if layer._type_string == "image"]
+        by_contrast = {layer.metadata.get("contrast"): layer for layer in images}
+        current = self._source.value
+        if wanted in by_contrast and (current is None or current.metadata.get("contrast") != wanted):
+            self._source.value = by_contrast[wanted]
+            self._truth.value = by_contrast.get(other)
+
+    def configure(self, direction: str, generator=None, *, stride=None, device=None, side_by_side=None):
+        """Set the direction (switching to layers of its contrasts) and, where given, the rest."""
+        self._direction.value = direction
+        for widget, value in ((self._generator, None if generator is None else str(generator)),
+                              (self._stride, stride), (self._device, device), (self._side_by_side, side_by_side)):
+            if value is not None:
+                widget.value = value
+
+    # running -------------------------------------------------------------------------------------
+    def start(self):
+        """Run the synthesis in a worker thread (napari's ``thread_worker``)."""
+        from napari.qt.threading import create_worker
+        from napari.utils import progress
+
+        if self._worker is not None:
+            return
+        source_layer, truth_layer = self._source.value, self._truth.value
+        try:
+            if source_layer is None:
+                raise MedSynthError("choose a source image layer")
+            if not self._generator.value:
+                raise MedSynthError(f"no {direction_label(self._direction.value)} generator: pick a checkpoint file")
+            source = layer_volume(source_layer.data, source_layer.metadata, source_layer.scale)
+            truth = (layer_volume(truth_layer.data, truth_layer.metadata, truth_layer.scale)
+                     if truth_layer is not None and truth_layer is not source_layer else None)
+        except Exception as error:
+            self._status.value = report_error(error, "synthesis")
+            return
+        self._cancel_flag.event.clear()
+        self._settled = False
+        job = {"source_layer": source_layer.name, "truth_layer": truth_layer.name if truth else None,
+               "subject": _subject(source_layer), "source": source, "checkpoint": self._generator.value}
+        worker = create_worker(
+            run_synthesis, self._generator.value, self._direction.value, source, truth, self._stride.value,
+            self._device.value, self._spread.value, self._relay.progressed.emit, self._cancel_flag,
+            _start_thread=False, _ignore_errors=True,  # errors become notifications in _on_errored
+        )
+        self._cancel_flag.worker = worker
+        worker.returned.connect(partial(self._on_returned, job))
+        worker.errored.connect(self._on_errored)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        self._napari_progress = progress(total=0, desc="MedSynth: synthesizing")
+        self._progress.visible, self._progress.value = True, 0
+        self._run.enabled, self._cancel.enabled = False, True
+        self._status.value = "synthesizing..."
+        worker.start()
+
+    def cancel(self):
+        """Stop the running synthesis after its current batch of patches."""
+        self._cancel_flag.event.set()
+
+    @property
+    def worker(self):
+        """The running worker, or None."""
+        return self._worker
+
+    def _on_progress(self, done: int, total: int):
+        if self._settled:  # a late progress signal must not overwrite the outcome
+            return
+        self._progress.max, self._progress.value = total, done
+        self._status.value = f"patch {done} of {total}"
+        if self._napari_progress is not None:  # last: its update may process pending events
+            if self._napari_progress.total != total:
+                self._napari_progress.total = total
+            self._napari_progress.update(done - self._napari_progress.n)
+
+    def _on_returned(self, job: dict, output):
+        self._settled = True
+        result, info = output
+        target = info.target_contrast
+        metadata = {"generator": job["checkpoint"], "direction": info.direction, "variant": info.label,
+                    "stride": self._stride.value, "synthesized_from": job["source_layer"],
+                    "ground_truth": job["truth_layer"], "metrics": dict(result.metrics),
+                    "medsynth_run": f"{job['subject']} {target} [{info.label}]"}
+        layers = result_layers(result, job["source"], subject=job["subject"], label=info.label, target=target,
+                               metadata=metadata)
+        names = self._show(layers, metadata["medsynth_run"])
+        self._last = (names[0], job["source"], job["checkpoint"])
+        self._save.enabled = True
+        self._save_path.value = _default_save_path(job["source"], names[0])
+        metrics = result.metrics
+        self._status.value = (
+            f"{names[0]}: MAE {metrics['mae']:.4f}, PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}"
+            if metrics else f"{names[0]} (no ground truth: no metrics)"
+        )
+        self._apply_grid()
+
+    def _show(self, layers: list[tuple], run_key: str) -> list[str]:
+        """Add the result layers, replacing this generator's previous ones for the same subject."""
+        names = [kwargs["name"] for _, kwargs, _ in layers]
+        for layer in list(self._viewer.layers):
+            if layer.metadata.get("medsynth_run") == run_key and layer.name not in names:
+                self._viewer.layers.remove(layer)
+        for data, kwargs, _ in layers:
+            existing = self._viewer.layers[kwargs["name"]] if kwargs["name"] in self._viewer.layers else None
+            if existing is None:
+                self._viewer.add_image(data, **kwargs)
+                continue
+            existing.data = data
+            for key in ("scale", "translate", "contrast_limits", "colormap", "metadata"):
+                setattr(existing, key, kwargs[key])
+        return names
+
+    def _on_errored(self, error):
+        self._settled = True
+        if isinstance(error, Cancelled):
+            from napari.utils.notifications import show_info
+
+            self._status.value = "synthesis cancelled"
+            show_info("MedSynth: synthesis cancelled")
+            return
+        self._status.value = report_error(error, "synthesis")
+
+    def _on_finished(self):
+        self._worker = None
+        if self._napari_progress is not None:
+            self._napari_progress.close()
+            self._napari_progress = None
+        self._progress.visible = False
+        self._run.enabled, self._cancel.enabled = True, False
+
+    # showing and saving --------------------------------------------------------------------------
+    def _apply_grid(self, *_):
+        """Side by side: source | synthesis | ground truth | maps in napari's grid (one shared camera)."""
+        grid = _grid(self._viewer)
+        if not self._side_by_side.value or self._last is None:
+            grid.enabled = False
+            return
+        synthesis = self._viewer.layers[self._last[0]] if self._last[0] in self._viewer.layers else None
+        if synthesis is None:
+            grid.enabled = False
+            return
+        run_key = synthesis.metadata["medsynth_run"]
+        ordered = [synthesis.metadata["synthesized_from"], synthesis.name, synthesis.metadata["ground_truth"],
+                   *(layer.name for layer in self._viewer.layers
+                     if layer.metadata.get("medsynth_run") == run_key and layer.name != synthesis.name)]
+        ordered = [name for name in ordered if name and name in self._viewer.layers]
+        for layer in self._viewer.layers:
+            layer.visible = layer.name in ordered
+        for name in reversed(ordered):  # napari puts the top layer in the top-left tile
+            self._viewer.layers.move(self._viewer.layers.index(name), len(self._viewer.layers))
+        grid.shape = (-1, min(3, len(ordered)))
+        grid.enabled = True
+
+    def save(self, path=None) -> Path | None:
+        """Write the last synthesis as NIfTI on its source's grid (the source's affine and header)."""
+        path = Path(path or self._save_path.value)
+        if self._last is None:
+            return None
+        name, source, _ = self._last
+        try:
+            if name not in self._viewer.layers:
+                raise MedSynthError(f"the layer {name!r} is gone; synthesize again")
+            layer = self._viewer.layers[name]
+            data = layer_volume(layer.data, layer.metadata, layer.scale).data
+            written = save_volume(path, data, source, protect=_input_paths(self._viewer))
+        except Exception as error:
+            self._status.value = report_error(error, "saving")
+            return None
+        from napari.utils.notifications import show_info
+
+        show_info(f"MedSynth: saved {written}")
+        self._status.value = f"saved {written}"
+        return written
+
+
+def _grid(viewer):
+    """napari's grid settings (``viewer.canvas.grid`` from napari 0.9, ``viewer.grid`` before)."""
+    canvas = getattr(viewer, "canvas", None)
+    return canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid
+
+
+def _subject(layer) -> str:
+    subject = layer.metadata.get("subject") or layer.name.split()[0]
+    return str(subject).split("-")[0]
+
+
+def _input_paths(viewer) -> tuple[str, ...]:
+    return tuple(p for p in (layer.metadata.get("source_path") for layer in viewer.layers) if p)
+
+
+def _default_save_path(source, layer_name: str) -> Path:
+    folder = source.path.parent if source.path else Path.cwd()
+    stem = layer_name.replace(" [", "_").replace("]", "").replace("+", "").replace(" ", "_")
+    return folder / f"{stem}.nii.gz"
+
+
+def _stop_on_close(cancel_flag: _CancelFlag, runs, slot, *_):
+    cancel_flag.event.set()
+    runs.changed.disconnect(slot)

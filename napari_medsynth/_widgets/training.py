@@ -1,0 +1,293 @@
+"""The Train dock widget: runs ``medsynth-train train`` as a child process and plots its run folder live."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+    TextEdit,
+)
+from qtpy.QtCore import QTimer
+
+from ..core.checkpoint import DIRECTIONS, VARIANTS, direction_label
+from ..core.errors import MedSynthError
+from ..core.ixi import find_ixi_pairs
+from ._shared import RUNS, device_choices, report_error
+from .loss_plot import LossPlot
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["TrainingProcess", "TrainingWidget"]
+
+POLL_MS = 500
+STOP_WAIT_S = 120  # how long closing napari waits for the trainer to save last.pt
+
+
+class TrainingProcess:
+    """A ``medsynth-train`` child process with its output in ``RUN_DIR/train.log``.
+
+    It runs in its own session, so a crash of either side leaves the other alive;
+    :meth:`stop` sends SIGINT, which makes the trainer save ``last.pt`` and exit 130.
+    """
+
+    def __init__(self, argv: list[str], run_dir: Path):
+        self.argv = argv
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.run_dir / "train.log"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "src_train", *argv], stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+            )
+
+    def poll(self) -> int | None:
+        """The exit code, or None while it runs."""
+        return self.process.poll()
+
+    def stop(self, wait: float = 0.0) -> int | None:
+        """Ask the trainer to save ``last.pt`` and exit; wait up to ``wait`` s, then kill what is left."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT if os.name == "posix" else signal.SIGTERM)
+        if wait:
+            try:
+                self.process.wait(wait)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL) if os.name == "posix" else self.process.kill()
+                self.process.wait()
+        return self.process.poll()
+
+    def last_line(self) -> str:
+        """The last non-empty line the trainer printed (its one-line error, when it failed)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        lines = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+
+
+class TrainingWidget(Container):
+    """Train a generator variant on a folder of IXI pairs, with live curves and Stop/Resume."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self._viewer = viewer
+        self._data = FileEdit(label="data folder", mode="d")
+        self._pairs = Label(value="choose a folder of IXI T2/PD pairs")
+        self._runs = FileEdit(label="runs folder", mode="d", value=RUNS.folder)
+        self._name = LineEdit(label="run name", value="t2-pd-G1")
+        self._direction = ComboBox(label="direction", choices=[(direction_label(d), d) for d in DIRECTIONS])
+        self._variant = ComboBox(label="variant", choices=list(VARIANTS), value="G1")
+        self._residual = CheckBox(text="residual learning (+RL)", value=False)
+        self._init = FileEdit(label="start from (G4)", mode="r", filter="*.pt", visible=False)
+        self._epochs = SpinBox(label="epochs", min=1, max=1000, value=32)
+        self._batch = SpinBox(label="batch size", min=1, max=512, value=7)
+        self._lr = FloatSpinBox(label="learning rate", min=1e-6, max=1.0, step=1e-4, value=2e-4)
+        self._width = FloatSpinBox(label="width", min=0.0625, max=1.0, step=0.0625, value=1.0)
+        self._val_stride = ComboBox(label="validation stride", choices=[8, 16, 32], value=8)
+        self._device = ComboBox(label="device", choices=device_choices(), value="auto")
+        self._workers = SpinBox(label="loader workers", min=0, max=64, value=2)
+        self._command = TextEdit(label="command", value="")
+        self._command.native.setReadOnly(True)
+        self._command.native.setMaximumHeight(70)
+        self._start = PushButton(text="Start")
+        self._stop = PushButton(text="Stop", enabled=False)
+        self._resume = PushButton(text="Resume", enabled=False)
+        self._progress = ProgressBar(label="progress", value=0, max=1)
+        self._status = Label(value="")
+        self._plot = LossPlot()
+        self.extend([self._data, self._pairs, self._runs, self._name, self._direction, self._variant,
+                     self._residual, self._init, self._epochs, self._batch, self._lr, self._width,
+                     self._val_stride, self._device, self._workers, self._command, self._start, self._stop, self._resume,
+                     self._progress, self._status])
+        self.native.layout().addWidget(self._plot)
+
+        self._process: TrainingProcess | None = None
+        self._events = None
+        self._timer = QTimer()
+        self._timer.setInterval(POLL_MS)
+        self._timer.timeout.connect(self.poll)
+
+        self._data.changed.connect(self._check_data)
+        self._runs.changed.connect(lambda value: RUNS.set(value))
+        RUNS.changed.connect(self._on_runs_changed)
+        for widget in (self._direction, self._variant, self._residual):
+            widget.changed.connect(self._suggest_name)
+        for widget in (self._data, self._runs, self._name, self._direction, self._variant, self._residual,
+                       self._init, self._epochs, self._batch, self._lr, self._width, self._val_stride, self._device,
+                       self._workers):
+            widget.changed.connect(self._show_command)
+        self._start.changed.connect(lambda: self.start())
+        self._stop.changed.connect(lambda: self.stop())
+        self._resume.changed.connect(lambda: self.start(resume=True))
+        # napari deletes its dock widgets when it closes: stop training the same clean way as Stop.
+        self.native.destroyed.connect(partial(_stop_on_close, self._timer, self, RUNS, self._on_runs_changed))
+        self._suggest_name()
+
+    # the form --------------------------------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        """Where the run is written: ``runs folder / run name``."""
+        return Path(self._runs.value) / self._name.value.strip()
+
+    @property
+    def process(self) -> TrainingProcess | None:
+        """The training child process of the last Start or Resume."""
+        return self._process
+
+    def _check_data(self, *_):
+        folder = Path(self._data.value)
+        if not folder.is_dir() or str(self._data.value) in ("", "."):
+            self._pairs.value = "choose a folder of IXI T2/PD pairs"
+            return
+        scan = find_ixi_pairs(folder)
+        self._pairs.value = scan.summary() if scan.pairs else f"no IXI T2/PD pairs in {folder}"
+
+    def _on_runs_changed(self, folder):
+        if Path(self._runs.value) != Path(folder):
+            self._runs.value = folder
+
+    def _suggest_name(self, *_):
+        label = self._variant.value + ("+RL" if self._residual.value else "")
+        self._name.value = f"{self._direction.value}-{label}"
+        g4 = self._variant.value == "G4"
+        self._init.visible = g4
+        if g4:
+            g3 = Path(self._runs.value) / f"{self._direction.value}-G3{'+RL' if self._residual.value else ''}" / "best.pt"
+            if g3.is_file():
+                self._init.value = g3
+
+    def options(self, resume: bool = False) -> dict:
+        """The ``medsynth-train train`` options the form describes."""
+        init = Path(self._init.value) if self._variant.value == "G4" and str(self._init.value) not in ("", ".") else None
+        return {
+            "data": Path(self._data.value), "out": self.run_dir, "direction": self._direction.value,
+            "variant": self._variant.value, "residual": self._residual.value, "init": init,
+            "epochs": self._epochs.value, "batch_size": self._batch.value, "lr": f"{self._lr.value:g}",
+            "width": f"{self._width.value:g}", "val_stride": self._val_stride.value, "device": self._device.value,
+            "workers": self._workers.value, "resume": resume,
+        }
+
+    def command(self, resume: bool = False) -> list[str]:
+        """The argument list after ``medsynth-train``, as a user would type it."""
+        from src_train.cli import train_argv
+
+        return train_argv(**self.options(resume))
+
+    def _show_command(self, *_):
+        try:
+            self._command.value = shlex.join(["medsynth-train", *self.command()])
+        except Exception as error:  # an incomplete form: say what is missing instead of a command
+            self._command.value = str(error)
+        idle = self._process is None
+        self._resume.enabled = idle and (self.run_dir / "last.pt").is_file()
+        if idle:
+            self._load_curves()
+
+    def _load_curves(self):
+        """Show the curves of the run already in the run folder (an earlier or finished run)."""
+        from src_train.events import EventLog
+
+        if self._events is not None and self._events.path.parent == self.run_dir:
+            return
+        self._events = EventLog(self.run_dir)
+        self._plot.clear()
+        self.poll()
+
+    # running ---------------------------------------------------------------------------------------
+    def start(self, resume: bool = False) -> TrainingProcess | None:
+        """Start (or resume) training as a child process."""
+        if self._process is not None and self._process.poll() is None:
+            return self._process
+        try:
+            if not Path(self._data.value).is_dir() or not find_ixi_pairs(self._data.value).pairs:
+                raise MedSynthError(f"no IXI T2/PD pairs in {self._data.value}: choose the data folder")
+            argv = self.command(resume)
+            self._process = TrainingProcess(argv, self.run_dir)
+        except Exception as error:
+            self._status.value = report_error(error, "training")
+            return None
+        if not resume:
+            self._events = None
+        self._load_curves()
+        self._status.value = f"{'resuming' if resume else 'training'}: {self.run_dir}"
+        self._start.enabled, self._resume.enabled, self._stop.enabled = False, False, True
+        self._timer.start()
+        return self._process
+
+    def stop(self):
+        """Make the trainer save ``last.pt`` and exit after its current step (Resume continues it)."""
+        if self._process is not None and self._process.poll() is None:
+            self._status.value = "stopping: saving last.pt..."
+            self._process.stop()
+
+    def poll(self):
+        """Read new events into the curves and progress bar; notice when the process ends."""
+        if self._events is not None:
+            events = self._events.read_new()
+            self._plot.add_events(events)
+            for event in events:
+                self._on_event(event)
+        if self._process is not None and self._process.poll() is not None:
+            self._timer.stop()
+            self._finished(self._process.poll())
+
+    def _on_event(self, event: dict):
+        if event["event"] == "start":
+            self._progress.max = max(1, event["epochs"] * event["steps"])
+        elif event["event"] == "step":
+            self._progress.value = min(self._progress.max, (event["epoch"] - 1) * event["steps"] + event["step"])
+            self._status.value = f"epoch {event['epoch']}, step {event['step']} of {event['steps']}"
+        elif event["event"] == "validation":
+            self._status.value = (f"epoch {event['epoch']}: validation MAE {event['mae']:.4f}, "
+                                  f"PSNR {event['psnr']:.2f} dB{' (best)' if event.get('best') else ''}")
+            if event.get("best"):
+                RUNS.touched()
+
+    def _finished(self, code: int):
+        from napari.utils.notifications import show_info
+
+        process, self._process = self._process, None
+        self._start.enabled, self._stop.enabled = True, False
+        self._resume.enabled = (self.run_dir / "last.pt").is_file()
+        if code == 0:
+            self._progress.value = self._progress.max
+            self._status.value = f"done: {self.run_dir / 'best.pt'}"
+            show_info(f"MedSynth: training finished, {self.run_dir / 'best.pt'}")
+            RUNS.touched()
+        elif code == 130:
+            self._status.value = "stopped: last.pt saved, Resume continues"
+            show_info("MedSynth: training stopped; last.pt saved, Resume continues it")
+        else:
+            from napari.utils.notifications import show_error
+
+            line = process.last_line() or f"medsynth-train exited with code {code}"
+            self._status.value = line
+            show_error(line)
+
+
+def _stop_on_close(timer: QTimer, widget: TrainingWidget, runs, slot, *_):
+    timer.stop()
+    runs.changed.disconnect(slot)
+    if widget._process is not None:
+        widget._process.stop(wait=STOP_WAIT_S)

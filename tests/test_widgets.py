@@ -1,0 +1,252 @@
+"""The dock widgets in a real napari viewer: synthesis, cancel, save, training with Stop/Resume, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from conftest import IXI_AFFINE, smooth_volume, write_nifti
+
+from napari_medsynth._widgets._shared import RUNS
+from napari_medsynth._widgets.synthesis import SynthesisWidget
+from napari_medsynth._widgets.training import TrainingWidget
+from napari_medsynth.core.checkpoint import load_checkpoint, save_checkpoint
+from napari_medsynth.core.models import Generator
+from napari_medsynth.core.nifti import from_display, load_volume, to_display
+from napari_medsynth.core.phantom import make_phantom_pair
+from napari_medsynth.core.synthesis import synthesize
+
+PD_SCALE = {"mean": 400.0, "std": 150.0}
+
+
+@pytest.fixture
+def runs(tmp_path):
+    """An empty runs folder both widgets point at (restored afterwards)."""
+    previous = RUNS.folder
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    RUNS.set(folder)
+    yield folder
+    RUNS.set(previous)
+
+
+@pytest.fixture
+def notifications():
+    """The napari notifications shown during the test."""
+    from napari.utils.notifications import notification_manager
+
+    shown = []
+    notification_manager.notification_ready.connect(shown.append)
+    yield shown
+    notification_manager.notification_ready.disconnect(shown.append)
+
+
+def tiny_checkpoint(path: Path, direction="t2-pd", variant="G3", residual=False, seed=0) -> Path:
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(seed)
+    generator = Generator(residual=residual, width=0.0625)
+    with torch.no_grad():  # non-trivial BatchNorm statistics, as after training
+        for module in generator.modules():
+            if isinstance(module, torch.nn.BatchNorm3d):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 1.5)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(path, generator, direction=direction, variant=variant, target_intensity=PD_SCALE)
+
+
+def synthesis_widget(viewer, qtbot, stride=32):
+    widget = SynthesisWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget._stride.value = stride
+    return widget
+
+
+def run_and_wait(widget, qtbot, timeout=120_000):
+    widget.start()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+def test_synthesis_widget_adds_the_synthesis_and_maps_beside_the_phantom(make_napari_viewer, qtbot, runs):
+    checkpoint = tiny_checkpoint(runs / "t2-pd-G3" / "best.pt")
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-medsynth", "phantom_pair")
+    widget = synthesis_widget(viewer, qtbot)
+    assert widget._source.value.name == "phantom T2" and widget._truth.value.name == "phantom PD"
+    assert str(checkpoint) in widget._generator.choices
+    widget._generator.value = str(checkpoint)
+    run_and_wait(widget, qtbot)
+
+    names = ["phantom PD synth [G3]", "phantom PD spread [G3]", "phantom PD squared error [G3]",
+             "phantom PD gradient difference [G3]"]
+    assert [layer.name for layer in viewer.layers][2:] == names
+    source = viewer.layers["phantom T2"]
+    for name in names:
+        layer = viewer.layers[name]
+        assert layer.data.shape == source.data.shape and layer.data.dtype == np.float32
+        np.testing.assert_allclose(layer.scale, source.scale)
+        np.testing.assert_allclose(layer.translate, source.translate)
+        np.testing.assert_array_equal(layer.metadata["affine"], source.metadata["affine"])
+
+    # The widget shows exactly what the core computes, in the target's intensity scale.
+    t2, pd = make_phantom_pair(seed=0)
+    generator, info = load_checkpoint(checkpoint)
+    expected = synthesize(t2, generator, info, target=pd, stride=32, spread=True)
+    synthesis = viewer.layers[names[0]]
+    np.testing.assert_allclose(synthesis.data, to_display(t2.__class__(expected.synthesis, t2.affine))[0], atol=1e-4)
+    assert synthesis.metadata["metrics"] == pytest.approx(expected.metrics)
+    assert synthesis.metadata["variant"] == "G3" and synthesis.metadata["stride"] == 32
+    assert f"PSNR {expected.metrics['psnr']:.2f} dB" in widget._status.value
+    assert viewer.layers[names[2]].colormap.name == "inferno"
+
+    # Running again replaces this generator's layers; without the spread its layer goes.
+    widget._spread.value = False
+    run_and_wait(widget, qtbot)
+    assert [layer.name for layer in viewer.layers][2:] == [names[0], *names[2:]]
+
+    # Side by side: source | synthesis | truth | maps in napari's grid.
+    widget._side_by_side.value = True
+    assert viewer.canvas.grid.enabled
+    top_down = [layer.name for layer in viewer.layers][::-1]
+    assert top_down[:3] == ["phantom T2", names[0], "phantom PD"]
+
+
+def test_cancel_stops_the_synthesis_without_layers(make_napari_viewer, qtbot, runs, notifications):
+    checkpoint = tiny_checkpoint(runs / "r" / "best.pt")
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-medsynth", "phantom_pair")
+    widget = synthesis_widget(viewer, qtbot, stride=8)
+    widget._generator.value = str(checkpoint)
+    widget.start()
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert len(viewer.layers) == 2
+    assert widget._status.value == "synthesis cancelled"
+    assert widget._run.enabled and not widget._cancel.enabled
+
+
+def ixi_files(folder: Path, shape=(40, 44, 36)) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    t2 = write_nifti(folder / "IXI002-Guys-0828-T2.nii.gz", 300 * smooth_volume(shape, 1) + 500)
+    write_nifti(folder / "IXI002-Guys-0828-PD.nii.gz", 200 * smooth_volume(shape, 2) + 800)
+    return t2
+
+
+def test_wrong_checkpoints_are_one_line_notifications(make_napari_viewer, qtbot, runs, tmp_path, notifications):
+    t2_path = ixi_files(tmp_path / "data")
+    viewer = make_napari_viewer()
+    viewer.open(t2_path, plugin="napari-medsynth")
+    widget = synthesis_widget(viewer, qtbot)
+
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    widget._other.value = broken
+    assert [n.message for n in notifications if n.severity == "error"][-1].startswith(
+        "broken.pt: not a readable checkpoint"
+    )
+
+    pd_to_t2 = tiny_checkpoint(tmp_path / "pd" / "pd-to-t2.pt", direction="pd-t2", variant="G4", residual=True)
+    widget._other.value = pd_to_t2
+    assert widget._direction.value == "pd-t2" and widget._generator.value == str(pd_to_t2)
+    run_and_wait(widget, qtbot)
+    message = "IXI002-Guys-0828-T2.nii.gz is a T2 image, but the source of this generator must be PD"
+    assert [n.message for n in notifications if n.severity == "error"][-1] == message
+    assert widget._status.value == message
+    assert len(viewer.layers) == 2
+
+
+def test_save_writes_the_synthesis_on_the_source_grid_and_never_over_an_input(
+    make_napari_viewer, qtbot, runs, tmp_path, notifications
+):
+    checkpoint = tiny_checkpoint(runs / "r" / "best.pt")
+    shape = (40, 44, 36)
+    t2_path = ixi_files(tmp_path / "data", shape)
+    viewer = make_napari_viewer()
+    viewer.open(t2_path, plugin="napari-medsynth")
+    widget = synthesis_widget(viewer, qtbot)
+    assert widget._source.value.name == "IXI002 T2" and widget._truth.value.name == "IXI002 PD"
+    widget._generator.value = str(checkpoint)
+    run_and_wait(widget, qtbot)
+    assert "IXI002 PD synth [G3]" in viewer.layers
+    assert Path(widget._save_path.value).parent == t2_path.parent
+
+    written = widget.save(tmp_path / "out" / "synth.nii.gz")
+    saved = load_volume(written)
+    np.testing.assert_array_equal(saved.affine, load_volume(t2_path).affine)
+    assert saved.data.shape == shape
+    layer = viewer.layers["IXI002 PD synth [G3]"]
+    np.testing.assert_allclose(saved.data, from_display(layer.data, saved.affine), atol=1e-4)
+
+    before = t2_path.read_bytes()
+    assert widget.save(t2_path) is None
+    assert t2_path.read_bytes() == before
+    assert [n.message for n in notifications if n.severity == "error"][-1].endswith("refusing to overwrite an input file")
+    assert nib.load(t2_path).shape == shape
+
+
+def training_widget(viewer, data, runs, epochs=1):
+    widget = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget._data.value = data
+    widget._epochs.value = epochs
+    widget._width.value = 0.0625
+    widget._lr.value = 1e-3
+    widget._val_stride.value = 32
+    widget._device.value = "cpu"
+    widget._workers.value = 0
+    widget._variant.value = "G3"
+    return widget
+
+
+def test_training_widget_trains_stops_resumes_and_lists_the_best_checkpoint(
+    make_napari_viewer, qtbot, runs, phantom_dir, notifications
+):
+    viewer = make_napari_viewer()
+    synthesis = synthesis_widget(viewer, qtbot)
+    widget = training_widget(viewer, phantom_dir, runs, epochs=2)
+    assert widget._pairs.value.startswith("3 T2/PD pairs")
+    assert widget._name.value == "t2-pd-G3"
+    assert widget._command.value.startswith(f"medsynth-train train --data {phantom_dir} --out {runs / 't2-pd-G3'}")
+    assert "--variant G3" in widget._command.value and "--epochs 2" in widget._command.value
+
+    process = widget.start()
+    qtbot.waitUntil(lambda: bool(widget._plot.points["loss_g"]), timeout=120_000)  # first logged steps
+    widget.stop()
+    qtbot.waitUntil(lambda: widget.process is None, timeout=120_000)
+    assert process.poll() == 130
+    run = runs / "t2-pd-G3"
+    assert (run / "last.pt").is_file() and widget._resume.enabled
+    assert widget._status.value == "stopped: last.pt saved, Resume continues"
+
+    widget.start(resume=True)
+    assert "--resume" in widget.process.argv
+    qtbot.waitUntil(lambda: widget.process is None, timeout=240_000)
+    assert (run / "best.pt").is_file()
+    assert [epoch for epoch, _ in widget._plot.points["psnr"]] == [1, 2]
+    assert len(widget._plot.points["loss_g"]) >= 2
+    assert widget._progress.value == widget._progress.max
+    assert str(run / "best.pt") in synthesis._generator.choices
+    assert any("training finished" in n.message for n in notifications)
+
+
+def test_closing_napari_stops_training_with_a_resumable_checkpoint(make_napari_viewer, qtbot, runs, phantom_dir):
+    viewer = make_napari_viewer()
+    widget = training_widget(viewer, phantom_dir, runs, epochs=3)
+    process = widget.start()
+    qtbot.waitUntil(lambda: (runs / "t2-pd-G3" / "events.jsonl").exists(), timeout=120_000)
+    viewer.close()
+    assert process.poll() == 130
+    assert (runs / "t2-pd-G3" / "last.pt").is_file()
+
+
+def test_training_without_pairs_is_one_notification(make_napari_viewer, runs, tmp_path, notifications):
+    viewer = make_napari_viewer()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    widget = training_widget(viewer, empty, runs)
+    assert widget._pairs.value == f"no IXI T2/PD pairs in {empty}"
+    assert widget.start() is None
+    assert [n.message for n in notifications if n.severity == "error"] == [
+        f"no IXI T2/PD pairs in {empty}: choose the data folder"
+    ]
