@@ -110,8 +110,8 @@ def _synthesize(args) -> int:
     from .core.checkpoint import load_checkpoint
     from .core.devices import resolve_device
     from .core.errors import MedSynthError
-    from .core.nifti import is_nifti_path, load_volume, save_volume, strip_nifti_suffix
-    from .core.synthesis import synthesize
+    from .core.nifti import is_nifti_path, load_volume
+    from .core.synthesis import save_result, synthesize
 
     inputs = [p for p in (args.source, args.target, args.checkpoint) if p is not None]
     if not is_nifti_path(args.out):
@@ -132,20 +132,16 @@ def _synthesize(args) -> int:
             source, generator, info, target=target, stride=args.stride, device=device,
             batch_size=args.batch_size, spread=args.maps is not None, progress=progress,
         )
-    save_volume(args.out, result.synthesis, source, protect=inputs)
-    print(f"wrote {args.out}")
+    written = save_result(result, source, args.out, args.maps, protect=inputs)
+    print(f"wrote {written[0]}")
     if result.metrics:
         m = result.metrics
         print(
             f"MAE {m['mae']:.4f}  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}  "
             "(standardized volumes; PSNR peak = range of the standardized ground truth)"
         )
-    if args.maps is not None:
-        stem = strip_nifti_suffix(args.out.name)
-        maps = {"spread": result.spread, **result.maps}
-        for name, data in maps.items():
-            path = save_volume(args.maps / f"{stem}_{name}.nii.gz", data, source, protect=inputs)
-            print(f"wrote {path}")
+    for path in written[1:]:
+        print(f"wrote {path}")
     return 0
 
 

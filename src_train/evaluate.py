@@ -12,7 +12,7 @@ import numpy as np
 from napari_medsynth.core.atomic import atomic_output
 from napari_medsynth.core.checkpoint import direction_label, load_checkpoint
 from napari_medsynth.core.console import progress_bar
-from napari_medsynth.core.metrics import mae, psnr, ssim
+from napari_medsynth.core.metrics import quality
 from napari_medsynth.core.reconstruct import reconstruct_volume
 
 from .data import PreprocessedCache, SubjectSplit, VolumePair, load_volume_pairs, pairs_of
@@ -45,9 +45,8 @@ def evaluate_predictor(name: str, direction: str, predict: Callable[[np.ndarray]
         for done, pair in enumerate(pairs, start=1):
             prediction, target = predict(pair.source.load(mmap=False)), pair.target.load(mmap=False)
             evaluation.subjects.append(pair.subject)
-            evaluation.mae.append(mae(prediction, target))
-            evaluation.psnr.append(psnr(prediction, target))
-            evaluation.ssim.append(ssim(prediction, target))
+            for metric, value in quality(prediction, target).items():
+                getattr(evaluation, metric).append(value)
             progress(done, len(pairs))
     return evaluation
 

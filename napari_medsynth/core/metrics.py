@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["gradient_difference_map", "mae", "psnr", "squared_error_map", "ssim"]
+__all__ = ["gradient_difference_map", "mae", "psnr", "quality", "squared_error_map", "ssim"]
 
 IN_PLANE_AXES = (0, 1)  # of a preprocessed (224, 224, 32) volume: the slice axis is last
 
@@ -77,6 +77,11 @@ def ssim(prediction, target, data_range: float | None = None, mask=None, win_siz
         return _mean_within(ssim_map, mask)
     pad = (win_size - 1) // 2
     return float(ssim_map[tuple(slice(pad, -pad) for _ in ssim_map.shape)].mean())
+
+
+def quality(prediction, target) -> dict[str, float]:
+    """``mae``, ``psnr`` (dB) and ``ssim`` of ``prediction`` against ``target``, as the report."""
+    return {"mae": mae(prediction, target), "psnr": psnr(prediction, target), "ssim": ssim(prediction, target)}
 
 
 def squared_error_map(prediction, target, mask=None) -> np.ndarray:

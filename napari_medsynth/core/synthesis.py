@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .checkpoint import CheckpointInfo
 from .errors import MedSynthError
 from .ixi import ixi_name
-from .metrics import gradient_difference_map, mae, psnr, squared_error_map, ssim
+from .metrics import gradient_difference_map, quality, squared_error_map
 from .models import Generator
-from .nifti import Volume
+from .nifti import Volume, save_volume, strip_nifti_suffix
 from .preprocess import check_pair, preprocess_volume, to_source_grid
 from .reconstruct import reconstruct_volume
 
-__all__ = ["SynthesisResult", "check_contrast", "synthesize"]
+__all__ = ["SynthesisResult", "check_contrast", "save_result", "synthesize"]
 
 
 @dataclass
@@ -111,13 +112,29 @@ def synthesize(
     )
     if target is not None:
         truth = preprocess_volume(target).data
-        result.metrics = {
-            "mae": mae(standardized, truth),
-            "psnr": psnr(standardized, truth),
-            "ssim": ssim(standardized, truth),
-        }
+        result.metrics = quality(standardized, truth)
         result.maps = {
             "squared_error": to_source_grid(squared_error_map(standardized, truth), prepared),
             "gradient_difference": to_source_grid(gradient_difference_map(standardized, truth), prepared),
         }
     return result
+
+
+def save_result(result: SynthesisResult, source: Volume, out, maps_folder=None, protect=()) -> list[Path]:
+    """Write the synthesis to ``out`` and its maps to ``maps_folder`` as ``<out stem>_<map>.nii.gz``,
+    each atomically on ``source``'s grid with its affine; never over a ``protect`` path.
+
+    Returns
+    -------
+    list of Path
+        The files written, the synthesis first.
+    """
+    out = Path(out)
+    written = [save_volume(out, result.synthesis, source, protect=protect)]
+    if maps_folder is not None:
+        stem = strip_nifti_suffix(out.name)
+        maps = {"spread": result.spread, **result.maps}
+        for name, data in maps.items():
+            if data is not None:
+                written.append(save_volume(Path(maps_folder) / f"{stem}_{name}.nii.gz", data, source, protect=protect))
+    return written
