@@ -1,4 +1,4 @@
-"""The ``medsynth`` command: ``phantom``, ``check``, ``synthesize``."""
+"""The ``medsynth`` command: ``phantom``, ``check``, ``synthesize``, ``demo``."""
 
 from __future__ import annotations
 
@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", type=Path, required=True, metavar="OUT", help="output .nii.gz")
     synth.add_argument("--target", type=Path, metavar="GT", help="ground truth of the target contrast")
     synth.add_argument("--stride", type=int, default=8, help="patch stride in voxels (default 8, as the report)")
+    synth.add_argument("--preview", action="store_true",
+                       help="one pass of the generator over the whole volume instead of the patch average (fast)")
     synth.add_argument("--batch-size", type=int, metavar="B", help="patches per forward pass (default: automatic)")
     synth.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     synth.add_argument(
@@ -58,6 +60,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the patch-spread map, and with --target the squared-error and gradient-difference maps",
     )
     synth.set_defaults(handler=_synthesize)
+
+    demo = commands.add_parser(
+        "demo",
+        help="open napari on the phantom pair and synthesize it with the bundled demo generator",
+        description=(
+            "Open napari on the built-in phantom T2/PD pair and run the default demo generator "
+            "(PD->T2 G4+RL, trained on the phantom) through the synthesis widget: source, synthesis, "
+            "ground truth and maps side by side. With --headless, do the same work without a window "
+            "and write the NIfTI files, metrics.json (beside two baselines) and demo.png to OUT_DIR."
+        ),
+    )
+    demo.add_argument("--headless", type=Path, metavar="OUT_DIR", help="no window: write the results to OUT_DIR")
+    demo.add_argument("--stride", type=int, default=8, help="patch stride in voxels (default 8, as the report)")
+    demo.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    demo.set_defaults(handler=_demo)
     return parser
 
 
@@ -130,7 +147,8 @@ def _synthesize(args) -> int:
     with progress_bar(f"{info.label} {info.source_contrast}->{info.target_contrast}", unit="patch") as progress:
         result = synthesize(
             source, generator, info, target=target, stride=args.stride, device=device,
-            batch_size=args.batch_size, spread=args.maps is not None, progress=progress,
+            batch_size=args.batch_size, spread=args.maps is not None and not args.preview, preview=args.preview,
+            progress=progress,
         )
     written = save_result(result, source, args.out, args.maps, protect=inputs)
     print(f"wrote {written[0]}")
@@ -141,6 +159,36 @@ def _synthesize(args) -> int:
             "(standardized volumes; PSNR peak = range of the standardized ground truth)"
         )
     for path in written[1:]:
+        print(f"wrote {path}")
+    return 0
+
+
+def _demo(args) -> int:
+    import os
+
+    from .core.errors import MedSynthError
+    from .demo import run_headless_demo
+
+    if args.headless is None:
+        headless_linux = sys.platform.startswith("linux") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+            or os.environ.get("QT_QPA_PLATFORM") in {"offscreen", "minimal"}
+        )
+        if headless_linux:
+            raise MedSynthError("no display to open napari on; run `medsynth demo --headless OUT_DIR` instead")
+        import napari
+
+        from .demo import open_demo_viewer
+
+        open_demo_viewer(stride=args.stride, device=args.device)
+        napari.run()
+        return 0
+    with progress_bar("demo synthesis", unit="patch") as progress:
+        summary = run_headless_demo(args.headless, stride=args.stride, device=args.device, progress=progress)
+    print(f"{summary['direction']} {summary['generator']} on the {summary['subject']}, stride {summary['stride']}:")
+    for name, m in summary["metrics"].items():
+        print(f"  {name:38s} MAE {m['mae']:.4f}  PSNR {m['psnr']:6.2f} dB  SSIM {m['ssim']:.4f}")
+    for path in summary["files"]:
         print(f"wrote {path}")
     return 0
 

@@ -8,9 +8,12 @@ import torch
 
 from napari_medsynth import Generator, save_checkpoint
 from napari_medsynth.cli import main
+from napari_medsynth.core.checkpoint import load_checkpoint
+from napari_medsynth.core import metrics
 from napari_medsynth.core.nifti import load_volume
 from napari_medsynth.core.patches import patch_grid
 from napari_medsynth.core.preprocess import preprocess_volume
+from napari_medsynth.core.reconstruct import preview_volume
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +109,17 @@ def test_bad_inputs_write_nothing(phantom, checkpoint, tmp_path, capsys, which):
     assert code == 1 and err.strip().splitlines() == [f"medsynth: error: {err.split('error: ', 1)[1].strip()}"]
     assert expected in err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_preview_is_one_pass_of_the_generator_and_writes_no_spread(phantom, checkpoint, tmp_path, capsys):
+    t2, pd = phantom
+    out, maps = tmp_path / "preview.nii.gz", tmp_path / "maps"
+    assert main(["synthesize", str(t2), "--checkpoint", str(checkpoint), "--out", str(out), "--target", str(pd),
+                 "--preview", "--device", "cpu", "--maps", str(maps)]) == 0
+    assert sorted(p.name for p in maps.iterdir()) == ["preview_gradient_difference.nii.gz",
+                                                      "preview_squared_error.nii.gz"]
+    generator, info = load_checkpoint(checkpoint)
+    prepared = preprocess_volume(load_volume(t2))
+    expected = preview_volume(generator, prepared.data, device="cpu")
+    printed = float(next(l for l in capsys.readouterr().out.splitlines() if l.startswith("MAE")).split()[3])
+    assert printed == pytest.approx(metrics.psnr(expected, preprocess_volume(load_volume(pd)).data), abs=0.01)

@@ -112,6 +112,34 @@ def test_synthesis_widget_adds_the_synthesis_and_maps_beside_the_phantom(make_na
     assert top_down[:3] == ["phantom T2", names[0], "phantom PD"]
 
 
+def test_a_one_pass_preview_shows_first_then_the_patch_average_replaces_it(make_napari_viewer, qtbot, runs):
+    checkpoint = tiny_checkpoint(runs / "p" / "best.pt")
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-medsynth", "phantom_pair")
+    widget = synthesis_widget(viewer, qtbot, stride=16)
+    widget._generator.value = str(checkpoint)
+    assert widget._preview.value  # on by default
+    shown = {}
+
+    def on_status(text):
+        if "one-pass preview" in text:
+            layer = viewer.layers["phantom PD synth [G3]"]
+            shown.update(data=layer.data.copy(), stride=layer.metadata["stride"],
+                         spread="phantom PD spread [G3]" in viewer.layers)
+
+    widget._status.changed.connect(on_status)
+    run_and_wait(widget, qtbot)
+
+    t2, pd = make_phantom_pair(seed=0)
+    generator, info = load_checkpoint(checkpoint)
+    preview = synthesize(t2, generator, info, target=pd, preview=True)
+    np.testing.assert_allclose(shown["data"], to_display(t2.__class__(preview.synthesis, t2.affine))[0], atol=1e-4)
+    assert shown["stride"] == "preview" and not shown["spread"]
+    final = viewer.layers["phantom PD synth [G3]"]
+    assert final.metadata["stride"] == 16 and not np.allclose(final.data, shown["data"])
+    assert [layer.name for layer in viewer.layers][2:4] == ["phantom PD synth [G3]", "phantom PD spread [G3]"]
+
+
 def test_cancel_stops_the_synthesis_without_layers(make_napari_viewer, qtbot, runs, notifications):
     checkpoint = tiny_checkpoint(runs / "r" / "best.pt")
     viewer = make_napari_viewer()

@@ -25,11 +25,14 @@ __all__ = ["SynthesisWidget", "run_synthesis"]
 STRIDES = [("8 (the report)", 8), ("16", 16), ("32 (fast preview)", 32)]
 
 
-def run_synthesis(checkpoint, direction, source, truth, stride, device, spread, progress, cancel):
-    """The worker's job: load the generator, synthesize; returns ``(result, info)``."""
+def run_synthesis(checkpoint, direction, source, truth, stride, device, spread, preview, progress, cancel):
+    """The worker's job: load the generator; with ``preview``, first yield a one-pass preview
+    ``(result, info)`` (seconds); return the patch-averaged ``(result, info)``."""
     from ..core.synthesis import synthesize
 
     generator, info = load_checkpoint(checkpoint, direction)
+    if preview:
+        yield synthesize(source, generator, info, target=truth, device=device, preview=True, cancel=cancel), info
     result = synthesize(source, generator, info, target=truth, stride=stride, device=device, spread=spread,
                         progress=progress, cancel=cancel)
     return result, info
@@ -69,6 +72,7 @@ class SynthesisWidget(Container):
         self._stride = ComboBox(label="stride", choices=STRIDES, value=8)
         self._device = ComboBox(label="device", choices=device_choices(), value="auto")
         self._spread = CheckBox(text="patch-disagreement (spread) map", value=True)
+        self._preview = CheckBox(text="quick preview first (one pass), then refine", value=True)
         self._side_by_side = CheckBox(text="side by side (grid)", value=False)
         self._run = PushButton(text="Synthesize")
         self._cancel = PushButton(text="Cancel", enabled=False)
@@ -77,7 +81,7 @@ class SynthesisWidget(Container):
         self._save_path = FileEdit(label="save as", mode="w", filter="*.nii.gz")
         self._save = PushButton(text="Save synthesis", enabled=False)
         self.extend([self._source, self._truth, self._direction, self._generator, self._other, self._runs,
-                     self._stride, self._device, self._spread, self._side_by_side, self._run, self._cancel,
+                     self._stride, self._device, self._spread, self._preview, self._side_by_side, self._run, self._cancel,
                      self._progress, self._status, self._save_path, self._save])
 
         self._worker = None
@@ -195,10 +199,11 @@ class SynthesisWidget(Container):
                "subject": _subject(source_layer), "source": source, "checkpoint": self._generator.value}
         worker = create_worker(
             run_synthesis, self._generator.value, self._direction.value, source, truth, self._stride.value,
-            self._device.value, self._spread.value, self._relay.progressed.emit, self._cancel_flag,
-            _start_thread=False, _ignore_errors=True,  # errors become notifications in _on_errored
+            self._device.value, self._spread.value, self._preview.value, self._relay.progressed.emit,
+            self._cancel_flag, _start_thread=False, _ignore_errors=True,  # errors: notifications in _on_errored
         )
         self._cancel_flag.worker = worker
+        worker.yielded.connect(partial(self._on_preview, job))
         worker.returned.connect(partial(self._on_returned, job))
         worker.errored.connect(self._on_errored)
         worker.finished.connect(self._on_finished)
@@ -206,7 +211,7 @@ class SynthesisWidget(Container):
         self._napari_progress = progress(total=0, desc="MedSynth: synthesizing")
         self._progress.visible, self._progress.value = True, 0
         self._run.enabled, self._cancel.enabled = False, True
-        self._status.value = "synthesizing..."
+        self._status.value = "previewing..." if self._preview.value else "synthesizing..."
         worker.start()
 
     def cancel(self):
@@ -228,12 +233,25 @@ class SynthesisWidget(Container):
                 self._napari_progress.total = total
             self._napari_progress.update(done - self._napari_progress.n)
 
+    def _on_preview(self, job: dict, output):
+        name = self._add_result(job, output, stride="preview")
+        self._status.value = f"{name}: one-pass preview; refining at stride {self._stride.value}..."
+
     def _on_returned(self, job: dict, output):
         self._settled = True
+        name = self._add_result(job, output, stride=self._stride.value)
+        metrics = output[0].metrics
+        self._status.value = (
+            f"{name}: MAE {metrics['mae']:.4f}, PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}"
+            if metrics else f"{name} (no ground truth: no metrics)"
+        )
+
+    def _add_result(self, job: dict, output, stride) -> str:
+        """Show a result as layers (replacing this generator's earlier ones); returns the synthesis' name."""
         result, info = output
         target = info.target_contrast
         metadata = {"generator": job["checkpoint"], "direction": info.direction, "variant": info.label,
-                    "stride": self._stride.value, "synthesized_from": job["source_layer"],
+                    "stride": stride, "synthesized_from": job["source_layer"],
                     "ground_truth": job["truth_layer"], "metrics": dict(result.metrics),
                     "medsynth_run": f"{job['subject']} {target} [{info.label}]"}
         layers = result_layers(result, job["source"], subject=job["subject"], label=info.label, target=target,
@@ -242,27 +260,26 @@ class SynthesisWidget(Container):
         self._last = (names[0], job["source"], job["checkpoint"])
         self._save.enabled = True
         self._save_path.value = _default_save_path(job["source"], names[0])
-        metrics = result.metrics
-        self._status.value = (
-            f"{names[0]}: MAE {metrics['mae']:.4f}, PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}"
-            if metrics else f"{names[0]} (no ground truth: no metrics)"
-        )
         self._apply_grid()
+        return names[0]
 
     def _show(self, layers: list[tuple], run_key: str) -> list[str]:
-        """Add the result layers, replacing this generator's previous ones for the same subject."""
+        """Add the result layers in their order, replacing this generator's previous ones for the subject."""
         names = [kwargs["name"] for _, kwargs, _ in layers]
-        for layer in list(self._viewer.layers):
+        existing = self._viewer.layers
+        for layer in list(existing):
             if layer.metadata.get("medsynth_run") == run_key and layer.name not in names:
-                self._viewer.layers.remove(layer)
-        for data, kwargs, _ in layers:
-            existing = self._viewer.layers[kwargs["name"]] if kwargs["name"] in self._viewer.layers else None
-            if existing is None:
+                existing.remove(layer)
+        for previous, (data, kwargs, _) in zip([None, *names], layers):
+            if kwargs["name"] not in existing:
                 self._viewer.add_image(data, **kwargs)
-                continue
-            existing.data = data
-            for key in ("scale", "translate", "contrast_limits", "colormap", "metadata"):
-                setattr(existing, key, kwargs[key])
+            else:
+                layer = existing[kwargs["name"]]
+                layer.data = data
+                for key in ("scale", "translate", "contrast_limits", "colormap", "metadata"):
+                    setattr(layer, key, kwargs[key])
+            if previous is not None:  # a map added by a later run goes beside its synthesis
+                existing.move(existing.index(kwargs["name"]), existing.index(previous) + 1)
         return names
 
     def _on_errored(self, error):

@@ -15,7 +15,7 @@ from .metrics import gradient_difference_map, quality, squared_error_map
 from .models import Generator
 from .nifti import Volume, save_volume, strip_nifti_suffix
 from .preprocess import check_pair, preprocess_volume, to_source_grid
-from .reconstruct import reconstruct_volume
+from .reconstruct import preview_volume, reconstruct_volume
 
 __all__ = ["SynthesisResult", "check_contrast", "save_result", "synthesize"]
 
@@ -74,10 +74,15 @@ def synthesize(
     device="auto",
     batch_size: int | None = None,
     spread: bool = False,
+    preview: bool = False,
     progress=None,
     cancel=None,
 ) -> SynthesisResult:
     """Preprocess ``source``, reconstruct it patch by patch, and map the result back.
+
+    With ``preview``, one pass of the fully convolutional generator over the whole volume
+    (:func:`~napari_medsynth.core.reconstruct.preview_volume`, about 1/13 of the work at
+    stride 8) replaces the patch average; it has no spread map and ignores ``stride``.
 
     Raises
     ------
@@ -91,11 +96,15 @@ def synthesize(
         check_contrast(target, info.target_contrast, "ground truth")
         check_pair(source, target)
     prepared = preprocess_volume(source)
-    reconstructed = reconstruct_volume(
-        generator, prepared.data, patch=info.patch, stride=stride, batch_size=batch_size,
-        device=device, progress=progress, cancel=cancel, return_spread=spread,
-    )
-    standardized, spread_map = reconstructed if spread else (reconstructed, None)
+    if preview:
+        standardized = preview_volume(generator, prepared.data, device=device, progress=progress, cancel=cancel)
+        spread_map = None
+    else:
+        reconstructed = reconstruct_volume(
+            generator, prepared.data, patch=info.patch, stride=stride, batch_size=batch_size,
+            device=device, progress=progress, cancel=cancel, return_spread=spread,
+        )
+        standardized, spread_map = reconstructed if spread else (reconstructed, None)
     scale = info.target_intensity
     if scale is None:
         warnings.warn(
