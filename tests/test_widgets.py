@@ -119,22 +119,23 @@ def test_a_one_pass_preview_shows_first_then_the_patch_average_replaces_it(make_
     widget = synthesis_widget(viewer, qtbot, stride=16)
     widget._generator.value = str(checkpoint)
     assert widget._preview.value  # on by default
-    shown = {}
+    inserted, shown = [], {}
 
-    def on_status(text):
-        if "one-pass preview" in text:
-            layer = viewer.layers["phantom PD synth [G3]"]
-            shown.update(data=layer.data.copy(), stride=layer.metadata["stride"],
-                         spread="phantom PD spread [G3]" in viewer.layers)
+    def on_inserted(event):  # the preview adds the layers; the refined result only updates them
+        inserted.append(event.value.name)
+        if event.value.name == "phantom PD synth [G3]":
+            shown.update(data=event.value.data.copy(), stride=event.value.metadata["stride"])
 
-    widget._status.changed.connect(on_status)
+    viewer.layers.events.inserted.connect(on_inserted)
     run_and_wait(widget, qtbot)
 
     t2, pd = make_phantom_pair(seed=0)
     generator, info = load_checkpoint(checkpoint)
     preview = synthesize(t2, generator, info, target=pd, preview=True)
     np.testing.assert_allclose(shown["data"], to_display(t2.__class__(preview.synthesis, t2.affine))[0], atol=1e-4)
-    assert shown["stride"] == "preview" and not shown["spread"]
+    assert shown["stride"] == "preview"
+    assert inserted == ["phantom PD synth [G3]", "phantom PD squared error [G3]",
+                        "phantom PD gradient difference [G3]", "phantom PD spread [G3]"]  # no spread in a preview
     final = viewer.layers["phantom PD synth [G3]"]
     assert final.metadata["stride"] == 16 and not np.allclose(final.data, shown["data"])
     assert [layer.name for layer in viewer.layers][2:4] == ["phantom PD synth [G3]", "phantom PD spread [G3]"]
@@ -170,13 +171,17 @@ def test_wrong_checkpoints_are_one_line_notifications(make_napari_viewer, qtbot,
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
     widget._other.value = broken
-    assert [n.message for n in notifications if n.severity == "error"][-1].startswith(
-        "broken.pt: not a readable checkpoint"
+    assert [n.message for n in notifications if n.severity == "error"][-1] == (
+        "broken.pt: not a readable checkpoint, truncated or not a torch file"
     )
 
+    # A PD->T2 checkpoint switches the direction and the layers (the reader opened the PD partner);
+    # a T2 source picked by hand is refused in one line.
     pd_to_t2 = tiny_checkpoint(tmp_path / "pd" / "pd-to-t2.pt", direction="pd-t2", variant="G4", residual=True)
     widget._other.value = pd_to_t2
     assert widget._direction.value == "pd-t2" and widget._generator.value == str(pd_to_t2)
+    assert (widget._source.value.metadata["contrast"], widget._truth.value.metadata["contrast"]) == ("PD", "T2")
+    widget._source.value = widget._truth.value
     run_and_wait(widget, qtbot)
     message = "IXI002-Guys-0828-T2.nii.gz is a T2 image, but the source of this generator must be PD"
     assert [n.message for n in notifications if n.severity == "error"][-1] == message

@@ -160,10 +160,11 @@ class SynthesisWidget(Container):
         wanted, other = DIRECTIONS[self._direction.value]
         images = [layer for layer in self._viewer.layers if layer._type_string == "image"]
         by_contrast = {layer.metadata.get("contrast"): layer for layer in images}
-        current = self._source.value
-        if wanted in by_contrast and (current is None or current.metadata.get("contrast") != wanted):
+        source, truth = self._source.value, self._truth.value
+        if wanted in by_contrast and (source is None or source.metadata.get("contrast") != wanted):
             self._source.value = by_contrast[wanted]
-            self._truth.value = by_contrast.get(other)
+        if other in by_contrast and (truth is None or truth.metadata.get("contrast") != other):
+            self._truth.value = by_contrast[other]
 
     def configure(self, direction: str, generator=None, *, stride=None, device=None, side_by_side=None):
         """Set the direction (switching to layers of its contrasts) and, where given, the rest."""

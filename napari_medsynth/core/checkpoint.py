@@ -157,7 +157,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a broken file
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise MedSynthError(f"{path.name}: not a readable checkpoint, truncated or not a torch file ({reason})") from None
+        # torch wraps any unpickling failure in a long paragraph about weights_only: leave it out
+        detail = "" if reason.startswith("Weights only load failed") else f" ({reason})"
+        raise MedSynthError(f"{path.name}: not a readable checkpoint, truncated or not a torch file{detail}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise MedSynthError(f"{path.name}: not a napari-medsynth generator checkpoint")
     if payload.get("format_version", 0) > FORMAT_VERSION:
