@@ -152,6 +152,9 @@ def run_training(config, resume: bool = False) -> int:
             bar.close()
             print(f"epoch {event['epoch']}: validation MAE {event['mae']:.4f}  PSNR {event['psnr']:.2f} dB  "
                   f"SSIM {event['ssim']:.4f}{'  (best)' if event['best'] else ''}", file=sys.stderr)
+            rate = event["throughput"]
+            print(f"  training {rate['patches_per_s']:.1f} patches/s, "
+                  f"{100 * rate['loader_wait_fraction']:.1f}% of it waiting for data", file=sys.stderr)
 
     trainer.on_event = on_event
     previous = {}

@@ -140,6 +140,44 @@ class _Progress:
     sums: dict = field(default_factory=lambda: dict.fromkeys(LOSS_NAMES, 0.0))
 
 
+class StepTiming:
+    """Where an epoch's time goes: waiting for the loader, the discriminator's update and the
+    generator's (the forward pass that feeds D counts as G's). Times end at a loss read back
+    to the host, so they include the device's work."""
+
+    def __init__(self):
+        self.seconds = {"loader": 0.0, "discriminator": 0.0, "generator": 0.0}
+        self.patches = 0
+        self._mark = time.perf_counter()
+
+    def wait_for(self, batches):
+        """The next batch, or None at the end; the wait counts as the loader's time."""
+        started = time.perf_counter()
+        batch = next(batches, None)
+        self.seconds["loader"] += time.perf_counter() - started
+        return batch
+
+    def start(self, patches: int) -> None:
+        self.patches += patches
+        self._mark = time.perf_counter()
+
+    def discriminator_done(self) -> None:
+        now = time.perf_counter()
+        self.seconds["discriminator"] += now - self._mark
+        self._mark = now
+
+    def step_done(self) -> None:
+        self.seconds["generator"] += time.perf_counter() - self._mark
+
+    def summary(self) -> dict:
+        """Patches per second of the whole epoch and of each part, and the loader's share of the time."""
+        total = sum(self.seconds.values())
+        rates = {f"{part}_patches_per_s": self.patches / spent for part, spent in self.seconds.items()
+                 if part != "loader" and spent > 0}
+        return {"patches": self.patches, "patches_per_s": self.patches / total if total else 0.0, **rates,
+                "loader_wait_fraction": self.seconds["loader"] / total if total else 0.0}
+
+
 class Trainer:
     """Trains one generator variant; see :class:`TrainConfig`.
 
@@ -158,6 +196,7 @@ class Trainer:
         self.run_dir = Path(config.out)
         self.resume = resume
         self.on_event = on_event
+        self.timing = StepTiming()
         self.stop_requested = threading.Event()
         self.dist = _Distributed.from_env()
         self.progress = _Progress()
@@ -300,8 +339,10 @@ class Trainer:
             self.sampler.set_epoch(epoch)
             self.sampler.skip = self.progress.step * config.batch_size
             self.generator.train()
-            for source, target in self.loader:
-                losses = self._step(source, target)
+            self.timing = StepTiming()
+            batches = iter(self.loader)
+            while (batch := self.timing.wait_for(batches)) is not None:
+                losses = self._step(*batch)
                 self.progress.step += 1
                 for name, value in losses.items():
                     self.progress.sums[name] += value
@@ -333,6 +374,7 @@ class Trainer:
         target = target.to(self.device, non_blocking=True).contiguous(memory_format=layout)
         losses = dict.fromkeys(LOSS_NAMES, 0.0)
         try:
+            self.timing.start(len(source))
             with self._autocast():
                 fake = self.g_step_model(source)
             loss_adv = fake.new_zeros(())
@@ -346,7 +388,8 @@ class Trainer:
                 self.optimizer_d.zero_grad(set_to_none=True)
                 self.scaler.scale(loss_d).backward()
                 self.scaler.step(self.optimizer_d)
-                losses["loss_d"] = float(loss_d.detach())
+                losses["loss_d"] = float(loss_d.detach())  # waits for the device: D's time ends here
+                self.timing.discriminator_done()
                 with self._autocast():  # the unwrapped D: its gradients here are discarded
                     loss_adv = adversarial_loss(self.discriminator(source, fake).float(), True)
             fake = fake.float()
@@ -368,6 +411,7 @@ class Trainer:
             ) from None
         losses.update(loss_g=float(loss_g.detach()), loss_rec=float(loss_rec.detach()),
                       loss_adv=float(loss_adv.detach()), loss_gdl=float(loss_gdl.detach()))
+        self.timing.step_done()
         return losses
 
     def _check_finite(self, loss: torch.Tensor, which: str) -> None:
@@ -408,7 +452,8 @@ class Trainer:
             self._writer.flush()
         self._emit({"event": "validation", "epoch": epoch, **means,
                     **{k: v[0] for k, v in summary.items()}, **{f"{k}_std": v[1] for k, v in summary.items()},
-                    "best": is_best, "best_epoch": self.progress.best_epoch, "seconds": seconds})
+                    "best": is_best, "best_epoch": self.progress.best_epoch, "seconds": seconds,
+                    "throughput": self.timing.summary()})
 
     def validate(self) -> dict:
         """Whole-volume MAE, PSNR and SSIM of each validation subject (standardized volumes)."""

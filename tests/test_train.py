@@ -53,7 +53,13 @@ def test_a_run_writes_its_folder_and_the_loss_falls(g3_run):
     assert len(_rows(g3_run / "val_subjects.csv")) == 3
     events = [json.loads(line) for line in (g3_run / "events.jsonl").read_text().splitlines()]
     assert events[0]["event"] == "start" and events[-1]["event"] == "done"
-    assert sum(e["event"] == "validation" for e in events) == 3
+    validations = [e for e in events if e["event"] == "validation"]
+    assert len(validations) == 3
+    for event in validations:  # the epoch's throughput: 1 training subject = 49 patches
+        rate = event["throughput"]
+        assert rate["patches"] == 49 and 0 <= rate["loader_wait_fraction"] < 1
+        assert rate["generator_patches_per_s"] > rate["patches_per_s"] > 0
+        assert rate["discriminator_patches_per_s"] > rate["patches_per_s"]
 
 
 def test_best_checkpoint_is_the_best_validation_epoch(g3_run):
