@@ -18,7 +18,7 @@ setup(
     packages=find_packages(include=["napari_medsynth", "napari_medsynth.*", "src_train", "src_train.*"]),
     # napari.yaml and the icon live at the repo root (the design card); the package holds
     # links to them so that an installed plugin loads exactly that manifest.
-    package_data={"napari_medsynth": ["napari.yaml", "icon.svg", "data/*"]},
+    package_data={"napari_medsynth": ["napari.yaml", "icon.svg", "data/*", "data/generators/*"]},
     install_requires=[
         "napari>=0.5",
         "magicgui",
