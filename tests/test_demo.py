@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from napari_medsynth.cli import main
+from napari_medsynth._widgets.synthesis import grid_tile
 from napari_medsynth.core.catalog import bundled_generators, bundled_mapping, default_generator
 from napari_medsynth.core.phantom import make_phantom_pair
 from napari_medsynth.demo import BASELINES, open_demo_viewer
@@ -74,9 +75,9 @@ def test_demo_without_a_display_points_to_headless(monkeypatch, capsys):
 def test_demo_viewer_shows_source_synthesis_truth_and_maps_side_by_side(make_napari_viewer, qtbot):
     viewer, widget = open_demo_viewer(make_napari_viewer(), stride=32, device="cpu")
     qtbot.waitUntil(lambda: widget.worker is None, timeout=180_000)
-    top_down = [layer.name for layer in viewer.layers][::-1]
-    assert top_down == ["phantom PD", "phantom T2 synth [G4+RL]", "phantom T2",
-                        "phantom T2 spread [G4+RL]", "phantom T2 squared error [G4+RL]",
-                        "phantom T2 gradient difference [G4+RL]"]
+    tiles = ["phantom PD", "phantom T2 synth [G4+RL]", "phantom T2",  # source | synthesis | truth
+             "phantom T2 spread [G4+RL]", "phantom T2 squared error [G4+RL]", "phantom T2 gradient difference [G4+RL]"]
     assert viewer.canvas.grid.enabled and all(layer.visible for layer in viewer.layers)
+    assert [grid_tile(viewer.canvas.grid, viewer.layers, name) for name in tiles] == [
+        (0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
     assert viewer.layers["phantom T2 synth [G4+RL]"].metadata["metrics"]["psnr"] > 20

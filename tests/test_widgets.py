@@ -10,7 +10,7 @@ import pytest
 from conftest import IXI_AFFINE, smooth_volume, write_nifti
 
 from napari_medsynth._widgets._shared import RUNS
-from napari_medsynth._widgets.synthesis import SynthesisWidget
+from napari_medsynth._widgets.synthesis import SynthesisWidget, grid_tile
 from napari_medsynth._widgets.training import TrainingWidget
 from napari_medsynth.core.checkpoint import load_checkpoint, save_checkpoint
 from napari_medsynth.core.models import Generator
@@ -108,8 +108,9 @@ def test_synthesis_widget_adds_the_synthesis_and_maps_beside_the_phantom(make_na
     # Side by side: source | synthesis | truth | maps in napari's grid.
     widget._side_by_side.value = True
     assert viewer.canvas.grid.enabled
-    top_down = [layer.name for layer in viewer.layers][::-1]
-    assert top_down[:3] == ["phantom T2", names[0], "phantom PD"]
+    tiles = ["phantom T2", names[0], "phantom PD", *names[2:]]
+    assert [grid_tile(viewer.canvas.grid, viewer.layers, name) for name in tiles] == [(0, 0), (0, 1), (0, 2),
+                                                                                      (1, 0), (1, 1)]
 
 
 def test_a_one_pass_preview_shows_first_then_the_patch_average_replaces_it(make_napari_viewer, qtbot, runs):

@@ -20,7 +20,7 @@ from ._shared import RUNS, device_choices, report_error
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["SynthesisWidget", "run_synthesis"]
+__all__ = ["SynthesisWidget", "grid_tile", "run_synthesis"]
 
 STRIDES = [("8 (the report)", 8), ("16", 16), ("32 (fast preview)", 32)]
 
@@ -317,12 +317,16 @@ class SynthesisWidget(Container):
                    *(layer.name for layer in self._viewer.layers
                      if layer.metadata.get("medsynth_run") == run_key and layer.name != synthesis.name)]
         ordered = [name for name in ordered if name and name in self._viewer.layers]
-        for layer in self._viewer.layers:
+        layers = self._viewer.layers
+        for layer in layers:
             layer.visible = layer.name in ordered
-        for name in reversed(ordered):  # napari puts the top layer in the top-left tile
-            self._viewer.layers.move(self._viewer.layers.index(name), len(self._viewer.layers))
+        for name in reversed(ordered):  # source on top of the list
+            layers.move(layers.index(name), len(layers))
         grid.shape = (-1, min(3, len(ordered)))
         grid.enabled = True
+        if grid_tile(grid, layers, ordered[0]) != (0, 0):  # this napari fills the grid from the bottom layer up
+            for name in ordered:
+                layers.move(layers.index(name), len(layers))
 
     def save(self, path=None) -> Path | None:
         """Write the last synthesis as NIfTI on its source's grid (the source's affine and header)."""
@@ -350,6 +354,15 @@ def _grid(viewer):
     """napari's grid settings (``viewer.canvas.grid`` from napari 0.9, ``viewer.grid`` before)."""
     canvas = getattr(viewer, "canvas", None)
     return canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid
+
+
+def grid_tile(grid, layers, name: str) -> tuple[int, int]:
+    """(row, column) of layer ``name``'s tile in napari's grid (its API changed in napari 0.9)."""
+    index = layers.index(name)
+    try:
+        return tuple(grid.position(index, layers))
+    except TypeError:  # napari < 0.9: position(index, nlayers)
+        return tuple(grid.position(index, len(layers)))
 
 
 def _subject(layer) -> str:

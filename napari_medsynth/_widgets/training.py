@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 __all__ = ["TrainingProcess", "TrainingWidget"]
 
+# filter-count scales: the report's generator and narrower ones for CPUs and quick tries
+WIDTHS = [("1 (the report)", 1.0), ("1/2", 0.5), ("1/4", 0.25), ("1/8", 0.125), ("1/16", 0.0625)]
+
 POLL_MS = 500
 STOP_WAIT_S = 120  # how long closing napari waits for the trainer to save last.pt
 
@@ -103,7 +106,7 @@ class TrainingWidget(Container):
         self._epochs = SpinBox(label="epochs", min=1, max=1000, value=32)
         self._batch = SpinBox(label="batch size", min=1, max=512, value=7)
         self._lr = FloatSpinBox(label="learning rate", min=1e-6, max=1.0, step=1e-4, value=2e-4)
-        self._width = FloatSpinBox(label="width", min=0.0625, max=1.0, step=0.0625, value=1.0)
+        self._width = ComboBox(label="width", choices=WIDTHS, value=1.0)
         self._val_stride = ComboBox(label="validation stride", choices=[8, 16, 32], value=8)
         self._device = ComboBox(label="device", choices=device_choices(), value="auto")
         self._workers = SpinBox(label="loader workers", min=0, max=64, value=2)
