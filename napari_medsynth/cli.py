@@ -9,6 +9,7 @@ from pathlib import Path
 from .core.console import progress_bar, run_command
 
 PROG = "medsynth"
+DEMO_OUTPUT = "demo-output"  # where `medsynth demo` writes when there is no display
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
             "and write the NIfTI files, metrics.json (beside two baselines) and demo.png to OUT_DIR."
         ),
     )
-    demo.add_argument("--headless", type=Path, metavar="OUT_DIR", help="no window: write the results to OUT_DIR")
+    demo.add_argument("--headless", type=Path, metavar="OUT_DIR",
+                      help=f"no window: write the results to OUT_DIR (without a display: {DEMO_OUTPUT}/)")
     demo.add_argument("--stride", type=int, default=8, help="patch stride in voxels (default 8, as the report)")
     demo.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     demo.set_defaults(handler=_demo)
@@ -166,7 +168,6 @@ def _synthesize(args) -> int:
 def _demo(args) -> int:
     import os
 
-    from .core.errors import MedSynthError
     from .demo import run_headless_demo
 
     if args.headless is None:
@@ -175,7 +176,10 @@ def _demo(args) -> int:
             or os.environ.get("QT_QPA_PLATFORM") in {"offscreen", "minimal"}
         )
         if headless_linux:
-            raise MedSynthError("no display to open napari on; run `medsynth demo --headless OUT_DIR` instead")
+            print(f"{PROG}: no display to open napari on: running headless into {DEMO_OUTPUT}/ "
+                  "(or choose a folder with --headless OUT_DIR)", file=sys.stderr)
+            args.headless = Path(DEMO_OUTPUT)
+    if args.headless is None:
         import napari
 
         from .demo import open_demo_viewer

@@ -65,11 +65,13 @@ def test_headless_demo_into_an_unwritable_folder_is_one_line(tmp_path, capsys):
     assert error.startswith("medsynth: error: ") and "cannot write there" in error and "\n" not in error
 
 
-def test_demo_without_a_display_points_to_headless(monkeypatch, capsys):
+def test_demo_without_a_display_runs_headless_into_demo_output(monkeypatch, tmp_path, capsys):
     for variable in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
         monkeypatch.delenv(variable, raising=False)
-    assert main(["demo"]) == 1
-    assert "medsynth demo --headless OUT_DIR" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--stride", "32", "--device", "cpu"]) == 0
+    assert "no display to open napari on: running headless into demo-output/" in capsys.readouterr().err
+    assert json.loads((tmp_path / "demo-output" / "metrics.json").read_text())["stride"] == 32
 
 
 def test_demo_viewer_shows_source_synthesis_truth_and_maps_side_by_side(make_napari_viewer, qtbot):
