@@ -180,9 +180,14 @@ def _demo(args) -> int:
                   "(or choose a folder with --headless OUT_DIR)", file=sys.stderr)
             args.headless = Path(DEMO_OUTPUT)
     if args.headless is None:
+        import warnings
+
         import napari
 
         from .demo import open_demo_viewer
+
+        # napari's own notices about its Qt backend are not the user's business here
+        warnings.filterwarnings("ignore", message="System theme detection requires a Qt6 backend")
 
         open_demo_viewer(stride=args.stride, device=args.device)
         napari.run()
