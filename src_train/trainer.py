@@ -7,7 +7,6 @@ GPUs, Gloo on CPUs); rank 0 validates, writes the run folder and the checkpoints
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import math
@@ -29,7 +28,7 @@ from torch.utils.data import DataLoader
 from napari_medsynth.core.checkpoint import checkpoint_payload, load_checkpoint, parse_direction, read_checkpoint, write_atomically
 from napari_medsynth.core.devices import resolve_device
 from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.metrics import mae, psnr, ssim
+from napari_medsynth.core.metrics import quality
 from napari_medsynth.core.models import Discriminator, Generator
 from napari_medsynth.core.reconstruct import reconstruct_volume
 
@@ -457,15 +456,14 @@ class Trainer:
 
     def validate(self) -> dict:
         """Whole-volume MAE, PSNR and SSIM of each validation subject (standardized volumes)."""
-        generator = copy.deepcopy(self.generator)
         scores = {"subject": [], "mae": [], "psnr": [], "ssim": []}
         for pair in self.val_pairs:
             source, target = pair.source.load(mmap=False), pair.target.load(mmap=False)
-            prediction = reconstruct_volume(generator, source, stride=self.config.val_stride, device=self.device)
+            # reconstruct_volume runs an eval-mode copy: the training module keeps its mode and device
+            prediction = reconstruct_volume(self.generator, source, stride=self.config.val_stride, device=self.device)
             scores["subject"].append(pair.subject)
-            scores["mae"].append(mae(prediction, target))
-            scores["psnr"].append(psnr(prediction, target))
-            scores["ssim"].append(ssim(prediction, target))
+            for metric, value in quality(prediction, target).items():
+                scores[metric].append(value)
         return scores
 
     def _provenance(self, **extra) -> dict:
