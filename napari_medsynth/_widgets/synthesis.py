@@ -11,7 +11,14 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, Pro
 from qtpy.QtCore import QObject, Signal
 
 from .._layers import layer_volume, result_layers
-from ..core.catalog import GeneratorEntry, bundled_generators, default_generator, describe, find_generators
+from ..core.catalog import (
+    GeneratorEntry,
+    bundled_generators,
+    default_generator,
+    describe,
+    find_generators,
+    read_generator_entry,
+)
 from ..core.checkpoint import DIRECTIONS, direction_label, load_checkpoint
 from ..core.errors import Cancelled, MedSynthError
 from ..core.nifti import save_volume
@@ -62,6 +69,7 @@ class SynthesisWidget(Container):
         super().__init__()
         self._viewer = viewer
         self._extra: dict[str, GeneratorEntry] = {}  # checkpoints picked with the file dialog
+        self._listed: dict[str, GeneratorEntry] = {}  # the generator list's entries, by path
         self._source = create_widget(annotation="napari.layers.Image", label="source")
         self._truth = create_widget(annotation="napari.layers.Image", label="ground truth",
                                     options={"nullable": True, "value": None})
@@ -110,7 +118,8 @@ class SynthesisWidget(Container):
         direction = self._direction.value
         entries = [*bundled_generators(direction), *find_generators(RUNS.folder, direction),
                    *(e for e in self._extra.values() if e.info.direction == direction)]
-        return [(entry.title, str(entry.path)) for entry in entries]
+        self._listed = {str(entry.path): entry for entry in entries}
+        return [(entry.title, path) for path, entry in self._listed.items()]
 
     def _refresh_generators(self, *_):
         previous = self._generator.value
@@ -121,13 +130,8 @@ class SynthesisWidget(Container):
         elif values:
             default = default_generator(self._direction.value)
             self._generator.value = str(default.path) if default and str(default.path) in values else values[-1]
-        self._generator.tooltip = self._describe_choice()
-
-    def _describe_choice(self) -> str:
-        path = self._generator.value
-        entry = next((e for e in [*bundled_generators(), *find_generators(RUNS.folder), *self._extra.values()]
-                      if str(e.path) == path), None)
-        return describe(entry) if entry else ""
+        entry = self._listed.get(self._generator.value)
+        self._generator.tooltip = describe(entry) if entry else ""
 
     def _on_runs_changed(self, folder):
         if Path(self._runs.value) != Path(folder):
@@ -139,14 +143,12 @@ class SynthesisWidget(Container):
         if not path.is_file():
             return
         try:
-            from ..core.checkpoint import checkpoint_info, read_checkpoint
-
-            info = checkpoint_info(read_checkpoint(path), path.name)
+            entry = read_generator_entry(path)
         except Exception as error:
             report_error(error, "loading the checkpoint")
             return
-        self._extra[str(path)] = GeneratorEntry(path, info, "file")
-        self._direction.value = info.direction
+        self._extra[str(path)] = entry
+        self._direction.value = entry.info.direction
         self._refresh_generators()
         self._generator.value = str(path)
 

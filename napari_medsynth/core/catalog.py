@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from .baselines import QuantileIntensityMapping
@@ -19,6 +20,7 @@ __all__ = [
     "default_generator",
     "describe",
     "find_generators",
+    "read_generator_entry",
 ]
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "data" / "generators"
@@ -52,10 +54,29 @@ class GeneratorEntry:
         return f"{self.info.label}  {self.path.parent.name}/{self.path.name}"
 
 
+def read_generator_entry(path: str | os.PathLike, origin: str = "file") -> GeneratorEntry:
+    """The entry of one checkpoint file.
+
+    Raises
+    ------
+    MedSynthError
+        Not a readable checkpoint of the study's generator.
+    """
+    path = Path(path)
+    stat = path.stat() if path.is_file() else None
+    return _cached_entry(path, origin, stat.st_mtime_ns if stat else 0, stat.st_size if stat else 0)
+
+
+@lru_cache(maxsize=256)
+def _cached_entry(path: Path, origin: str, mtime_ns: int, size: int) -> GeneratorEntry:
+    """Read once per file version: the lists are rebuilt whenever napari's layers change."""
+    return GeneratorEntry(path, checkpoint_info(read_checkpoint(path), path.name), origin)
+
+
 def _entry(path: Path, origin: str) -> GeneratorEntry | None:
     try:
-        return GeneratorEntry(path, checkpoint_info(read_checkpoint(path), path.name), origin)
-    except (MedSynthError, KeyError, TypeError, ValueError):
+        return read_generator_entry(path, origin)
+    except (MedSynthError, OSError, KeyError, TypeError, ValueError):
         return None  # a broken or foreign file is left out of the list, not an error
 
 
