@@ -103,10 +103,7 @@ def run_headless_demo(out_dir, *, stride: int = 8, device="auto", progress=None,
 
 def write_demo_figure(path, source: Volume, truth: Volume, result: SynthesisResult, info) -> Path:
     """A PNG of the middle display slice: source | synthesis | truth | spread | squared error | gradient difference."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, safe beside napari
 
     target = info.target_contrast
     panels = [(f"source ({info.source_contrast})", source.data, "gray"),

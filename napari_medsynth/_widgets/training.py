@@ -27,6 +27,7 @@ from magicgui.widgets import (
 from qtpy.QtCore import QTimer
 
 from ..core.checkpoint import DIRECTIONS, VARIANTS, direction_label
+from ..core.console import EXIT_INTERRUPTED
 from ..core.errors import MedSynthError
 from ..core.ixi import find_ixi_pairs
 from ._shared import RUNS, device_choices, report_error
@@ -278,7 +279,7 @@ class TrainingWidget(Container):
             self._status.value = f"done: {self.run_dir / 'best.pt'}"
             show_info(f"MedSynth: training finished, {self.run_dir / 'best.pt'}")
             RUNS.touched()
-        elif code == 130:
+        elif code == EXIT_INTERRUPTED:
             self._status.value = "stopped: last.pt saved, Resume continues"
             show_info("MedSynth: training stopped; last.pt saved, Resume continues it")
         else:
