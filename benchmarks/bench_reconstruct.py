@@ -102,11 +102,11 @@ def models(args) -> list[tuple[str, Generator]]:
     return [(f"{width:g}", make_generator(width, args.seed)) for width in args.widths]
 
 
-def standardized_pair(t2: Volume, pd: Volume, shape) -> tuple[np.ndarray, np.ndarray]:
-    """The preprocessed T2 source and PD target, resampled to ``shape`` when it is not 224x224x32."""
+def standardized_pair(source: Volume, target: Volume, shape) -> tuple[np.ndarray, np.ndarray]:
+    """The preprocessed source and target, resampled to ``shape`` when it is not 224x224x32."""
     from scipy import ndimage
 
-    source, target = preprocess_volume(t2).data, preprocess_volume(pd).data
+    source, target = preprocess_volume(source).data, preprocess_volume(target).data
     if source.shape != tuple(shape):
         zoom = [n / m for n, m in zip(shape, source.shape)]
         source, target = (ndimage.zoom(a, zoom, order=1, grid_mode=True, mode="nearest") for a in (source, target))
@@ -382,7 +382,9 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     t2, pd = make_phantom_pair(seed=0)
-    source, target = standardized_pair(t2, pd, args.shape)
+    # T2 -> PD, unless a trained generator of the other direction is timed
+    reverse = args.checkpoint is not None and load_checkpoint(args.checkpoint)[1].direction == "pd-t2"
+    source, target = standardized_pair(*((pd, t2) if reverse else (t2, pd)), args.shape)
     rows = []
     for label, model in models(args):
         for index, stride in enumerate(args.strides):

@@ -21,5 +21,10 @@ $py benchmarks/bench_reconstruct.py --widths 1.0 --strides 16 --shape 64 64 32 -
 # 4. Memory: a native IXI-size volume (256x256x130) through the full-width generator, in a fresh process.
 $py benchmarks/bench_reconstruct.py --widths 1.0 --strides 32 --shape 32 32 32 --methods ours --repeat 1 \
     --memory-case --out "$out/cpu_memory_w1.json"
-# 5. Training throughput.
+# 5. Preview and fast mode with the trained demo generators, on the held-out sample subject.
+$py benchmarks/bench_reconstruct.py --checkpoint napari_medsynth/data/generators/t2-pd-G4.pt --strides 8 16 \
+    --methods ours preview --fast --repeat 1 --out "$out/cpu_224_trained_t2pd_G4.json"
+$py benchmarks/bench_reconstruct.py --checkpoint "napari_medsynth/data/generators/pd-t2-G4+RL.pt" --strides 16 \
+    --methods ours preview --repeat 1 --out "$out/cpu_224_trained_pdt2_G4RL.json"
+# 6. Training throughput.
 $py benchmarks/bench_training.py --widths 0.125 0.25 --workers 0 2 --out "$out/cpu_training.json"
