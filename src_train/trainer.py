@@ -8,6 +8,7 @@ GPUs, Gloo on CPUs); rank 0 validates, writes the run folder and the checkpoints
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import math
 import os
@@ -324,6 +325,10 @@ class Trainer:
             return self._train()
         finally:
             if self.dist.active and dist.is_initialized():
+                # DDP wrappers (reference cycles) hold the process group: free them first, or gloo's
+                # threads outlive destroy_process_group and abort the process at interpreter exit.
+                self.g_step_model = self.d_step_model = None
+                gc.collect()
                 dist.destroy_process_group()
 
     def _train(self) -> dict:
