@@ -13,6 +13,7 @@ source-quantile bins -> mean target) fitted on the training subjects.
 from __future__ import annotations
 
 import argparse
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,7 +120,9 @@ def _report(args, out: Path, cache: PreprocessedCache) -> str:
         for run in runs:
             info = load_checkpoint(out / run.name / "best.pt")[1].provenance
             published = PUBLISHED[run.name]
-            lines.append(f"| {run.label} | {info['best_epoch']}/{args.epochs or run.epochs} | {info['val_mae']:.3f} | "
+            with open(out / run.name / "metrics.csv", newline="") as handle:  # a retrained run may differ from the plan
+                epochs = sum(1 for _ in csv.DictReader(handle))
+            lines.append(f"| {run.label} | {info['best_epoch']}/{epochs} | {info['val_mae']:.3f} | "
                          f"{info['val_psnr']:.3f} | {published[0]} | {published[1]} | {published[2]} |")
         lines += ["", f"## {title}: test set ({len(split.test)} subjects), mean (std)", "",
                   markdown_table(evaluations, {r.label: PUBLISHED[r.name][3] for r in runs}), ""]
