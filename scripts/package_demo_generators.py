@@ -47,8 +47,9 @@ def main(repro: Path, data: Path) -> None:
         provenance = payload["provenance"]
         provenance.update(trained_on=TRAINED_ON, command=command, data_set="phantom10",
                           test=test_metrics[run.direction][run.label])
-        if provenance.get("init"):  # as the recipe names it, not this machine's path
-            provenance["init"] = Path(provenance["init"]).relative_to(repro.parent.resolve()).as_posix()
+        init = Path(provenance.get("init") or "")
+        if init.is_absolute():  # as the recipe names it (from the work folder), not this machine's path
+            provenance["init"] = init.relative_to(repro.parent.resolve()).as_posix()
         write_atomically(BUNDLED_DIR / f"{run.name}.pt", payload)
         if run.direction not in mappings:
             split = SubjectSplit.load(repro / run.name / "split.json")
@@ -81,11 +82,13 @@ self-describing checkpoint whose provenance says it was trained on the phantom, 
 below and its test figures; `intensity-mapping.json` beside them is the per-voxel mapping baseline
 fitted on the same training subjects.
 
-The default demo generator, used by `medsynth demo`, is PD->T2 G4+RL. Its runs differ from the
-rest of the plan, as the recipe records: batch 7 rather than the report's 49 and 20 epochs for its
-G3+RL, so that the CPU budget buys enough optimizer steps (with 49-patch batches, 12 epochs are
-84 steps, and the generator had not overtaken the per-voxel intensity mapping). The other five
-had 4 epochs each: the T2->PD ones stay below that baseline, as the tables show.
+The default demo generator, used by `medsynth demo`, is PD->T2 G4+RL. Its runs and those of
+T2->PD G3 and G4 differ from the rest of the plan, as the recipe records: batch 7 rather than the
+report's 49, and 20 (PD->T2 G3+RL) or 40 (T2->PD G3) epochs before G4's 4, so that the CPU budget
+buys enough optimizer steps (with 49-patch batches, 12 epochs are 84 steps, and no generator had
+overtaken the per-voxel intensity mapping). T2->PD G3 and both G4s then beat that baseline on
+the test subjects. The other three (T2->PD G1 and G2, PD->T2 G4 without residual) had 4 epochs each and
+stay below it, as the tables show: they are there to compare the variants.
 
 ## The recipe (`scripts/make_demo_generators.sh`)
 
