@@ -13,7 +13,6 @@ source-quantile bins -> mean target) fitted on the training subjects.
 from __future__ import annotations
 
 import argparse
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,10 +86,9 @@ def reproduce(args: argparse.Namespace) -> Path:
             width=args.width, val_stride=args.val_stride, device=args.device, seed=args.seed,
             workers=args.workers, cache=str(cache),
         )
-        last = run_dir / "last.pt"
-        if last.is_file() and read_checkpoint(last)["training"]["epoch"] >= config.epochs:
+        if _epochs_done(run_dir) >= config.epochs:
             continue
-        code = run_training(config, resume=last.is_file())
+        code = run_training(config, resume=(run_dir / "last.pt").is_file())  # also a run stopped in its first epoch
         if code:
             raise SystemExit(code)
     report = out / "report.md"
@@ -120,13 +118,17 @@ def _report(args, out: Path, cache: PreprocessedCache) -> str:
         for run in runs:
             info = load_checkpoint(out / run.name / "best.pt")[1].provenance
             published = PUBLISHED[run.name]
-            with open(out / run.name / "metrics.csv", newline="") as handle:  # a retrained run may differ from the plan
-                epochs = sum(1 for _ in csv.DictReader(handle))
-            lines.append(f"| {run.label} | {info['best_epoch']}/{epochs} | {info['val_mae']:.3f} | "
+            lines.append(f"| {run.label} | {info['best_epoch']}/{_epochs_done(out / run.name)} | {info['val_mae']:.3f} | "
                          f"{info['val_psnr']:.3f} | {published[0]} | {published[1]} | {published[2]} |")
         lines += ["", f"## {title}: test set ({len(split.test)} subjects), mean (std)", "",
                   markdown_table(evaluations, {r.label: PUBLISHED[r.name][3] for r in runs}), ""]
     return "\n".join(lines)
+
+
+def _epochs_done(run_dir: Path) -> int:
+    """Epochs a run has finished, from its last.pt (0 without one); a run trained past the plan counts its own."""
+    last = run_dir / "last.pt"
+    return read_checkpoint(last)["training"]["epoch"] if last.is_file() else 0
 
 
 def _evaluate_run(out: Path, run: Run, split: SubjectSplit, cache, args) -> Evaluation:
