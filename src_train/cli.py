@@ -111,9 +111,10 @@ def train_argv(**options) -> list[str]:
         argv += [flag] if value is True else [flag, str(value)]
     parser = _RaisingParser(prog=f"{PROG} train", add_help=False)
     add_train_arguments(parser)
-    _, unknown = parser.parse_known_args(argv[1:])
+    args, unknown = parser.parse_known_args(argv[1:])
     if unknown:
         raise MedSynthError(f"{PROG} train has no option {unknown[0]}")
+    config_from_args(args)  # refuses what the trainer would (e.g. G2 with batches of 1) before anything starts
     return argv
 
 

@@ -112,6 +112,10 @@ def test_synthesis_widget_adds_the_synthesis_and_maps_beside_the_phantom(make_na
     assert [grid_tile(viewer.canvas.grid, viewer.layers, name) for name in tiles] == [(0, 0), (0, 1), (0, 2),
                                                                                       (1, 0), (1, 1)]
 
+    # The other direction takes the input layers of its contrasts, never a result layer.
+    widget._direction.value = "pd-t2"
+    assert (widget._source.value.name, widget._truth.value.name) == ("phantom PD", "phantom T2")
+
 
 def test_a_one_pass_preview_shows_first_then_the_patch_average_replaces_it(make_napari_viewer, qtbot, runs):
     checkpoint = tiny_checkpoint(runs / "p" / "best.pt")
@@ -284,3 +288,17 @@ def test_training_without_pairs_is_one_notification(make_napari_viewer, runs, tm
     assert [n.message for n in notifications if n.severity == "error"] == [
         f"no IXI T2/PD pairs in {empty}: choose the data folder"
     ]
+
+
+def test_a_form_the_trainer_would_refuse_starts_nothing(make_napari_viewer, runs, phantom_dir, notifications):
+    viewer = make_napari_viewer()
+    widget = training_widget(viewer, phantom_dir, runs)
+    widget._variant.value, widget._batch.value = "G2", 1
+    assert widget.start() is None
+    widget._variant.value, widget._batch.value, widget._name.value = "G1", 7, " "
+    assert widget.start() is None
+    assert [n.message for n in notifications if n.severity == "error"] == [
+        "G2 splits each batch into real and generated halves: use --batch-size 2 or more",
+        "run name '': give the run a folder name (no '/')",
+    ]
+    assert list(runs.iterdir()) == []  # no run folder, no train.log

@@ -160,8 +160,10 @@ class SynthesisWidget(Container):
     def _pick_layers(self):
         """Take the layers whose contrast fits the direction: its source, and the other as truth."""
         wanted, other = DIRECTIONS[self._direction.value]
-        images = [layer for layer in self._viewer.layers if layer._type_string == "image"]
-        by_contrast = {layer.metadata.get("contrast"): layer for layer in images}
+        by_contrast = {}
+        for layer in self._viewer.layers:  # the first input layer of each contrast, never a result layer
+            if layer._type_string == "image" and "medsynth_run" not in layer.metadata:
+                by_contrast.setdefault(layer.metadata.get("contrast"), layer)
         source, truth = self._source.value, self._truth.value
         if wanted in by_contrast and (source is None or source.metadata.get("contrast") != wanted):
             self._source.value = by_contrast[wanted]

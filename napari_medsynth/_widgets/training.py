@@ -164,7 +164,11 @@ class TrainingWidget(Container):
         if not folder.is_dir() or str(self._data.value) in ("", "."):
             self._pairs.value = "choose a folder of IXI T2/PD pairs"
             return
-        scan = find_ixi_pairs(folder)
+        try:
+            scan = find_ixi_pairs(folder)
+        except MedSynthError as error:  # e.g. an unreadable folder: the line says why
+            self._pairs.value = str(error)
+            return
         self._pairs.value = scan.summary() if scan.pairs else f"no IXI T2/PD pairs in {folder}"
 
     def _on_runs_changed(self, folder):
@@ -226,6 +230,9 @@ class TrainingWidget(Container):
         try:
             if not Path(self._data.value).is_dir() or not find_ixi_pairs(self._data.value).pairs:
                 raise MedSynthError(f"no IXI T2/PD pairs in {self._data.value}: choose the data folder")
+            name = self._name.value.strip()
+            if not name or name in (".", "..") or Path(name).name != name:
+                raise MedSynthError(f"run name {name!r}: give the run a folder name (no '/')")
             argv = self.command(resume)
             self._process = TrainingProcess(argv, self.run_dir)
         except Exception as error:
