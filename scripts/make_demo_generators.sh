@@ -11,9 +11,10 @@ reproduce() {
 }
 reproduce
 # The G3 and G4 behind the two headline generators (T2->PD G4; PD->T2 G4+RL, the default) are
-# retrained with more, smaller steps (batch 7 instead of the report's 49) so that they catch up
-# with the per-voxel intensity mapping; the first runs are kept in batch-49/.
-mkdir -p batch-49 && mv repro/t2-pd-G3 repro/t2-pd-G4 repro/pd-t2-G3+RL repro/pd-t2-G4+RL batch-49/
+# retrained with more optimizer steps so that they overtake the per-voxel intensity mapping:
+# PD->T2 G3+RL at batch 7 instead of the report's 49, for 20 epochs; T2->PD G3 (already at the
+# report's batch 7) for 40 epochs. The first 4-epoch runs are kept in first-runs/.
+mkdir -p first-runs && mv repro/t2-pd-G3 repro/t2-pd-G4 repro/pd-t2-G3+RL repro/pd-t2-G4+RL first-runs/
 retrain() {  # DIRECTION RUN_SUFFIX G3_EPOCHS [--residual]
     local common="--data phantom10 --direction $1 --batch-size 7 --width 0.125 --val-stride 16 --device cpu --workers 1 --cache repro/cache ${4:-}"
     medsynth-train train $common --out "repro/$1-G3$2" --variant G3 --epochs "$3" --lr 1e-3

@@ -27,7 +27,7 @@ from .data import PreprocessedCache, SubjectSplit, load_volume_pairs, pairs_of
 from .evaluate import Evaluation, evaluate_predictor, markdown_table, write_evaluations
 from .trainer import TrainConfig
 
-__all__ = ["PLAN", "PUBLISHED", "Run", "reproduce"]
+__all__ = ["PLAN", "PUBLISHED", "Run", "fit_intensity_mapping", "reproduce"]
 
 
 @dataclass(frozen=True)
@@ -140,13 +140,18 @@ def _evaluate_run(out: Path, run: Run, split: SubjectSplit, cache, args) -> Eval
     )
 
 
-def _baselines(data, direction: str, split: SubjectSplit, cache) -> list[Evaluation]:
-    test = load_volume_pairs(pairs_of(data, split.test), direction, cache)
+def fit_intensity_mapping(data, direction: str, split: SubjectSplit, cache) -> QuantileIntensityMapping:
+    """The per-voxel intensity-mapping baseline, fitted on the split's training subjects."""
     train = load_volume_pairs(pairs_of(data, split.train), direction, cache)
-    mapping = QuantileIntensityMapping(bins=256).fit(
+    return QuantileIntensityMapping(bins=256).fit(
         np.concatenate([p.source.load().ravel() for p in train]),
         np.concatenate([p.target.load().ravel() for p in train]),
     )
+
+
+def _baselines(data, direction: str, split: SubjectSplit, cache) -> list[Evaluation]:
+    test = load_volume_pairs(pairs_of(data, split.test), direction, cache)
+    mapping = fit_intensity_mapping(data, direction, split, cache)
     return [
         evaluate_predictor("standardized source (baseline)", direction, lambda source: source, test),
         evaluate_predictor("intensity mapping (baseline)", direction, mapping.predict, test),
