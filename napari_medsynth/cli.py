@@ -51,10 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT", help="generator checkpoint (.pt)")
     synth.add_argument("--out", type=Path, required=True, metavar="OUT", help="output .nii.gz")
     synth.add_argument("--target", type=Path, metavar="GT", help="ground truth of the target contrast")
-    synth.add_argument("--stride", type=int, default=8, help="patch stride in voxels (default 8, as the report)")
+    synth.add_argument("--stride", type=_positive_int, default=8, help="patch stride in voxels (default 8, as the report)")
     synth.add_argument("--preview", action="store_true",
                        help="one pass of the generator over the whole volume instead of the patch average (fast)")
-    synth.add_argument("--batch-size", type=int, metavar="B", help="patches per forward pass (default: automatic)")
+    synth.add_argument("--batch-size", type=_positive_int, metavar="B", help="patches per forward pass (default: automatic)")
     synth.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     synth.add_argument(
         "--maps", type=Path, metavar="DIR",
@@ -74,10 +74,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--headless", type=Path, metavar="OUT_DIR",
                       help=f"no window: write the results to OUT_DIR (without a display: {DEMO_OUTPUT}/)")
-    demo.add_argument("--stride", type=int, default=8, help="patch stride in voxels (default 8, as the report)")
+    demo.add_argument("--stride", type=_positive_int, default=8, help="patch stride in voxels (default 8, as the report)")
     demo.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     demo.set_defaults(handler=_demo)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a stride or batch of 0 is refused in one line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,3 +79,15 @@ def test_phantom_refuses_bad_requests_in_one_line(tmp_path, capsys):
     assert errors[0].startswith("medsynth: error: ") and "cannot write there" in errors[0]
     assert errors[1] == "medsynth: error: phantom subjects must be between 1 and 999, got 0"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv", [["demo", "--headless", "OUT", "--stride", "0"],
+                                  ["synthesize", "SOURCE", "--checkpoint", "C", "--out", "O", "--batch-size", "-1"]])
+def test_a_stride_or_batch_below_one_is_refused_before_any_work(argv, tmp_path, capsys):
+    argv = [str(tmp_path / a) if a in ("OUT", "SOURCE", "C", "O") else a for a in argv]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("must be a whole number of at least 1, got "
+                                                                     f"{argv[-1]!r}")
+    assert not (tmp_path / "OUT").exists()
