@@ -303,11 +303,11 @@ def summarize(rows: list[dict]) -> list[str]:
 # ----------------------------------------------------------------------------- memory case
 
 
-def memory_case(args, t2: Volume) -> dict:
-    """Write ``t2`` as NIfTI, synthesize it in a fresh interpreter (:func:`memory_child`) and
+def memory_case(args, source: Volume) -> dict:
+    """Write ``source`` as NIfTI, synthesize it in a fresh interpreter (:func:`memory_child`) and
     return what that reports."""
     with tempfile.TemporaryDirectory() as folder:
-        path = save_volume(Path(folder) / "source.nii.gz", t2.data, t2)
+        path = save_volume(Path(folder) / "source.nii.gz", source.data, source)
         settings = {"path": str(path), "width": args.widths[0], "stride": args.strides[0], "device": args.device,
                     "checkpoint": args.checkpoint, "seed": args.seed, "threads": args.threads}
         command = [sys.executable, __file__, "--memory-child", json.dumps(settings)]
@@ -390,7 +390,7 @@ def main(argv=None) -> int:
         for index, stride in enumerate(args.strides):
             methods = [m for m in args.methods if m != "preview" or index == 0]  # the preview has no stride
             rows += benchmark_case(label, model, source, target, stride, device, args, methods)
-    memory = memory_case(args, t2) if args.memory_case else None
+    memory = memory_case(args, pd if reverse else t2) if args.memory_case else None
     env = environment(device, args)
     summary = summarize(rows)
     report = markdown(rows, summary, env, memory)
