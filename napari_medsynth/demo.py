@@ -14,6 +14,7 @@ import numpy as np
 
 from ._layers import RESULT_MAPS, robust_contrast_limits
 from .core.atomic import atomic_output
+from .core.baselines import BASELINES
 from .core.catalog import GeneratorEntry, bundled_mapping, default_generator
 from .core.checkpoint import direction_label, load_checkpoint
 from .core.errors import MedSynthError
@@ -22,10 +23,9 @@ from .core.nifti import Volume, save_volume, to_display
 from .core.preprocess import preprocess_volume
 from .core.synthesis import SynthesisResult, save_result, synthesize
 
-__all__ = ["BASELINES", "DEMO_SUBJECT", "demo_generator", "open_demo_viewer", "run_headless_demo"]
+__all__ = ["DEMO_SUBJECT", "demo_generator", "open_demo_viewer", "run_headless_demo"]
 
 DEMO_SUBJECT = "phantom subject seed 0 (napari sample data; held out from the generators' training)"
-BASELINES = ("standardized source (baseline)", "intensity mapping (baseline)")
 
 
 def demo_generator() -> GeneratorEntry:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_medsynth.core.atomic import atomic_output
-from napari_medsynth.core.baselines import QuantileIntensityMapping
+from napari_medsynth.core.baselines import BASELINES, QuantileIntensityMapping
 from napari_medsynth.core.checkpoint import load_checkpoint, read_checkpoint
 from napari_medsynth.core.reconstruct import reconstruct_volume
 
@@ -153,6 +153,6 @@ def _baselines(data, direction: str, split: SubjectSplit, cache) -> list[Evaluat
     test = load_volume_pairs(pairs_of(data, split.test), direction, cache)
     mapping = fit_intensity_mapping(data, direction, split, cache)
     return [
-        evaluate_predictor("standardized source (baseline)", direction, lambda source: source, test),
-        evaluate_predictor("intensity mapping (baseline)", direction, mapping.predict, test),
+        evaluate_predictor(BASELINES[0], direction, lambda source: source, test),
+        evaluate_predictor(BASELINES[1], direction, mapping.predict, test),
     ]

@@ -10,9 +10,10 @@ import pytest
 
 from napari_medsynth.cli import main
 from napari_medsynth._widgets.synthesis import grid_tile
+from napari_medsynth.core.baselines import BASELINES
 from napari_medsynth.core.catalog import bundled_generators, bundled_mapping, default_generator
 from napari_medsynth.core.phantom import make_phantom_pair
-from napari_medsynth.demo import BASELINES, open_demo_viewer
+from napari_medsynth.demo import open_demo_viewer
 
 
 def test_the_package_bundles_the_reports_generators_labelled_as_phantom_trained():

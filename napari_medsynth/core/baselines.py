@@ -15,7 +15,11 @@ import numpy as np
 from .errors import MedSynthError
 from .metrics import psnr
 
-__all__ = ["QuantileIntensityMapping", "contrast_pair_statistics", "otsu_threshold"]
+__all__ = ["BASELINES", "QuantileIntensityMapping", "contrast_pair_statistics", "otsu_threshold"]
+
+# The two baselines every synthesis is compared with, as the tables and metrics.json name them:
+# the standardized source itself, and the per-voxel intensity mapping.
+BASELINES = ("standardized source (baseline)", "intensity mapping (baseline)")
 
 
 class QuantileIntensityMapping:
