@@ -9,7 +9,7 @@ import numpy as np
 
 from .core.errors import MedSynthError
 from .core.ixi import ixi_name
-from .core.nifti import Volume, from_display, to_display
+from .core.nifti import Volume, display_affine, from_display, to_display
 
 __all__ = ["RESULT_MAPS", "layer_volume", "result_layers", "robust_contrast_limits", "volume_layer"]
 
@@ -62,24 +62,24 @@ def volume_layer(
     return data, kwargs, "image"
 
 
-def layer_volume(data, metadata: dict, scale=(1.0, 1.0, 1.0)) -> Volume:
-    """The :class:`Volume` behind an image layer, on its file's voxel grid.
+def layer_volume(layer) -> Volume:
+    """The :class:`Volume` behind a napari image layer, on its file's voxel grid.
 
     Layers made by this plugin keep the file's affine in ``metadata``; for any other
-    3D layer the display axes ``(z, y, x)`` are taken as LPS with ``scale`` as voxel size.
+    3D layer the display axes ``(z, y, x)`` are taken as LPS placed by the layer's
+    ``scale`` and ``translate`` (:func:`~napari_medsynth.core.nifti.display_affine`).
 
     Raises
     ------
     MedSynthError
         The layer is not 3D (a 2D image, or RGB / time series data).
     """
-    array = np.asarray(data)
+    array, metadata = np.asarray(layer.data), layer.metadata
     if array.ndim != 3:
         raise MedSynthError(f"a 3D image layer is needed, this one has shape {array.shape}")
     affine = metadata.get("affine")
     if affine is None:
-        sz, sy, sx = (float(s) for s in scale)
-        affine = np.diag([-sx, -sy, sz, 1.0])
+        affine = display_affine(layer.scale, layer.translate)
     affine = np.asarray(affine, dtype=float)
     path = metadata.get("source_path")
     header = None

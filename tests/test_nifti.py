@@ -14,6 +14,7 @@ from napari_medsynth.core.errors import MedSynthError
 from napari_medsynth.core.nifti import (
     OrientationWarning,
     Volume,
+    display_affine,
     from_display,
     load_volume,
     save_volume,
@@ -169,6 +170,15 @@ def test_display_is_lps_axial_and_inverts_exactly(affine):
     assert zooms_zyx == pytest.approx([0.9, 1.1, 1.5])
     np.testing.assert_array_equal(from_display(display, affine), data)
     assert len(translate) == 3
+
+
+def test_a_display_array_placed_by_scale_and_translate_gets_them_back():
+    scale, translate = (1.2, 0.9, 0.8), (30.0, -20.5, 10.0)
+    data = np.random.default_rng(2).normal(size=(4, 5, 6)).astype(np.float32)
+    affine = display_affine(scale, translate)
+    shown, shown_scale, shown_translate = to_display(Volume(from_display(data, affine), affine))
+    np.testing.assert_array_equal(shown, data)
+    assert shown_scale == pytest.approx(scale) and shown_translate == pytest.approx(translate)
 
 
 def test_display_scale_follows_voxel_sizes_of_an_ixi_file(tmp_path):

@@ -302,3 +302,21 @@ def test_a_form_the_trainer_would_refuse_starts_nothing(make_napari_viewer, runs
         "run name '': give the run a folder name (no '/')",
     ]
     assert list(runs.iterdir()) == []  # no run folder, no train.log
+
+
+def test_a_layer_from_another_reader_gets_results_in_its_place(make_napari_viewer, qtbot, runs):
+    """No affine in the metadata (napari's own reader, another plugin): the layer's scale and
+    translate place the source, the synthesis and the maps."""
+    checkpoint = tiny_checkpoint(runs / "t2-pd-G3" / "best.pt")
+    viewer = make_napari_viewer()
+    data, scale, _ = to_display(make_phantom_pair(seed=0)[0])
+    layer = viewer.add_image(np.array(data), name="T2 elsewhere", scale=scale, translate=(10.0, -20.0, 30.0))
+    widget = synthesis_widget(viewer, qtbot)
+    widget._source.value, widget._truth.value, widget._generator.value = layer, None, str(checkpoint)
+    widget._preview.value = False
+    run_and_wait(widget, qtbot)
+    results = [result for result in viewer.layers if "medsynth_run" in result.metadata]
+    assert len(results) == 2  # the synthesis and its spread map
+    for result in results:
+        np.testing.assert_allclose(result.scale, layer.scale)
+        np.testing.assert_allclose(result.translate, layer.translate)

@@ -192,9 +192,8 @@ class SynthesisWidget(Container):
                 raise MedSynthError("choose a source image layer")
             if not self._generator.value:
                 raise MedSynthError(f"no {direction_label(self._direction.value)} generator: pick a checkpoint file")
-            source = layer_volume(source_layer.data, source_layer.metadata, source_layer.scale)
-            truth = (layer_volume(truth_layer.data, truth_layer.metadata, truth_layer.scale)
-                     if truth_layer is not None and truth_layer is not source_layer else None)
+            source = layer_volume(source_layer)
+            truth = layer_volume(truth_layer) if truth_layer is not None and truth_layer is not source_layer else None
         except Exception as error:
             self._status.value = report_error(error, "synthesis")
             return
@@ -342,7 +341,7 @@ class SynthesisWidget(Container):
             if name not in self._viewer.layers:
                 raise MedSynthError(f"the layer {name!r} is gone; synthesize again")
             layer = self._viewer.layers[name]
-            data = layer_volume(layer.data, layer.metadata, layer.scale).data
+            data = layer_volume(layer).data
             written = save_volume(path, data, source, protect=_input_paths(self._viewer))
         except Exception as error:
             self._status.value = report_error(error, "saving")

@@ -29,6 +29,7 @@ __all__ = [
     "DISPLAY_AXCODES",
     "OrientationWarning",
     "Volume",
+    "display_affine",
     "from_display",
     "load_volume",
     "save_volume",
@@ -212,6 +213,15 @@ def to_display(volume: Volume) -> tuple[np.ndarray, tuple[float, ...], tuple[flo
     zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
     origin_lps = affine[:3, 3] * np.array([-1.0, -1.0, 1.0])
     return data, tuple(float(z) for z in zooms[::-1]), tuple(float(t) for t in origin_lps[::-1])
+
+
+def display_affine(scale, translate=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """The affine of a display-ordered ``(z, y, x)`` LPS array with napari's ``scale`` and
+    ``translate``: :func:`to_display` of a volume with it gives that scale and translate back."""
+    (sz, sy, sx), (tz, ty, tx) = ([float(v) for v in scale], [float(v) for v in translate])
+    affine = np.diag([-sx, -sy, sz, 1.0])
+    affine[:3, 3] = (-tx, -ty, tz)  # LPS -> RAS
+    return affine
 
 
 def from_display(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
