@@ -54,7 +54,7 @@ def report_error(error: BaseException, what: str) -> str:
     if isinstance(error, MedSynthError):
         line = str(error)
     elif isinstance(error, MemoryError) or "out of memory" in str(error).lower():
-        line = f"{what}: out of memory; use a larger stride, the CPU, or close other programs"
+        line = f"{what}: out of memory; close other programs, or choose the CPU if it was the GPU"
     else:
         log.error("%s failed", what, exc_info=error)
         detail = str(error).splitlines()[0] if str(error) else ""
