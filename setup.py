@@ -30,9 +30,10 @@ setup(
         "scipy",
         "tqdm",
         "matplotlib",
+        "scikit-image",  # Otsu's threshold of the head mask (a napari dependency already)
     ],
     extras_require={
-        "test": ["pytest", "pytest-qt", "scikit-image", "monai", "torchio<2"],
+        "test": ["pytest", "pytest-qt", "monai", "torchio<2"],
     },
     entry_points={
         "napari.manifest": ["napari-medsynth = napari_medsynth:napari.yaml"],

@@ -18,10 +18,8 @@ from .core.baselines import BASELINES
 from .core.catalog import GeneratorEntry, bundled_mapping, default_generator
 from .core.checkpoint import direction_label, load_checkpoint
 from .core.errors import MedSynthError
-from .core.metrics import quality
 from .core.nifti import Volume, save_volume, to_display
-from .core.preprocess import preprocess_volume
-from .core.synthesis import SynthesisResult, save_result, synthesize
+from .core.synthesis import METRIC_SCOPES, SynthesisResult, save_result, score_voxelwise, synthesize
 
 __all__ = ["DEMO_SUBJECT", "demo_generator", "open_demo_viewer", "run_headless_demo"]
 
@@ -42,13 +40,15 @@ def demo_generator() -> GeneratorEntry:
     return entry
 
 
-def run_headless_demo(out_dir, *, stride: int = 8, device="auto", progress=None, cancel=None) -> dict:
+def run_headless_demo(out_dir, *, stride: int = 8, device="auto", grid: str = "native", progress=None,
+                      cancel=None) -> dict:
     """Synthesize the phantom sample with the demo generator and write everything to ``out_dir``.
 
     Writes ``phantom_T2.nii.gz`` and ``phantom_PD.nii.gz`` (the inputs), the synthesis and
     its spread, squared-error and gradient-difference maps as NIfTI on the source's grid,
     ``metrics.json`` (the generator beside the standardized source and the per-voxel
-    intensity mapping fitted on the generator's training subjects) and ``demo.png``.
+    intensity mapping fitted on the generator's training subjects, each on the source's
+    grid, in its head mask and on the report's grid) and ``demo.png``.
 
     Returns
     -------
@@ -72,18 +72,15 @@ def run_headless_demo(out_dir, *, stride: int = 8, device="auto", progress=None,
     volumes = dict(zip(("T2", "PD"), make_phantom_pair(seed=0)))
     files = [save_volume(out / f"phantom_{contrast}.nii.gz", volume.data, volume) for contrast, volume in volumes.items()]
     source, truth = volumes[info.source_contrast], volumes[info.target_contrast]
-    result = synthesize(source, generator, info, target=truth, stride=stride, device=device, spread=True,
-                        progress=progress, cancel=cancel)
+    result = synthesize(source, generator, info, target=truth, grid=grid, stride=stride, device=device,
+                        spread=True, progress=progress, cancel=cancel)
     synthesis_path = out / f"phantom_{info.target_contrast}_synth_{info.label.replace('+', '')}.nii.gz"
     files += save_result(result, source, synthesis_path, out)
 
-    prepared_source = preprocess_volume(source).data
-    prepared_truth = preprocess_volume(truth).data
-    mapping = bundled_mapping(info.direction)
     metrics = {
         f"{info.label} (demo generator)": result.metrics,
-        BASELINES[0]: quality(prepared_source, prepared_truth),
-        BASELINES[1]: quality(mapping.predict(prepared_source), prepared_truth),
+        BASELINES[0]: score_voxelwise(lambda x: x, source, truth),
+        BASELINES[1]: score_voxelwise(bundled_mapping(info.direction).predict, source, truth),
     }
     summary = {
         "generator": str(entry.path.name),
@@ -91,8 +88,11 @@ def run_headless_demo(out_dir, *, stride: int = 8, device="auto", progress=None,
         "trained_on": info.provenance.get("trained_on", ""),
         "subject": DEMO_SUBJECT,
         "stride": stride,
+        "grid": grid,
         "metrics": metrics,
-        "convention": "standardized 224x224x32 volumes; PSNR peak = range of the standardized ground truth",
+        "scopes": METRIC_SCOPES,
+        "convention": "standardized volumes (the ground truth's preprocessing mean and std); "
+                      "PSNR peak = range of the standardized ground truth",
     }
     with atomic_output(out / "metrics.json") as tmp_name:
         Path(tmp_name).write_text(json.dumps(summary, indent=2) + "\n")
@@ -119,16 +119,17 @@ def write_demo_figure(path, source: Volume, truth: Volume, result: SynthesisResu
         axes.imshow(plane, cmap=colormap, vmin=low, vmax=high)
         axes.set_title(title, fontsize=10)
         axes.set_axis_off()
-    m = result.metrics
-    figure.suptitle(f"{direction_label(info.direction)} {info.label} on the phantom: "
-                    f"MAE {m['mae']:.3f}, PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}", fontsize=11)
+    m = result.metrics["source"]
+    figure.suptitle(f"{direction_label(info.direction)} {info.label} on the phantom ({result.grid} grid), "
+                    f"on the source grid: MAE {m['mae']:.3f}, PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}",
+                    fontsize=11)
     path = Path(path)
     with atomic_output(path, ".png") as tmp_name:
         figure.savefig(tmp_name, dpi=90, format="png")
     return path
 
 
-def open_demo_viewer(viewer=None, *, stride: int = 8, device="auto"):
+def open_demo_viewer(viewer=None, *, stride: int = 8, device="auto", grid: str = "native"):
     """Open napari (or use ``viewer``) on the phantom pair and start the demo generator in the
     synthesis widget, side by side with the ground truth and the maps; returns ``(viewer, widget)``."""
     import napari
@@ -137,6 +138,6 @@ def open_demo_viewer(viewer=None, *, stride: int = 8, device="auto"):
     viewer = viewer or napari.Viewer(title="napari-medsynth demo")
     viewer.open_sample("napari-medsynth", "phantom_pair")
     _, widget = viewer.window.add_plugin_dock_widget("napari-medsynth", "Synthesize contrast")
-    widget.configure(entry.info.direction, entry.path, stride=stride, device=device, side_by_side=True)
+    widget.configure(entry.info.direction, entry.path, stride=stride, device=device, grid=grid, side_by_side=True)
     widget.start()
     return viewer, widget

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from napari_medsynth.core.console import EXIT_INTERRUPTED, run_command
 from napari_medsynth.core.errors import MedSynthError
+from napari_medsynth.core.preprocess import GRIDS
 
 PROG = "medsynth-train"
 
@@ -30,8 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         "evaluate", help="test-set table (MAE, PSNR, SSIM) of one or more checkpoints",
-        description="Reconstruct each test subject with each checkpoint and write a Markdown table of mean +- std "
-                    "MAE/PSNR/SSIM and a per-subject CSV. Test subjects come from the split.json beside each "
+        description="Synthesize each test subject with each checkpoint and write a Markdown table of mean +- std "
+                    "MAE/PSNR/SSIM on the source grid (whole volume, head mask) and on the report grid, and a "
+                    "per-subject CSV. Test subjects come from the split.json beside each "
                     "checkpoint (or --split); without one, every pair in DATA is used.",
     )
     evaluate.add_argument("--data", type=Path, required=True, metavar="DIR")
@@ -39,8 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", type=Path, metavar="SPLIT_JSON", help="split file to take the test subjects from")
     evaluate.add_argument("--out", type=Path, metavar="DIR", help="where to write the tables (default: beside the first checkpoint)")
     evaluate.add_argument("--stride", type=int, default=8, help="reconstruction stride (default 8)")
+    evaluate.add_argument("--grid", choices=GRIDS, default="native",
+                          help="synthesize every slice (native, default) or one in three (report); the figures "
+                               "are given on the source grid and on the report grid either way")
     evaluate.add_argument("--device", default="auto")
-    evaluate.add_argument("--cache", type=Path, metavar="DIR", help="preprocessed-volume cache folder")
     evaluate.set_defaults(handler=_evaluate)
 
     reproduce = commands.add_parser(
@@ -90,6 +94,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gdl-3d", action="store_true", help="3D gradient-difference loss (the paper) instead of 2D")
     parser.add_argument("--reduction", default="mean", choices=["mean", "sum"], help="loss reduction (the report: sum)")
     parser.add_argument("--cache", type=Path, metavar="DIR", help="preprocessed-volume cache (default RUN_DIR/cache)")
+    parser.add_argument("--all-stacks", action="store_true",
+                        help="train and validate on all three interleaved slice stacks of each subject (every "
+                             "slice of the 224x224x96 resample: 3x the patches, the same geometry)")
     parser.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on CUDA")
     parser.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last.pt")
 
@@ -222,7 +229,7 @@ def _evaluate(args) -> int:
     from .evaluate import evaluate_checkpoints
 
     evaluate_checkpoints(args.data, args.checkpoint, split=args.split, out=args.out, stride=args.stride,
-                         device=args.device, cache=args.cache)
+                         device=args.device, grid=args.grid)
     return 0
 
 

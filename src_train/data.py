@@ -103,21 +103,32 @@ class CachedVolume:
     standardization: Standardization
 
     def load(self, mmap: bool = True) -> np.ndarray:
-        """The standardized (224, 224, 32) float32 array."""
+        """The standardized float32 array: (224, 224, 32), or (224, 224, 96) from a native-grid cache."""
         return np.load(self.array_path, mmap_mode="r" if mmap else None)
 
 
 class PreprocessedCache:
     """Preprocessed volumes on disk, keyed by file path, size, modification time and settings,
-    so epochs (and later runs) never read or resample a .nii.gz again."""
+    so epochs (and later runs) never read or resample a .nii.gz again.
 
-    def __init__(self, folder: str | os.PathLike):
+    Parameters
+    ----------
+    folder : path
+        Where the arrays go.
+    grid : {"report", "native"}, default="report"
+        The preprocessing grid (see :func:`~napari_medsynth.core.preprocess.preprocess_volume`).
+    """
+
+    def __init__(self, folder: str | os.PathLike, grid: str = "report"):
         self.folder = Path(folder)
+        self.grid = grid
 
     def _paths(self, path: Path) -> tuple[Path, Path]:
         stat = path.stat()
+        # the report grid keeps its old keys, so existing caches stay valid
+        settings = _PREPROCESSING_KEY if self.grid == "report" else f"{_PREPROCESSING_KEY}|{self.grid}"
         key = hashlib.sha1(
-            f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{_PREPROCESSING_KEY}".encode()
+            f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{settings}".encode()
         ).hexdigest()[:16]
         array_path = self.folder / f"{path.name.split('.')[0]}-{key}.npy"
         return array_path, array_path.with_suffix(".json")
@@ -133,7 +144,7 @@ class PreprocessedCache:
     def store(self, path: Path, volume) -> CachedVolume:
         """Preprocess ``volume`` (read from ``path``) and cache it, atomically."""
         array_path, stats_path = self._paths(path)
-        prepared = preprocess_volume(volume)
+        prepared = preprocess_volume(volume, self.grid)
         with atomic_output(array_path, ".npy") as tmp_name:
             np.save(tmp_name, prepared.data)
         with atomic_output(stats_path) as tmp_name:
@@ -196,28 +207,35 @@ def pairs_of(data: str | os.PathLike, subjects: list[str] | None = None) -> list
 
 
 class PatchDataset(Dataset):
-    """All non-overlapping ``patch``^3 patches of the given subjects (49 each), as
+    """All non-overlapping ``patch``^3 patches of the given subjects (49 per stack), as
     ``(source, target)`` float32 tensors of shape ``(1, p, p, p)``.
 
-    Arrays are memory-mapped lazily in each DataLoader worker.
+    With ``stacks=3`` the cached arrays are native-grid (224, 224, 96) volumes and each of
+    their three interleaved stacks (slices ``k, k + 3, ...``) gives its own 49 patches,
+    of the report grid's geometry. Arrays are memory-mapped lazily in each DataLoader worker.
     """
 
-    def __init__(self, pairs: list[VolumePair], patch: int = 32):
+    def __init__(self, pairs: list[VolumePair], patch: int = 32, stacks: int = 1):
         self.paths = [(p.source.array_path, p.target.array_path) for p in pairs]
         self.patch = patch
+        self.stacks = stacks
         self.starts = patch_grid(PREPROCESSED_SHAPE, patch)
         self._arrays: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
-        return len(self.paths) * len(self.starts)
+        return len(self.paths) * self.stacks * len(self.starts)
 
     def __getitem__(self, index: int):
-        subject, position = divmod(index, len(self.starts))
+        subject, position = divmod(index, self.stacks * len(self.starts))
+        stack, position = divmod(position, len(self.starts))
         if subject not in self._arrays:
             self._arrays[subject] = tuple(np.load(p, mmap_mode="r") for p in self.paths[subject])
         z, y, x = self.starts[position]
-        region = (slice(z, z + self.patch), slice(y, y + self.patch), slice(x, x + self.patch))
-        source, target = (torch.from_numpy(np.array(a[region], dtype=np.float32))[None] for a in self._arrays[subject])
+        region = (slice(z, z + self.patch), slice(y, y + self.patch), slice(x * self.stacks + stack, None, self.stacks))
+        source, target = (
+            torch.from_numpy(np.array(a[region][..., : self.patch], dtype=np.float32))[None]
+            for a in self._arrays[subject]
+        )
         return source, target
 
 

@@ -1,58 +1,73 @@
-"""Test-set evaluation of checkpoints and baselines: per-subject CSV and a Markdown table."""
+"""Test-set evaluation of checkpoints and baselines on both grids: per-subject CSV and a Markdown table."""
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from napari_medsynth.core.atomic import atomic_output
-from napari_medsynth.core.checkpoint import direction_label, load_checkpoint
+from napari_medsynth.core.checkpoint import DIRECTIONS, direction_label, load_checkpoint
 from napari_medsynth.core.console import progress_bar
-from napari_medsynth.core.metrics import quality
-from napari_medsynth.core.reconstruct import reconstruct_volume
+from napari_medsynth.core.ixi import IXIPair
+from napari_medsynth.core.nifti import Volume, load_volume
+from napari_medsynth.core.synthesis import METRIC_SCOPES, synthesize
 
-from .data import PreprocessedCache, SubjectSplit, VolumePair, load_volume_pairs, pairs_of
+from .data import SubjectSplit, pairs_of
 
 __all__ = ["Evaluation", "evaluate_checkpoints", "evaluate_predictor", "markdown_table", "write_evaluations"]
+
+METRICS = ("mae", "psnr", "ssim")
 
 
 @dataclass
 class Evaluation:
-    """Per-subject test figures of one generator or baseline (standardized volumes)."""
+    """Per-subject test figures of one generator or baseline, for each of ``METRIC_SCOPES``
+    (standardized volumes: the ground truth's preprocessing mean and std)."""
 
     name: str
     direction: str
-    subjects: list[str]
-    mae: list[float]
-    psnr: list[float]
-    ssim: list[float]
+    subjects: list[str] = field(default_factory=list)
+    scores: dict = field(default_factory=lambda: {s: {m: [] for m in METRICS} for s in METRIC_SCOPES})
 
-    def summary(self, metric: str) -> tuple[float, float]:
-        """Mean and standard deviation of ``metric`` over the subjects."""
-        values = getattr(self, metric)
+    def add(self, subject: str, metrics: dict) -> None:
+        """Record one subject's figures (scope -> metric -> value)."""
+        self.subjects.append(subject)
+        for scope, values in metrics.items():
+            for metric, value in values.items():
+                self.scores[scope][metric].append(value)
+
+    def summary(self, metric: str, scope: str = "source") -> tuple[float, float]:
+        """Mean and standard deviation of ``metric`` on ``scope`` over the subjects."""
+        values = self.scores[scope][metric]
         return float(np.mean(values)), float(np.std(values))
 
 
-def evaluate_predictor(name: str, direction: str, predict: Callable[[np.ndarray], np.ndarray],
-                       pairs: list[VolumePair]) -> Evaluation:
-    """MAE, PSNR and SSIM of ``predict(source)`` against each pair's target, as in validation."""
-    evaluation = Evaluation(name, direction, [], [], [], [])
+def evaluate_predictor(name: str, direction: str, score: Callable[[Volume, Volume], dict],
+                       pairs: list[IXIPair]) -> Evaluation:
+    """``score(source, target)`` (scope -> metric -> value) of each pair, oriented by ``direction``."""
+    source_contrast, target_contrast = DIRECTIONS[direction]
+    evaluation = Evaluation(name, direction)
     with progress_bar(f"testing {name}", unit="subject") as progress:
         for done, pair in enumerate(pairs, start=1):
-            prediction, target = predict(pair.source.load(mmap=False)), pair.target.load(mmap=False)
-            evaluation.subjects.append(pair.subject)
-            for metric, value in quality(prediction, target).items():
-                getattr(evaluation, metric).append(value)
+            source, target = load_volume(pair.path(source_contrast)), load_volume(pair.path(target_contrast))
+            evaluation.add(pair.subject, score(source, target))
             progress(done, len(pairs))
     return evaluation
 
 
+def generator_score(generator, info, *, grid: str = "native", stride: int = 8, device="auto"):
+    """A ``score`` for :func:`evaluate_predictor`: the figures of :func:`synthesize` with these settings."""
+    return lambda source, target: synthesize(
+        source, generator, info, target=target, grid=grid, stride=stride, device=device
+    ).metrics
+
+
 def evaluate_checkpoints(data, checkpoints, split=None, out=None, stride: int = 8, device="auto",
-                         cache=None) -> list[Evaluation]:
+                         grid: str = "native") -> list[Evaluation]:
     """Evaluate each checkpoint on its test subjects; write ``test_table.md`` and ``test_subjects.csv``.
 
     The test subjects come from ``split`` (a split.json), else from the split.json beside
@@ -60,17 +75,15 @@ def evaluate_checkpoints(data, checkpoints, split=None, out=None, stride: int = 
     """
     checkpoints = [Path(c) for c in checkpoints]
     out = Path(out) if out else checkpoints[0].parent
-    cache = PreprocessedCache(cache or out / "cache")
     evaluations = []
     for path in checkpoints:
         generator, info = load_checkpoint(path)
         split_path = Path(split) if split else path.parent / "split.json"
         subjects_split = SubjectSplit.load(split_path) if split_path.is_file() else None
-        pairs = load_volume_pairs(pairs_of(data, subjects_split.test if subjects_split else None), info.direction, cache)
+        pairs = pairs_of(data, subjects_split.test if subjects_split else None)
         evaluations.append(evaluate_predictor(
             f"{info.label} ({path.parent.name}/{path.name})", info.direction,
-            lambda source, g=generator: reconstruct_volume(g, source, patch=info.patch, stride=stride, device=device),
-            pairs,
+            generator_score(generator, info, grid=grid, stride=stride, device=device), pairs,
         ))
     write_evaluations(out, evaluations)
     print(markdown_table(evaluations))
@@ -78,25 +91,32 @@ def evaluate_checkpoints(data, checkpoints, split=None, out=None, stride: int = 
 
 
 def write_evaluations(out: Path, evaluations: list[Evaluation]) -> None:
-    """``test_subjects.csv`` (one row per generator and subject) and ``test_table.md``, atomically."""
+    """``test_subjects.csv`` (one row per generator, subject and scope) and ``test_table.md``, atomically."""
     with atomic_output(out / "test_subjects.csv") as tmp_name, open(tmp_name, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["generator", "direction", "subject", "mae", "psnr", "ssim"])
+        writer.writerow(["generator", "direction", "subject", "scope", *METRICS])
         for e in evaluations:
-            for row in zip(e.subjects, e.mae, e.psnr, e.ssim):
-                writer.writerow([e.name, e.direction, *row])
+            for index, subject in enumerate(e.subjects):
+                for scope, values in e.scores.items():
+                    writer.writerow([e.name, e.direction, subject, scope, *(values[m][index] for m in METRICS)])
     with atomic_output(out / "test_table.md") as tmp_name:
         Path(tmp_name).write_text(markdown_table(evaluations) + "\n")
 
 
 def markdown_table(evaluations: list[Evaluation], published: dict[str, str] | None = None) -> str:
-    """Mean (std) of MAE, PSNR and SSIM per generator, optionally beside published PSNRs."""
+    """Mean (std) of MAE, PSNR and SSIM per generator on the source grid (whole volume), PSNR in the
+    head mask, and MAE, PSNR and SSIM on the report grid, optionally beside published PSNRs."""
     published = published or {}
-    header = "| Generator | Direction | Subjects | MAE | PSNR (dB) | SSIM |" + (" Report's PSNR |" if published else "")
-    rule = "|---|---|---:|---:|---:|---:|" + ("---:|" if published else "")
+    columns = [("source", m) for m in METRICS] + [("head", "psnr")] + [("report", m) for m in METRICS]
+    names = {"mae": "MAE", "psnr": "PSNR (dB)", "ssim": "SSIM"}
+    scope_names = {"source": "source grid", "head": "head", "report": "report grid"}
+    header = ("| Generator | Direction | Subjects | "
+              + " | ".join(f"{names[m]}, {scope_names[s]}" for s, m in columns) + " |"
+              + (" Report's PSNR |" if published else ""))
+    rule = "|---|---|---:|" + "---:|" * len(columns) + ("---:|" if published else "")
     lines = [header, rule]
     for e in evaluations:
-        cells = [f"{m:.3f} ({s:.3f})" for m, s in (e.summary("mae"), e.summary("psnr"), e.summary("ssim"))]
+        cells = [f"{mean:.3f} ({std:.3f})" for mean, std in (e.summary(m, s) for s, m in columns)]
         row = f"| {e.name} | {direction_label(e.direction)} | {len(e.subjects)} | " + " | ".join(cells) + " |"
         if published:
             row += f" {published.get(e.name, '')} |"

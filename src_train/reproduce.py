@@ -21,10 +21,10 @@ import numpy as np
 from napari_medsynth.core.atomic import atomic_output
 from napari_medsynth.core.baselines import BASELINES, QuantileIntensityMapping
 from napari_medsynth.core.checkpoint import load_checkpoint, read_checkpoint
-from napari_medsynth.core.reconstruct import reconstruct_volume
+from napari_medsynth.core.synthesis import score_voxelwise
 
 from .data import PreprocessedCache, SubjectSplit, load_volume_pairs, pairs_of
-from .evaluate import Evaluation, evaluate_predictor, markdown_table, write_evaluations
+from .evaluate import Evaluation, evaluate_predictor, generator_score, markdown_table, write_evaluations
 from .trainer import TrainConfig
 
 __all__ = ["PLAN", "PUBLISHED", "Run", "fit_intensity_mapping", "reproduce"]
@@ -103,13 +103,15 @@ def _report(args, out: Path, cache: PreprocessedCache) -> str:
         "# Reproduction of the report's experiments", "",
         f"Data: `{args.data}`; width {args.width:g}; epochs {args.epochs or 'as the report'}; "
         f"validation/test stride {args.val_stride}; seed {args.seed}.",
-        "All figures on standardized 224x224x32 volumes; PSNR peak = range of the standardized ground truth. "
-        "The report's figures are on real IXI subjects and full-width models.", "",
+        "Test figures on the source's own grid (whole volume and head mask; native-resolution synthesis) and "
+        "on the report's 224x224x32 grid, standardized volumes; PSNR peak = range of the standardized ground "
+        "truth. Validation figures are on the training grid. The report's figures are on real IXI subjects, "
+        "its grid and full-width models.", "",
     ]
     for direction, title in (("t2-pd", "T2 -> PD"), ("pd-t2", "PD -> T2")):
         runs = [r for r in PLAN if r.direction == direction and r.name in REPORTED]
         split = SubjectSplit.load(out / runs[0].name / "split.json")
-        evaluations = [_evaluate_run(out, run, split, cache, args) for run in runs]
+        evaluations = [_evaluate_run(out, run, split, args) for run in runs]
         evaluations += _baselines(args.data, direction, split, cache)
         write_evaluations(out / direction, evaluations)
         lines += [f"## {title}: validation (best epoch by mean PSNR)", "",
@@ -131,13 +133,10 @@ def _epochs_done(run_dir: Path) -> int:
     return read_checkpoint(last)["training"]["epoch"] if last.is_file() else 0
 
 
-def _evaluate_run(out: Path, run: Run, split: SubjectSplit, cache, args) -> Evaluation:
+def _evaluate_run(out: Path, run: Run, split: SubjectSplit, args) -> Evaluation:
     generator, info = load_checkpoint(out / run.name / "best.pt")
-    pairs = load_volume_pairs(pairs_of(args.data, split.test), run.direction, cache)
-    return evaluate_predictor(
-        run.label, run.direction,
-        lambda source: reconstruct_volume(generator, source, stride=args.val_stride, device=args.device), pairs,
-    )
+    score = generator_score(generator, info, stride=args.val_stride, device=args.device)
+    return evaluate_predictor(run.label, run.direction, score, pairs_of(args.data, split.test))
 
 
 def fit_intensity_mapping(data, direction: str, split: SubjectSplit, cache) -> QuantileIntensityMapping:
@@ -150,9 +149,9 @@ def fit_intensity_mapping(data, direction: str, split: SubjectSplit, cache) -> Q
 
 
 def _baselines(data, direction: str, split: SubjectSplit, cache) -> list[Evaluation]:
-    test = load_volume_pairs(pairs_of(data, split.test), direction, cache)
+    test = pairs_of(data, split.test)
     mapping = fit_intensity_mapping(data, direction, split, cache)
     return [
-        evaluate_predictor(BASELINES[0], direction, lambda source: source, test),
-        evaluate_predictor(BASELINES[1], direction, mapping.predict, test),
+        evaluate_predictor(name, direction, lambda s, t, p=predict: score_voxelwise(p, s, t), test)
+        for name, predict in zip(BASELINES, (lambda source: source, mapping.predict))
     ]

@@ -31,6 +31,7 @@ from napari_medsynth.core.devices import resolve_device
 from napari_medsynth.core.errors import MedSynthError
 from napari_medsynth.core.metrics import quality
 from napari_medsynth.core.models import Discriminator, Generator
+from napari_medsynth.core.preprocess import KEEP_EVERY
 from napari_medsynth.core.reconstruct import reconstruct_volume
 
 from .data import (
@@ -83,6 +84,7 @@ class TrainConfig:
     cache: str | None = None
     amp: bool = True
     log_every: int = 10
+    all_stacks: bool = False
 
     def __post_init__(self):
         self.direction = parse_direction(self.direction)
@@ -249,7 +251,7 @@ class Trainer:
         missing = [s for s in split.train + split.validation if s not in by_subject]
         if missing:
             raise MedSynthError(f"{split_path}: subjects {', '.join(missing[:3])} are not in {config.data}")
-        cache = PreprocessedCache(config.cache or self.run_dir / "cache")
+        cache = PreprocessedCache(config.cache or self.run_dir / "cache", "native" if config.all_stacks else "report")
         if self.dist.main:  # rank 0 fills the cache; the others then only read it
             self._preprocess(cache, [by_subject[s] for s in split.train + split.validation])
         self.dist.barrier()
@@ -293,7 +295,7 @@ class Trainer:
         self.optimizer_d = (torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
                             if self.discriminator is not None else None)
 
-        dataset = PatchDataset(self.train_pairs)
+        dataset = PatchDataset(self.train_pairs, stacks=self._stacks)
         self.sampler = ResumableSampler(dataset, self.dist.world_size, self.dist.rank, config.seed)
         self.loader = DataLoader(dataset, batch_size=config.batch_size, sampler=self.sampler,
                                  num_workers=config.workers, pin_memory=device.type == "cuda",
@@ -465,11 +467,17 @@ class Trainer:
         for pair in self.val_pairs:
             source, target = pair.source.load(mmap=False), pair.target.load(mmap=False)
             # reconstruct_volume runs an eval-mode copy: the training module keeps its mode and device
-            prediction = reconstruct_volume(self.generator, source, stride=self.config.val_stride, device=self.device)
+            prediction = reconstruct_volume(self.generator, source, stride=self.config.val_stride, device=self.device,
+                                            stacks=self._stacks)
             scores["subject"].append(pair.subject)
             for metric, value in quality(prediction, target).items():
                 scores[metric].append(value)
         return scores
+
+    @property
+    def _stacks(self) -> int:
+        """Interleaved slice stacks per cached volume: 3 with ``all_stacks`` (the native grid), else 1."""
+        return KEEP_EVERY if self.config.all_stacks else 1
 
     def _provenance(self, **extra) -> dict:
         return {"data_set": str(self.config.data), "train_subjects": len(self.train_pairs),

@@ -220,3 +220,32 @@ def test_cuda_matches_cpu(volume, generator):
     on_gpu = reconstruct_volume(generator, volume, stride=16, device="cuda")
     assert np.abs(on_cpu - on_gpu).max() < 1e-3
     assert next(generator.parameters()).device.type == "cpu"
+
+
+def test_stacks_are_reconstructed_each_on_its_own_and_interleaved(generator):
+    native = np.random.default_rng(2).normal(size=(40, 36, 96)).astype(np.float32)
+    together, spread = reconstruct_volume(generator, native, stride=16, device="cpu", stacks=3, return_spread=True)
+    for offset in range(3):
+        alone, alone_spread = reconstruct_volume(generator, native[..., offset::3], stride=16, device="cpu",
+                                                 return_spread=True)
+        np.testing.assert_array_equal(together[..., offset::3], alone)
+        np.testing.assert_array_equal(spread[..., offset::3], alone_spread)
+        np.testing.assert_allclose(preview_volume(generator, native, device="cpu", stacks=3)[..., offset::3],
+                                   preview_volume(generator, native[..., offset::3], device="cpu"), atol=1e-6)
+
+
+def test_progress_counts_the_patches_of_every_stack_and_cancel_stops_within_a_batch():
+    native = np.zeros((48, 48, 96), np.float32)
+    calls = []
+    reconstruct_volume(lambda x: x, native, stride=8, batch_size=5, device="cpu", stacks=3,
+                       progress=lambda done, total: calls.append((done, total)))
+    total = 3 * len(patch_grid((48, 48, 32), 32, 8))
+    assert calls[-1] == (total, total) and {t for _, t in calls} == {total}
+    cancel = threading.Event()
+    seen = []
+    with pytest.raises(Cancelled):
+        reconstruct_volume(lambda x: x, native, stride=8, batch_size=5, device="cpu", stacks=3, cancel=cancel,
+                           progress=lambda done, total: (seen.append(done), cancel.set()))
+    assert seen == [5]
+    with pytest.raises(ValueError, match="stacks must be a positive divisor"):
+        reconstruct_volume(lambda x: x, np.zeros((32, 32, 95), np.float32), stacks=3)

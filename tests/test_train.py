@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -180,7 +181,20 @@ def test_evaluate_writes_its_tables(g3_run, phantom_dir, tmp_path, capsys):
                  str(g3_run / "last.pt"), "--out", str(tmp_path), "--stride", "32", "--device", "cpu"]) == 0
     table = (tmp_path / "test_table.md").read_text()
     assert table.count("| G3 (") == 2 and "T2->PD" in table
+    assert "PSNR (dB), source grid" in table and "PSNR (dB), report grid" in table
     rows = _rows(tmp_path / "test_subjects.csv")
     test_subject = json.loads((g3_run / "split.json").read_text())["test"]
-    assert [r["subject"] for r in rows] == test_subject * 2
+    for scope in ("source", "head", "report"):
+        assert [r["subject"] for r in rows if r["scope"] == scope] == test_subject * 2
     assert all(0 < float(r["mae"]) and float(r["psnr"]) > 0 for r in rows)
+
+
+def test_all_stacks_trains_on_every_slice(phantom_dir, tmp_path):
+    out = tmp_path / "stacks"
+    assert main(["train", "--data", str(phantom_dir), "--out", str(out), "--epochs", "1", "--all-stacks", *TINY]) == 0
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert events[0]["steps"] == 21  # 3 stacks x 49 patches of the one training subject, batches of 7
+    (validation,) = [e for e in events if e["event"] == "validation"]
+    assert validation["throughput"]["patches"] == 147
+    cached = sorted((out / "cache").glob("*.npy"))
+    assert cached and all(np.load(p, mmap_mode="r").shape == (224, 224, 96) for p in cached)

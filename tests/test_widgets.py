@@ -95,9 +95,13 @@ def test_synthesis_widget_adds_the_synthesis_and_maps_beside_the_phantom(make_na
     expected = synthesize(t2, generator, info, target=pd, stride=32, spread=True)
     synthesis = viewer.layers[names[0]]
     np.testing.assert_allclose(synthesis.data, to_display(t2.__class__(expected.synthesis, t2.affine))[0], atol=1e-4)
-    assert synthesis.metadata["metrics"] == pytest.approx(expected.metrics)
+    assert synthesis.metadata["metrics"].keys() == expected.metrics.keys() == {"source", "head", "report"}
+    for scope, figures in expected.metrics.items():
+        assert synthesis.metadata["metrics"][scope] == pytest.approx(figures)
     assert synthesis.metadata["variant"] == "G3" and synthesis.metadata["stride"] == 32
-    assert f"PSNR {expected.metrics['psnr']:.2f} dB" in widget._status.value
+    assert synthesis.metadata["grid"] == "native"
+    assert widget._status.value.startswith(f"{names[0]}: MAE {expected.metrics['source']['mae']:.4f}, "
+                                           f"PSNR {expected.metrics['source']['psnr']:.2f} dB")
     assert viewer.layers[names[2]].colormap.name == "inferno"
 
     # Running again replaces this generator's layers; without the spread its layer goes.

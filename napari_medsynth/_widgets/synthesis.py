@@ -30,19 +30,28 @@ if TYPE_CHECKING:
 __all__ = ["SynthesisWidget", "grid_tile", "run_synthesis"]
 
 STRIDES = [("8 (the report)", 8), ("16", 16), ("32 (fast preview)", 32)]
+GRID_CHOICES = [("native: every slice", "native"), ("report: one slice in three", "report")]
 
 
-def run_synthesis(checkpoint, direction, source, truth, stride, device, spread, preview, progress, cancel):
+def run_synthesis(checkpoint, direction, source, truth, grid, stride, device, spread, preview, progress, cancel):
     """The worker's job: load the generator; with ``preview``, first yield a one-pass preview
     ``(result, info)`` (seconds); return the patch-averaged ``(result, info)``."""
     from ..core.synthesis import synthesize
 
     generator, info = load_checkpoint(checkpoint, direction)
     if preview:
-        yield synthesize(source, generator, info, target=truth, device=device, preview=True, cancel=cancel), info
-    result = synthesize(source, generator, info, target=truth, stride=stride, device=device, spread=spread,
-                        progress=progress, cancel=cancel)
+        yield synthesize(source, generator, info, target=truth, grid=grid, device=device, preview=True,
+                         cancel=cancel), info
+    result = synthesize(source, generator, info, target=truth, grid=grid, stride=stride, device=device,
+                        spread=spread, progress=progress, cancel=cancel)
     return result, info
+
+
+def metrics_line(metrics: dict) -> str:
+    """The figures on the source's grid first (whole volume, head), then the report grid's PSNR."""
+    whole, head, report = metrics["source"], metrics["head"], metrics["report"]
+    return (f"MAE {whole['mae']:.4f}, PSNR {whole['psnr']:.2f} dB, SSIM {whole['ssim']:.4f} "
+            f"(head: PSNR {head['psnr']:.2f} dB; report grid: {report['psnr']:.2f} dB)")
 
 
 class _Relay(QObject):
@@ -77,6 +86,9 @@ class SynthesisWidget(Container):
         self._generator = ComboBox(label="generator", choices=self._generator_choices, nullable=True)
         self._other = FileEdit(label="other checkpoint", mode="r", filter="*.pt")
         self._runs = FileEdit(label="runs folder", mode="d", value=RUNS.folder)
+        self._synthesis_grid = ComboBox(label="grid", choices=GRID_CHOICES, value="native",
+                              tooltip="native: all 96 resampled slices are synthesized (3x the work); "
+                                      "report: one slice in three, as the report, the rest interpolated")
         self._stride = ComboBox(label="stride", choices=STRIDES, value=8)
         self._device = ComboBox(label="device", choices=device_choices(), value="auto")
         self._spread = CheckBox(text="patch-disagreement (spread) map", value=True)
@@ -89,8 +101,9 @@ class SynthesisWidget(Container):
         self._save_path = FileEdit(label="save as", mode="w", filter="*.nii.gz")
         self._save = PushButton(text="Save synthesis", enabled=False)
         self.extend([self._source, self._truth, self._direction, self._generator, self._other, self._runs,
-                     self._stride, self._device, self._spread, self._preview, self._side_by_side, self._run, self._cancel,
-                     self._progress, self._status, self._save_path, self._save])
+                     self._synthesis_grid, self._stride, self._device, self._spread, self._preview,
+                     self._side_by_side, self._run, self._cancel, self._progress, self._status, self._save_path,
+                     self._save])
 
         self._worker = None
         self._cancel_flag = _CancelFlag()
@@ -170,11 +183,13 @@ class SynthesisWidget(Container):
         if other in by_contrast and (truth is None or truth.metadata.get("contrast") != other):
             self._truth.value = by_contrast[other]
 
-    def configure(self, direction: str, generator=None, *, stride=None, device=None, side_by_side=None):
+    def configure(self, direction: str, generator=None, *, stride=None, device=None, grid=None,
+                  side_by_side=None):
         """Set the direction (switching to layers of its contrasts) and, where given, the rest."""
         self._direction.value = direction
         for widget, value in ((self._generator, None if generator is None else str(generator)),
-                              (self._stride, stride), (self._device, device), (self._side_by_side, side_by_side)):
+                              (self._stride, stride), (self._synthesis_grid, grid), (self._device, device),
+                              (self._side_by_side, side_by_side)):
             if value is not None:
                 widget.value = value
 
@@ -202,7 +217,8 @@ class SynthesisWidget(Container):
         job = {"source_layer": source_layer.name, "truth_layer": truth_layer.name if truth else None,
                "subject": _subject(source_layer), "source": source, "checkpoint": self._generator.value}
         worker = create_worker(
-            run_synthesis, self._generator.value, self._direction.value, source, truth, self._stride.value,
+            run_synthesis, self._generator.value, self._direction.value, source, truth,
+            self._synthesis_grid.value, self._stride.value,
             self._device.value, self._spread.value, self._preview.value, self._relay.progressed.emit,
             self._cancel_flag, _start_thread=False, _ignore_errors=True,  # errors: notifications in _on_errored
         )
@@ -245,18 +261,15 @@ class SynthesisWidget(Container):
         self._settled = True
         name = self._add_result(job, output, stride=self._stride.value)
         metrics = output[0].metrics
-        self._status.value = (
-            f"{name}: MAE {metrics['mae']:.4f}, PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}"
-            if metrics else f"{name} (no ground truth: no metrics)"
-        )
+        self._status.value = f"{name}: {metrics_line(metrics)}" if metrics else f"{name} (no ground truth: no metrics)"
 
     def _add_result(self, job: dict, output, stride) -> str:
         """Show a result as layers (replacing this generator's earlier ones); returns the synthesis' name."""
         result, info = output
         target = info.target_contrast
         metadata = {"generator": job["checkpoint"], "direction": info.direction, "variant": info.label,
-                    "stride": stride, "synthesized_from": job["source_layer"],
-                    "ground_truth": job["truth_layer"], "metrics": dict(result.metrics),
+                    "stride": stride, "grid": result.grid, "synthesized_from": job["source_layer"],
+                    "ground_truth": job["truth_layer"], "metrics": {k: dict(v) for k, v in result.metrics.items()},
                     "medsynth_run": f"{job['subject']} {target} [{info.label}]"}
         layers = result_layers(result, job["source"], subject=job["subject"], label=info.label, target=target,
                                metadata=metadata)

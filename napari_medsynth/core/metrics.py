@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["gradient_difference_map", "mae", "psnr", "quality", "squared_error_map", "ssim"]
+__all__ = ["gradient_difference_map", "mae", "psnr", "quality", "quality_by_region", "squared_error_map", "ssim"]
 
 IN_PLANE_AXES = (0, 1)  # of a preprocessed (224, 224, 32) volume: the slice axis is last
 
@@ -60,6 +60,10 @@ def ssim(prediction, target, data_range: float | None = None, mask=None, win_siz
     within the mask instead.
     """
     prediction, target = _pair(prediction, target)
+    return _ssim_mean(_ssim_map(prediction, target, data_range, win_size), mask, win_size)
+
+
+def _ssim_map(prediction: np.ndarray, target: np.ndarray, data_range, win_size: int) -> np.ndarray:
     peak = float(np.ptp(target)) if data_range is None else float(data_range)
     c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
     n = win_size**prediction.ndim
@@ -72,16 +76,32 @@ def ssim(prediction, target, data_range: float | None = None, mask=None, win_siz
     vx = cov_norm * (local_mean(prediction * prediction) - ux * ux)
     vy = cov_norm * (local_mean(target * target) - uy * uy)
     vxy = cov_norm * (local_mean(prediction * target) - ux * uy)
-    ssim_map = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
+    return ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
+
+
+def _ssim_mean(ssim_map: np.ndarray, mask, win_size: int) -> float:
     if mask is not None:
         return _mean_within(ssim_map, mask)
     pad = (win_size - 1) // 2
     return float(ssim_map[tuple(slice(pad, -pad) for _ in ssim_map.shape)].mean())
 
 
-def quality(prediction, target) -> dict[str, float]:
-    """``mae``, ``psnr`` (dB) and ``ssim`` of ``prediction`` against ``target``, as the report."""
-    return {"mae": mae(prediction, target), "psnr": psnr(prediction, target), "ssim": ssim(prediction, target)}
+def quality(prediction, target, mask=None) -> dict[str, float]:
+    """``mae``, ``psnr`` (dB) and ``ssim`` of ``prediction`` against ``target``, as the report;
+    within ``mask`` when given (the PSNR peak stays the whole target's range)."""
+    return quality_by_region(prediction, target, {"": mask})[""]
+
+
+def quality_by_region(prediction, target, regions: dict) -> dict[str, dict[str, float]]:
+    """:func:`quality` within each of ``regions`` (name -> mask, None for the whole volume),
+    the SSIM map computed once."""
+    prediction, target = _pair(prediction, target)
+    ssim_map = _ssim_map(prediction, target, None, 7)
+    return {
+        name: {"mae": mae(prediction, target, mask), "psnr": psnr(prediction, target, mask=mask),
+               "ssim": _ssim_mean(ssim_map, mask, 7)}
+        for name, mask in regions.items()
+    }
 
 
 def squared_error_map(prediction, target, mask=None) -> np.ndarray:

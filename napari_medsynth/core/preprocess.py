@@ -1,13 +1,19 @@
-"""The report's preprocessing, and its inverse.
+"""The report's preprocessing, and its inverse, on two grids.
 
-A volume is resampled to 224 x 224 x 96 (anti-aliased where it shrinks), one slice in
-three is kept (224 x 224 x 32), and the result is standardized to zero mean and unit
-standard deviation.
+A volume is resampled to 224 x 224 x 96 (anti-aliased where it shrinks) and standardized
+to zero mean and unit standard deviation. On the ``"report"`` grid one slice in three is
+kept (224 x 224 x 32), as the report trains and scores. On the ``"native"`` grid all 96
+slices are kept: they form three interleaved 224 x 224 x 32 stacks (:func:`stacks`), each
+with exactly the report's slice spacing, so the generator sees the geometry it was trained
+on, and every slice of the result is synthesized instead of two in three being
+interpolated when it goes back onto the source's grid.
 
 Slice axis: the voxel axis whose direction in the affine is closest to superior-inferior
 (IXI T2/PD files are axial, so it is their third axis). It is moved last; the two
-in-plane axes keep their file order. Of each three resampled slices the middle one is
-kept (indices 1, 4, ..., 94), so the kept slices sit symmetrically in the volume.
+in-plane axes keep their file order. Of each three resampled slices the report grid keeps
+the middle one (indices 1, 4, ..., 94), so the kept slices sit symmetrically in the volume;
+it is the native grid's middle stack. Each grid is standardized with its own slices'
+statistics.
 
 Resampling is linear and done in one pass from the source grid, which gives exactly the
 slices that resampling to 96 and then keeping one in three gives. Voxel centres are
@@ -27,12 +33,15 @@ from .errors import MedSynthError
 from .nifti import Volume
 
 __all__ = [
+    "GRIDS",
     "PREPROCESSED_SHAPE",
     "Preprocessed",
     "Standardization",
     "check_pair",
     "preprocess_volume",
+    "interleave",
     "slice_axis",
+    "stacks",
     "to_source_grid",
 ]
 
@@ -40,6 +49,8 @@ RESAMPLED_SHAPE = (224, 224, 96)
 KEEP_EVERY = 3
 KEEP_OFFSET = 1
 PREPROCESSED_SHAPE = (224, 224, 32)
+# What the user sees (every slice synthesized) and what the report scores (one in three).
+GRIDS = ("native", "report")
 _AFFINE_TOLERANCE_MM = 1e-2
 
 
@@ -78,24 +89,28 @@ class Standardization:
 
 @dataclass(frozen=True)
 class Preprocessed:
-    """A standardized 224 x 224 x 32 volume and what is needed to go back to its source.
+    """A standardized volume on one of :data:`GRIDS` and what is needed to go back to its source.
 
     Attributes
     ----------
     data : np.ndarray
-        float32 ``(224, 224, 32)``, axes (in-plane, in-plane, slice), mean 0, std 1.
+        float32 ``(224, 224, 96)`` (native grid) or ``(224, 224, 32)`` (report grid), axes
+        (in-plane, in-plane, slice), mean 0, std 1.
     standardization : Standardization
         Statistics of the resampled volume before standardization.
     source_shape : tuple of int
         Shape of the source volume in its file's voxel order.
     slice_axis : int
         The source's voxel axis that became the last axis.
+    grid : str
+        ``"native"`` or ``"report"``.
     """
 
     data: np.ndarray
     standardization: Standardization
     source_shape: tuple[int, int, int]
     slice_axis: int
+    grid: str = "report"
 
 
 def slice_axis(affine: np.ndarray) -> int:
@@ -123,22 +138,25 @@ def check_pair(first: Volume, second: Volume) -> None:
         )
 
 
-def preprocess_volume(volume: Volume) -> Preprocessed:
-    """Resample to 224 x 224 x 96, keep one slice in three, and standardize.
+def preprocess_volume(volume: Volume, grid: str = "report") -> Preprocessed:
+    """Resample to 224 x 224 x 96, keep one slice in three (``grid="report"``) or all of them
+    (``grid="native"``), and standardize.
 
     Raises
     ------
+    ValueError
+        ``grid`` is not one of :data:`GRIDS`.
     MedSynthError
         The volume is constant.
     """
     axis = slice_axis(volume.affine)
     data = np.moveaxis(volume.data, axis, -1)
-    matrix, offset = _grid_map(data.shape)
+    matrix, offset = _grid_map(data.shape, grid)
     sigma = [max(0.0, (n / m - 1.0) / 2.0) for n, m in zip(data.shape, RESAMPLED_SHAPE)]
     if any(sigma):
         data = ndimage.gaussian_filter(data, sigma, mode="nearest")
     resampled = ndimage.affine_transform(
-        data, matrix, offset=offset, output_shape=PREPROCESSED_SHAPE, order=1, mode="nearest"
+        data, matrix, offset=offset, output_shape=_GRID_SHAPES[grid], order=1, mode="nearest"
     )
     standardization = Standardization.of(resampled, volume.name)
     return Preprocessed(
@@ -146,32 +164,75 @@ def preprocess_volume(volume: Volume) -> Preprocessed:
         standardization=standardization,
         source_shape=tuple(volume.data.shape),
         slice_axis=axis,
+        grid=grid,
     )
 
 
+def stacks(data: np.ndarray) -> list[np.ndarray]:
+    """The three interleaved ``(224, 224, 32)`` stacks of a native-grid array (slices 0, 3, ...;
+    1, 4, ...; 2, 5, ...), views in slice order; the middle one is the report grid's slices."""
+    return [data[..., offset::KEEP_EVERY] for offset in range(KEEP_EVERY)]
+
+
+def interleave(parts) -> np.ndarray:
+    """The inverse of :func:`stacks`: one native-grid array from its three stacks."""
+    parts = [np.asarray(part) for part in parts]
+    joined = np.empty(parts[0].shape[:-1] + (sum(p.shape[-1] for p in parts),), dtype=parts[0].dtype)
+    for offset, part in enumerate(parts):
+        joined[..., offset::len(parts)] = part
+    return joined
+
+
 def to_source_grid(data: np.ndarray, preprocessed: Preprocessed) -> np.ndarray:
-    """Bring a ``(224, 224, 32)`` array back onto the source's voxel grid (linear)."""
+    """Bring an array on ``preprocessed``'s grid back onto the source's voxel grid.
+
+    From the native grid by cubic B-spline interpolation (``scipy.ndimage``'s order 3,
+    applied axis by axis as the interpolation matrices, which is the same map and several
+    times faster): it keeps 2.7-3.2 dB more of a volume's own round trip than linear
+    interpolation (docs/native_resolution.md). From the report grid linearly, as the
+    report's pipeline always did.
+    """
     shape = list(preprocessed.source_shape)
     moved_shape = tuple(np.delete(shape, preprocessed.slice_axis)) + (
         shape[preprocessed.slice_axis],
     )
-    matrix, offset = _grid_map(moved_shape)
-    restored = ndimage.affine_transform(
-        np.asarray(data, dtype=np.float32),
-        1.0 / matrix,
-        offset=-offset / matrix,
-        output_shape=moved_shape,
-        order=1,
-        mode="nearest",
-    )
+    matrix, offset = _grid_map(moved_shape, preprocessed.grid)
+    data = np.asarray(data, dtype=np.float32)
+    if preprocessed.grid == "report":
+        restored = ndimage.affine_transform(
+            data, 1.0 / matrix, offset=-offset / matrix, output_shape=moved_shape, order=1, mode="nearest"
+        )
+    else:
+        restored = data
+        for axis, (size, step, start) in enumerate(zip(moved_shape, matrix, offset)):
+            weights = _spline_matrix(restored.shape[axis], size, step, start)
+            restored = np.moveaxis(np.tensordot(weights, restored, axes=([1], [axis])), 0, axis)
     return np.moveaxis(restored, -1, preprocessed.slice_axis)
 
 
-def _grid_map(source_shape) -> tuple[np.ndarray, np.ndarray]:
-    """Diagonal map from preprocessed voxel indices to source voxel coordinates."""
+def _spline_matrix(size_in: int, size_out: int, step: float, start: float) -> np.ndarray:
+    """The ``(size_out, size_in)`` weights of cubic B-spline interpolation along one axis from
+    a grid whose voxel ``i`` lies at source coordinate ``step * i + start``."""
+    identity = np.eye(size_in, dtype=np.float64)
+    weights = ndimage.affine_transform(
+        identity, [1.0 / step, 1.0], offset=[-start / step, 0.0], output_shape=(size_out, size_in),
+        order=3, mode="nearest",
+    )
+    return weights.astype(np.float32)
+
+
+_GRID_SHAPES = {"native": RESAMPLED_SHAPE, "report": PREPROCESSED_SHAPE}
+_GRID_SLICES = {"native": (1, 0), "report": (KEEP_EVERY, KEEP_OFFSET)}  # (every, first) resampled slice
+
+
+def _grid_map(source_shape, grid: str) -> tuple[np.ndarray, np.ndarray]:
+    """Diagonal map from ``grid``'s voxel indices to source voxel coordinates."""
+    if grid not in GRIDS:
+        raise ValueError(f"grid must be one of {', '.join(GRIDS)}, got {grid!r}")
+    every, first = _GRID_SLICES[grid]
     source = np.asarray(source_shape, dtype=np.float64)
     resampled = np.asarray(RESAMPLED_SHAPE, dtype=np.float64)
     step = source / resampled
-    matrix = step * np.array([1.0, 1.0, KEEP_EVERY])
-    offset = (np.array([0.0, 0.0, KEEP_OFFSET]) + 0.5) * step - 0.5
+    matrix = step * np.array([1.0, 1.0, every])
+    offset = (np.array([0.0, 0.0, first]) + 0.5) * step - 0.5
     return matrix, offset

@@ -34,6 +34,7 @@ def reconstruct_volume(
     *,
     return_spread: bool = False,
     precision: str = "float32",
+    stacks: int = 1,
 ):
     """Synthesize a whole volume from overlapping ``patch``^3 predictions.
 
@@ -74,6 +75,11 @@ def reconstruct_volume(
         (TF32 allowed on CUDA); the averaging stays float32. Faster on GPUs and on CPUs
         with native bfloat16 (AVX512-BF16, AMX), much slower on other CPUs (a warning
         says so). The output changes slightly: bfloat16 keeps 8 significant bits.
+    stacks : int, default=1
+        Synthesize the last axis as this many interleaved stacks, each on its own (slices
+        ``k, k + stacks, ...``; 3 on the native grid, see
+        :func:`~napari_medsynth.core.preprocess.stacks`): the generator sees each stack's
+        slice spacing, and progress counts the patches of all stacks.
 
     Returns
     -------
@@ -83,7 +89,8 @@ def reconstruct_volume(
     Raises
     ------
     ValueError
-        ``source`` is not 3D, ``patch``/``stride`` is not positive, or ``precision`` is unknown.
+        ``source`` is not 3D, ``patch``/``stride``/``stacks`` is not positive, ``stacks``
+        does not divide the last axis, or ``precision`` is unknown.
     Cancelled
         ``cancel`` was set.
     MedSynthError
@@ -92,51 +99,66 @@ def reconstruct_volume(
     volume = _as_volume(source)
     if patch < 1 or stride < 1:
         raise ValueError(f"patch and stride must be positive, got patch={patch}, stride={stride}")
+    parts = _stacks(volume, stacks)
     compute = resolve_device(device)
-    volume, crop = _pad_to_patch(volume, patch)
-    starts = patch_grid(tuple(volume.shape), patch, stride).tolist()
-    coverage = _coverage(volume.shape, patch, stride).to(compute)
-    total = len(starts)
+    per_part = [len(patch_grid(tuple(max(n, patch) for n in part.shape), patch, stride)) for part in parts]
     if batch_size is None:
         batch_size = _default_batch_size(generator, patch, compute)
     model = _prepared(generator, compute)
+    mean = torch.empty(volume.shape, dtype=torch.float32)
+    spread = torch.empty(volume.shape, dtype=torch.float32) if return_spread else None
+    counter = _Counter(progress, sum(per_part))
+    with torch.inference_mode(), precision_context(precision, compute):
+        for index, part in enumerate(parts):
+            part_mean, part_spread, batch_size = _average_patches(
+                model, part, patch, stride, batch_size, compute, return_spread, counter, cancel
+            )
+            mean[..., index :: len(parts)] = part_mean
+            if spread is not None:
+                spread[..., index :: len(parts)] = part_spread
+    return mean.numpy() if spread is None else (mean.numpy(), spread.numpy())
+
+
+def _average_patches(model, volume, patch, stride, batch_size, compute, return_spread, counter, cancel):
+    """The patch average of one stack (and its spread), on the CPU; and the batch size that fit."""
+    volume, crop = _pad_to_patch(volume, patch)
+    starts = patch_grid(tuple(volume.shape), patch, stride).tolist()
+    coverage = _coverage(volume.shape, patch, stride).to(compute)
     volume = volume.to(compute)
     # float64 sums when the spread is asked for: a variance from float32 sums would be noise.
     accumulate = torch.float64 if return_spread else torch.float32
     summed = torch.zeros(volume.shape, dtype=accumulate, device=compute)
     squared = torch.zeros_like(summed) if return_spread else None
     done = 0
-    with torch.inference_mode(), precision_context(precision, compute):
-        while done < total:
-            batch = starts[done : done + batch_size]
-            try:
-                predictions = _predict(model, volume, batch, patch)
-            except torch.cuda.OutOfMemoryError:
-                if batch_size == 1:
-                    raise MedSynthError(
-                        "CUDA ran out of memory with one patch per batch; free GPU memory or use the CPU"
-                    ) from None
-                batch_size = max(1, batch_size // 2)
-                torch.cuda.empty_cache()
-                continue
-            # In-place adds into views of the volume; one advanced-index scatter is several
-            # times slower on CPUs (measured for 16 patches of 32^3).
-            for (z, y, x), prediction in zip(batch, predictions):
-                region = (slice(z, z + patch), slice(y, y + patch), slice(x, x + patch))
-                summed[region] += prediction
-                if squared is not None:
-                    squared[region] += prediction.double() ** 2
-            done += len(batch)
-            if progress is not None:
-                progress(done, total)
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("synthesis cancelled")
+    while done < len(starts):
+        batch = starts[done : done + batch_size]
+        try:
+            predictions = _predict(model, volume, batch, patch)
+        except torch.cuda.OutOfMemoryError:
+            if batch_size == 1:
+                raise MedSynthError(
+                    "CUDA ran out of memory with one patch per batch; free GPU memory or use the CPU"
+                ) from None
+            batch_size = max(1, batch_size // 2)
+            torch.cuda.empty_cache()
+            continue
+        # In-place adds into views of the volume; one advanced-index scatter is several
+        # times slower on CPUs (measured for 16 patches of 32^3).
+        for (z, y, x), prediction in zip(batch, predictions):
+            region = (slice(z, z + patch), slice(y, y + patch), slice(x, x + patch))
+            summed[region] += prediction
+            if squared is not None:
+                squared[region] += prediction.double() ** 2
+        done += len(batch)
+        counter.advance(len(batch))
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("synthesis cancelled")
     mean = summed / coverage
-    result = mean[crop].float().cpu().numpy()
+    result = mean[crop].float().cpu()
     if squared is None:
-        return result
+        return result, None, batch_size
     variance = (squared / coverage - mean**2).clamp_min_(0)
-    return result, variance.sqrt()[crop].float().cpu().numpy()
+    return result, variance.sqrt()[crop].float().cpu(), batch_size
 
 
 def preview_volume(
@@ -147,6 +169,7 @@ def preview_volume(
     tile: int | tuple[int, int, int] | None = None,
     halo: int | None = None,
     precision: str = "float32",
+    stacks: int = 1,
     progress: Callable[[int, int], None] | None = None,
     cancel=None,
 ) -> np.ndarray:
@@ -179,8 +202,10 @@ def preview_volume(
         Needed for a callable that is not an ``nn.Module`` when tiles are used.
     precision : {"float32", "bfloat16", "float16"}, default="float32"
         As in :func:`reconstruct_volume`.
+    stacks : int, default=1
+        As in :func:`reconstruct_volume`: one pass per interleaved stack of the last axis.
     progress : callable, optional
-        Called as ``progress(done, total)`` after each tile.
+        Called as ``progress(done, total)`` after each tile (of all stacks).
     cancel : object with ``is_set()``, optional
         When set, :class:`Cancelled` is raised after the tile.
 
@@ -201,7 +226,8 @@ def preview_volume(
         without ``halo``.
     """
     volume = _as_volume(source)
-    shape = tuple(volume.shape)
+    parts = _stacks(volume, stacks)
+    shape = tuple(parts[0].shape)
     compute = resolve_device(device)
     if halo is None and isinstance(generator, nn.Module):
         halo = receptive_radius(generator)
@@ -211,37 +237,64 @@ def preview_volume(
     if tiles != shape and halo is None:
         raise ValueError("preview_volume needs halo= to tile a callable that is not an nn.Module")
     model = _prepared(generator, compute)
-    volume = volume.to(compute)
-    output = torch.empty(shape, dtype=torch.float32, device=compute)
+    output = torch.empty(volume.shape, dtype=torch.float32)
     with torch.inference_mode(), precision_context(precision, compute):
-        while True:
-            try:
-                _run_tiles(model, volume, output, tiles, halo or 0, progress, cancel)
-                break
-            except torch.cuda.OutOfMemoryError:
-                if max(tiles) == 1 or halo is None:
-                    raise MedSynthError("CUDA ran out of memory for the preview; use the CPU") from None
-                largest = tiles.index(max(tiles))
-                tiles = tuple(t // 2 if axis == largest else t for axis, t in enumerate(tiles))
-                torch.cuda.empty_cache()
-    return output.cpu().numpy()
+        for index, part in enumerate(parts):
+            part = part.to(compute)
+            while True:
+                counter = _Counter(progress, len(parts) * _tile_count(shape, tiles), index * _tile_count(shape, tiles))
+                try:
+                    part_output = _run_tiles(model, part, tiles, halo or 0, counter, cancel)
+                    break
+                except torch.cuda.OutOfMemoryError:
+                    if max(tiles) == 1 or halo is None:
+                        raise MedSynthError("CUDA ran out of memory for the preview; use the CPU") from None
+                    largest = tiles.index(max(tiles))
+                    tiles = tuple(t // 2 if axis == largest else t for axis, t in enumerate(tiles))
+                    torch.cuda.empty_cache()
+            output[..., index :: len(parts)] = part_output.cpu()
+    return output.numpy()
 
 
-def _run_tiles(model, volume, output, tiles, halo, progress, cancel) -> None:
+def _run_tiles(model, volume, tiles, halo, counter, cancel) -> torch.Tensor:
     """Run each tile's core plus ``halo`` (clipped to the volume) and keep the core."""
+    output = torch.empty(volume.shape, dtype=torch.float32, device=volume.device)
     axes = [range(0, size, edge) for size, edge in zip(volume.shape, tiles)]
     cores = [(z, y, x) for z in axes[0] for y in axes[1] for x in axes[2]]
-    for done, start in enumerate(cores, 1):
+    for start in cores:
         core = [slice(a, min(a + t, n)) for a, t, n in zip(start, tiles, volume.shape)]
         seen = [slice(max(0, c.start - halo), min(n, c.stop + halo)) for c, n in zip(core, volume.shape)]
         inputs = volume[tuple(seen)][None, None].contiguous(memory_format=torch.channels_last_3d)
         predicted = model(inputs)[0, 0]
         keep = tuple(slice(c.start - s.start, c.stop - s.start) for c, s in zip(core, seen))
         output[tuple(core)] = predicted[keep].float()
-        if progress is not None:
-            progress(done, len(cores))
+        counter.advance(1)
         if cancel is not None and cancel.is_set():
             raise Cancelled("preview cancelled")
+    return output
+
+
+def _tile_count(shape, tiles) -> int:
+    return int(np.prod([-(-n // t) for n, t in zip(shape, tiles)]))
+
+
+class _Counter:
+    """Reports ``progress(done, total)`` as work units finish, across stacks."""
+
+    def __init__(self, progress, total: int, done: int = 0):
+        self.progress, self.total, self.done = progress, total, done
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
+def _stacks(volume: torch.Tensor, count: int) -> list[torch.Tensor]:
+    """The ``count`` interleaved stacks of the last axis, as views."""
+    if count < 1 or volume.shape[-1] % count:
+        raise ValueError(f"stacks must be a positive divisor of the last axis ({volume.shape[-1]}), got {count}")
+    return [volume[..., index::count] for index in range(count)]
 
 
 def _as_volume(source) -> torch.Tensor:

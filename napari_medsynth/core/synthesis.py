@@ -11,13 +11,31 @@ import numpy as np
 from .checkpoint import CheckpointInfo
 from .errors import MedSynthError
 from .ixi import ixi_name
-from .metrics import gradient_difference_map, quality, squared_error_map
+from .masks import check_mask, head_mask
+from .metrics import gradient_difference_map, quality, quality_by_region, squared_error_map
 from .models import Generator
 from .nifti import Volume, save_volume, strip_nifti_suffix
-from .preprocess import check_pair, preprocess_volume, to_source_grid
+from .preprocess import GRIDS, KEEP_EVERY, Preprocessed, check_pair, preprocess_volume, stacks, to_source_grid
 from .reconstruct import preview_volume, reconstruct_volume
 
-__all__ = ["SynthesisResult", "check_contrast", "save_result", "synthesize"]
+__all__ = [
+    "METRIC_SCOPES",
+    "SynthesisResult",
+    "check_contrast",
+    "compare_on_grids",
+    "save_result",
+    "score_voxelwise",
+    "synthesize",
+]
+
+# Where the figures are taken, the user's view first: the source's own voxel grid (whole
+# volume, and the automatic head mask of :mod:`~napari_medsynth.core.masks`), then the
+# report's 224 x 224 x 32 grid.
+METRIC_SCOPES = {
+    "source": "source grid, whole volume",
+    "head": "source grid, head mask",
+    "report": "report grid (224x224x32)",
+}
 
 
 @dataclass
@@ -30,13 +48,16 @@ class SynthesisResult:
         float32 on the source's grid, in the target contrast's typical intensity scale
         (the training targets' statistics stored in the checkpoint).
     standardized : np.ndarray
-        The generator's raw output, ``(224, 224, 32)``, standardized units.
+        The generator's raw output on the preprocessed grid, standardized units:
+        ``(224, 224, 96)`` on the native grid, ``(224, 224, 32)`` on the report grid.
+    grid : str
+        ``"native"`` (every resampled slice synthesized) or ``"report"`` (one in three).
     spread : np.ndarray or None
         Standard deviation of the overlapping patch predictions, on the source's grid,
         in standardized units.
-    metrics : dict
-        ``mae``, ``psnr`` (dB) and ``ssim`` against the ground truth, both volumes
-        standardized as in the report, peak = range of the standardized truth.
+    metrics : dict of dict
+        When a ground truth was given: for each of :data:`METRIC_SCOPES`, ``mae``,
+        ``psnr`` (dB) and ``ssim`` (see :func:`compare_on_grids`).
     maps : dict of np.ndarray
         ``squared_error`` and ``gradient_difference`` on the source's grid (standardized
         units), when a ground truth was given.
@@ -44,6 +65,7 @@ class SynthesisResult:
 
     synthesis: np.ndarray
     standardized: np.ndarray
+    grid: str = "native"
     spread: np.ndarray | None = None
     metrics: dict = field(default_factory=dict)
     maps: dict = field(default_factory=dict)
@@ -70,39 +92,51 @@ def synthesize(
     info: CheckpointInfo,
     *,
     target: Volume | None = None,
+    grid: str = "native",
     stride: int = 8,
     device="auto",
     batch_size: int | None = None,
     spread: bool = False,
     preview: bool = False,
+    mask=None,
     progress=None,
     cancel=None,
 ) -> SynthesisResult:
     """Preprocess ``source``, reconstruct it patch by patch, and map the result back.
 
-    With ``preview``, one pass of the fully convolutional generator over the whole volume
+    On the ``"native"`` grid (the default) every slice of the 224 x 224 x 96 resample is
+    synthesized, as three interleaved stacks of the report's geometry (three times the
+    report grid's patches); on the ``"report"`` grid one slice in three, as the report.
+    With ``preview``, one pass of the fully convolutional generator over each stack
     (:func:`~napari_medsynth.core.reconstruct.preview_volume`, about 1/13 of the work at
     stride 8) replaces the patch average; it has no spread map and ignores ``stride``.
+    ``mask`` (on the source's grid) replaces the automatic head mask of the metrics.
 
     Raises
     ------
     MedSynthError
-        Wrong contrast, a constant volume, or a target on another grid.
+        Wrong contrast, a constant volume, a target or mask on another grid.
     Cancelled
         ``cancel`` was set.
     """
+    if grid not in GRIDS:
+        raise MedSynthError(f"unknown grid {grid!r}; use {' or '.join(GRIDS)}")
     check_contrast(source, info.source_contrast, "source")
     if target is not None:
         check_contrast(target, info.target_contrast, "ground truth")
         check_pair(source, target)
-    prepared = preprocess_volume(source)
+    if mask is not None:
+        mask = check_mask(mask, source.data.shape)
+    prepared = preprocess_volume(source, grid)
+    count = KEEP_EVERY if grid == "native" else 1
     if preview:
-        standardized = preview_volume(generator, prepared.data, device=device, progress=progress, cancel=cancel)
+        standardized = preview_volume(generator, prepared.data, device=device, stacks=count,
+                                      progress=progress, cancel=cancel)
         spread_map = None
     else:
         reconstructed = reconstruct_volume(
             generator, prepared.data, patch=info.patch, stride=stride, batch_size=batch_size,
-            device=device, progress=progress, cancel=cancel, return_spread=spread,
+            device=device, progress=progress, cancel=cancel, return_spread=spread, stacks=count,
         )
         standardized, spread_map = reconstructed if spread else (reconstructed, None)
     scale = info.target_intensity
@@ -114,19 +148,72 @@ def synthesize(
             stacklevel=2,
         )
         scale = prepared.standardization
+    on_source = to_source_grid(standardized, prepared)
     result = SynthesisResult(
-        synthesis=scale.invert(to_source_grid(standardized, prepared)),
+        synthesis=scale.invert(on_source),
         standardized=standardized,
-        spread=None if spread_map is None else to_source_grid(spread_map, prepared),
+        grid=grid,
+        spread=None if spread_map is None else np.maximum(to_source_grid(spread_map, prepared), 0.0),
     )
     if target is not None:
-        truth = preprocess_volume(target).data
-        result.metrics = quality(standardized, truth)
-        result.maps = {
-            "squared_error": to_source_grid(squared_error_map(standardized, truth), prepared),
-            "gradient_difference": to_source_grid(gradient_difference_map(standardized, truth), prepared),
-        }
+        head = mask if mask is not None else head_mask(source.data)
+        result.metrics, result.maps = compare_on_grids(on_source, standardized, prepared, target, head)
     return result
+
+
+def compare_on_grids(on_source, standardized, prepared: Preprocessed, target: Volume, mask):
+    """The figures of :data:`METRIC_SCOPES` and the error maps of a synthesis against ``target``.
+
+    Units: both sides in the ground truth's standardized units, its preprocessing's mean
+    and standard deviation (:func:`~napari_medsynth.core.preprocess.preprocess_volume`) on
+    every grid; on the source grid the truth is the file's own voxels (no resampling), on
+    the report grid the report's preprocessed truth, compared with the synthesis' report
+    slices (the native grid's middle stack). PSNR's peak is the range of the standardized
+    truth on the grid at hand.
+
+    Parameters
+    ----------
+    on_source : np.ndarray
+        The synthesis on the source's grid, standardized units.
+    standardized : np.ndarray
+        The synthesis on ``prepared``'s grid.
+    prepared : Preprocessed
+        The source's preprocessing (its grid and geometry).
+    target : Volume
+        The ground truth, on the source's grid.
+    mask : np.ndarray
+        Boolean, on the source's grid: the ``"head"`` scope.
+
+    Returns
+    -------
+    tuple of dict
+        ``metrics`` (scope -> ``mae``, ``psnr``, ``ssim``) and ``maps``
+        (``squared_error``, ``gradient_difference`` on the source's grid).
+    """
+    truth_report = preprocess_volume(target, "report")
+    truth = truth_report.standardization.apply(target.data)
+    report_slices = stacks(standardized)[1] if prepared.grid == "native" else standardized
+    metrics = {
+        **quality_by_region(on_source, truth, {"source": None, "head": mask}),
+        "report": quality(report_slices, truth_report.data),
+    }
+    in_plane = tuple(axis for axis in range(3) if axis != prepared.slice_axis)
+    maps = {
+        "squared_error": squared_error_map(on_source, truth),
+        "gradient_difference": gradient_difference_map(on_source, truth, axes=in_plane),
+    }
+    return metrics, maps
+
+
+def score_voxelwise(predict, source: Volume, target: Volume, mask=None) -> dict:
+    """The figures of :data:`METRIC_SCOPES` of a per-voxel baseline, ``predict(standardized
+    source) -> standardized target`` (the identity, or an intensity mapping), applied to the
+    source's own voxels and to its report-grid preprocessing."""
+    check_pair(source, target)
+    prepared = preprocess_volume(source, "report")
+    on_source = predict(prepared.standardization.apply(source.data))
+    mask = check_mask(mask, source.data.shape) if mask is not None else head_mask(source.data)
+    return compare_on_grids(on_source, predict(prepared.data), prepared, target, mask)[0]
 
 
 def save_result(result: SynthesisResult, source: Volume, out, maps_folder=None, protect=()) -> list[Path]:
