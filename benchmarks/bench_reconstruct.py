@@ -4,7 +4,10 @@ All methods run in one process on the same generator weights (seeded, BatchNorm 
 set to non-trivial values) and the same source, a phantom subject preprocessed as for
 synthesis (224 x 224 x 32, standardized; resampled when ``--shape`` differs). Methods:
 
-- ``ours``: :func:`reconstruct_volume` (BatchNorm folded, channels-last, float32);
+- ``ours``: :func:`reconstruct_volume` (BatchNorm folded, float32, ``--engine``: by default
+  ``"auto"``, the transform domain for the layers where it is faster);
+- ``direct``: the same with ``engine="direct"`` (every convolution as ``nn.Conv3d``, each in
+  its faster memory layout);
 - ``plain``: the same averaging with the eval-mode model called as it is (BatchNorm not
   folded); its output is the reference for the "max |diff|" column, computed untimed
   when ``plain`` is not asked for;
@@ -50,7 +53,7 @@ from napari_medsynth.core.preprocess import preprocess_volume, to_source_grid
 from napari_medsynth.core.reconstruct import _default_batch_size, preview_volume
 
 PATCH = 32
-METHODS = ("ours", "plain", "monai", "torchio", "preview")
+METHODS = ("ours", "direct", "plain", "monai", "torchio", "preview")
 PEERS = ("monai", "torchio")
 
 
@@ -61,6 +64,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--strides", type=int, nargs="+", default=[8, 16])
     parser.add_argument("--shape", type=int, nargs=3, default=[224, 224, 32], help="source shape (Z Y X)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=["ours", "monai", "torchio", "preview"])
+    parser.add_argument("--engine", choices=("auto", "direct", "fft"), default="auto", help="ours' engine")
     parser.add_argument("--fast", action="store_true", help="also time ours with --fast-precision")
     parser.add_argument("--fast-precision", choices=["bfloat16", "float16"], default="bfloat16")
     parser.add_argument("--repeat", type=int, default=3, help="runs per method; the best counts")
@@ -128,15 +132,19 @@ def method_runners(model, source, stride, batch, device, args, methods) -> dict:
     layout = torch.channels_last_3d if args.peers_channels_last else torch.contiguous_format
     peer = copy.deepcopy(model).eval().to(device, memory_format=layout)
     runners = {
-        "ours": lambda: reconstruct_volume(model, source, stride=stride, batch_size=batch, device=device),
+        "ours": lambda: reconstruct_volume(model, source, stride=stride, batch_size=batch, device=device,
+                                           engine=args.engine),
+        "direct": lambda: reconstruct_volume(model, source, stride=stride, batch_size=batch, device=device,
+                                             engine="direct"),
         "plain": lambda: reconstruct_volume(lambda x: plain(x), source, stride=stride, batch_size=batch, device=device),
         "monai": lambda: run_monai(peer, source, stride, batch, device),
         "torchio": lambda: run_torchio(peer, source, stride, batch, device),
-        "preview": lambda: preview_volume(model, source, device=device),
+        "preview": lambda: preview_volume(model, source, device=device, engine=args.engine),
     }
     if args.fast:
         runners["ours-fast"] = lambda: reconstruct_volume(
-            model, source, stride=stride, batch_size=batch, device=device, precision=args.fast_precision
+            model, source, stride=stride, batch_size=batch, device=device, precision=args.fast_precision,
+            engine=args.engine,
         )
     return {name: run for name, run in runners.items() if name in methods or name in ("plain", "ours-fast")}
 
@@ -283,7 +291,14 @@ def summarize(rows: list[dict]) -> list[str]:
             fastest = min(peers, key=lambda r: r["seconds"])
             lines.append(f"{head} ours {fastest['seconds'] / ours['seconds']:.2f}x faster than {fastest['method']}")
         plain = [r for r in case if r["method"] == "plain"]
-        if plain:
+        direct = [r for r in case if r["method"] == "direct"]
+        if direct:
+            lines.append(f"{head} ours {direct[0]['seconds'] / ours['seconds']:.2f}x faster than the direct engine, "
+                         f"PSNR change {ours['psnr'] - direct[0]['psnr']:+.5f} dB")
+            if plain:
+                lines.append(f"{head} direct engine {plain[0]['seconds'] / direct[0]['seconds']:.2f}x "
+                             "as fast as the plain module")
+        elif plain:
             lines.append(f"{head} BatchNorm folding {plain[0]['seconds'] / ours['seconds']:.2f}x")
         fast = [r for r in case if r["method"] == "ours-fast"]
         if fast:
@@ -309,7 +324,8 @@ def memory_case(args, source: Volume) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         path = save_volume(Path(folder) / "source.nii.gz", source.data, source)
         settings = {"path": str(path), "width": args.widths[0], "stride": args.strides[0], "device": args.device,
-                    "checkpoint": args.checkpoint, "seed": args.seed, "threads": args.threads}
+                    "checkpoint": args.checkpoint, "seed": args.seed, "threads": args.threads,
+                    "engine": args.engine}
         command = [sys.executable, __file__, "--memory-child", json.dumps(settings)]
         finished = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(finished.stdout.strip().splitlines()[-1])
@@ -326,7 +342,8 @@ def memory_child(settings: dict) -> dict:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
     start = time.perf_counter()
     prepared = preprocess_volume(source)
-    standardized = reconstruct_volume(model, prepared.data, stride=settings["stride"], device=settings["device"])
+    standardized = reconstruct_volume(model, prepared.data, stride=settings["stride"], device=settings["device"],
+                                      engine=settings["engine"])
     to_source_grid(standardized, prepared)
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale

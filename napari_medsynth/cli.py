@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .core.console import progress_bar, run_command
-from .core.preprocess import GRIDS
+from .core.choices import ENGINES, GRIDS
 
 PROG = "medsynth"
 DEMO_OUTPUT = "demo-output"  # where `medsynth demo` writes when there is no display
@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--preview", action="store_true",
                        help="one pass of the generator over the whole volume instead of the patch average (fast)")
     synth.add_argument("--batch-size", type=_positive_int, metavar="B", help="patches per forward pass (default: automatic)")
+    synth.add_argument("--engine", choices=ENGINES, default="auto",
+                       help="convolutions: auto (the faster per layer, default), direct, or fft (transform domain)")
     synth.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     synth.add_argument(
         "--maps", type=Path, metavar="DIR",
@@ -174,6 +176,7 @@ def _synthesize(args) -> int:
         result = synthesize(
             source, generator, info, target=target, grid=args.grid, stride=args.stride, device=device,
             batch_size=args.batch_size, spread=args.maps is not None and not args.preview, preview=args.preview,
+            engine=args.engine,
             progress=progress,
         )
     written = save_result(result, source, args.out, args.maps, protect=inputs)

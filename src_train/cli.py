@@ -9,7 +9,7 @@ from pathlib import Path
 
 from napari_medsynth.core.console import EXIT_INTERRUPTED, run_command
 from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.preprocess import GRIDS
+from napari_medsynth.core.choices import ENGINES, GRIDS
 
 PROG = "medsynth-train"
 
@@ -94,6 +94,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gdl-3d", action="store_true", help="3D gradient-difference loss (the paper) instead of 2D")
     parser.add_argument("--reduction", default="mean", choices=["mean", "sum"], help="loss reduction (the report: sum)")
     parser.add_argument("--cache", type=Path, metavar="DIR", help="preprocessed-volume cache (default RUN_DIR/cache)")
+    parser.add_argument("--engine", choices=ENGINES, default="auto",
+                        help="how the generator's convolutions run: auto (the faster per layer, default), direct, "
+                             "or fft (transform domain); checkpoints are the same either way")
     parser.add_argument("--all-stacks", action="store_true",
                         help="train and validate on all three interleaved slice stacks of each subject (every "
                              "slice of the 224x224x96 resample: 3x the patches, the same geometry)")

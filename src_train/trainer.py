@@ -27,8 +27,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from napari_medsynth.core.checkpoint import checkpoint_payload, load_checkpoint, parse_direction, read_checkpoint, write_atomically
+from napari_medsynth.core.choices import ENGINES
 from napari_medsynth.core.devices import resolve_device
 from napari_medsynth.core.errors import MedSynthError
+from napari_medsynth.core.fftconv import set_conv_engine
 from napari_medsynth.core.metrics import quality
 from napari_medsynth.core.models import Discriminator, Generator
 from napari_medsynth.core.preprocess import KEEP_EVERY
@@ -85,6 +87,7 @@ class TrainConfig:
     amp: bool = True
     log_every: int = 10
     all_stacks: bool = False
+    engine: str = "auto"
 
     def __post_init__(self):
         self.direction = parse_direction(self.direction)
@@ -93,6 +96,8 @@ class TrainConfig:
             raise MedSynthError(f"unknown variant {self.variant!r}; use G1, G2, G3 or G4")
         if self.epochs < 1 or self.batch_size < 1 or self.val_stride < 1 or not self.lr > 0:
             raise MedSynthError("epochs, batch size, validation stride and learning rate must be positive")
+        if self.engine not in ENGINES:
+            raise MedSynthError(f"unknown engine {self.engine!r}; use {', '.join(ENGINES)}")
         if VARIANT_LOSSES[self.variant][1] and self.batch_size < 2:
             raise MedSynthError(f"{self.variant} splits each batch into real and generated halves: use --batch-size 2 or more")
 
@@ -216,7 +221,9 @@ class Trainer:
         self.config = config
 
     # ----------------------------------------------------------------- set-up
-    def _setup(self) -> None:
+    def setup(self) -> None:
+        """Make the run folder, the split, the cache, the models, the optimizers and the loader
+        (and restore a resumed run); :meth:`run` calls it first."""
         config = self.config
         device = resolve_device(config.device)
         if self.dist.active:
@@ -281,7 +288,7 @@ class Trainer:
             if stored is not None:
                 discriminator.load_state_dict(stored)
         layout = torch.channels_last_3d
-        self.generator = generator.to(device, memory_format=layout)
+        self.generator = set_conv_engine(generator, config.engine).to(device, memory_format=layout)
         self.discriminator = discriminator.to(device, memory_format=layout) if discriminator else None
         self.g_step_model = self.generator
         self.d_step_model = self.discriminator
@@ -323,7 +330,7 @@ class Trainer:
             Bad data, a NaN loss, or CUDA out of memory.
         """
         try:
-            self._setup()
+            self.setup()
             return self._train()
         finally:
             if self.dist.active and dist.is_initialized():
@@ -348,7 +355,7 @@ class Trainer:
             self.timing = StepTiming()
             batches = iter(self.loader)
             while (batch := self.timing.wait_for(batches)) is not None:
-                losses = self._step(*batch)
+                losses = self.step(*batch)
                 self.progress.step += 1
                 for name, value in losses.items():
                     self.progress.sums[name] += value
@@ -373,7 +380,9 @@ class Trainer:
         self._emit({"event": "done", **summary})
         return summary
 
-    def _step(self, source: torch.Tensor, target: torch.Tensor) -> dict:
+    def step(self, source: torch.Tensor, target: torch.Tensor) -> dict:
+        """One training step on a batch: the discriminator's update (G2-G4), then the generator's;
+        returns the step's losses."""
         config = self.config
         layout = torch.channels_last_3d
         source = source.to(self.device, non_blocking=True).contiguous(memory_format=layout)
@@ -468,7 +477,7 @@ class Trainer:
             source, target = pair.source.load(mmap=False), pair.target.load(mmap=False)
             # reconstruct_volume runs an eval-mode copy: the training module keeps its mode and device
             prediction = reconstruct_volume(self.generator, source, stride=self.config.val_stride, device=self.device,
-                                            stacks=self._stacks)
+                                            stacks=self._stacks, engine=self.config.engine)
             scores["subject"].append(pair.subject)
             for metric, value in quality(prediction, target).items():
                 scores[metric].append(value)

@@ -249,3 +249,15 @@ def test_progress_counts_the_patches_of_every_stack_and_cancel_stops_within_a_ba
     assert seen == [5]
     with pytest.raises(ValueError, match="stacks must be a positive divisor"):
         reconstruct_volume(lambda x: x, np.zeros((32, 32, 95), np.float32), stacks=3)
+
+
+@pytest.mark.parametrize("engine", ["fft", "auto"])
+def test_engines_give_the_direct_reconstruction(volume, generator, engine):
+    direct = reconstruct_volume(generator, volume, stride=16, device="cpu", engine="direct")
+    np.testing.assert_allclose(reconstruct_volume(generator, volume, stride=16, device="cpu", engine=engine),
+                               direct, atol=1e-4)
+    np.testing.assert_allclose(preview_volume(generator, volume, device="cpu", engine=engine),
+                               preview_volume(generator, volume, device="cpu", engine="direct"), atol=1e-4)
+    assert all(type(m) is torch.nn.Conv3d for m in generator.modules() if isinstance(m, torch.nn.Conv3d))
+    with pytest.raises(ValueError, match="engine must be one of"):
+        reconstruct_volume(generator, volume, engine="winograd")

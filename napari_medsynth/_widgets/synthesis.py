@@ -31,19 +31,21 @@ __all__ = ["SynthesisWidget", "grid_tile", "run_synthesis"]
 
 STRIDES = [("8 (the report)", 8), ("16", 16), ("32 (fast preview)", 32)]
 GRID_CHOICES = [("native: every slice", "native"), ("report: one slice in three", "report")]
+ENGINE_CHOICES = [("auto (the faster per layer)", "auto"), ("direct", "direct"), ("fft (transform domain)", "fft")]
 
 
-def run_synthesis(checkpoint, direction, source, truth, grid, stride, device, spread, preview, progress, cancel):
+def run_synthesis(checkpoint, direction, source, truth, grid, stride, device, engine, spread, preview, progress,
+                  cancel):
     """The worker's job: load the generator; with ``preview``, first yield a one-pass preview
     ``(result, info)`` (seconds); return the patch-averaged ``(result, info)``."""
     from ..core.synthesis import synthesize
 
     generator, info = load_checkpoint(checkpoint, direction)
     if preview:
-        yield synthesize(source, generator, info, target=truth, grid=grid, device=device, preview=True,
-                         cancel=cancel), info
+        yield synthesize(source, generator, info, target=truth, grid=grid, device=device, engine=engine,
+                         preview=True, cancel=cancel), info
     result = synthesize(source, generator, info, target=truth, grid=grid, stride=stride, device=device,
-                        spread=spread, progress=progress, cancel=cancel)
+                        engine=engine, spread=spread, progress=progress, cancel=cancel)
     return result, info
 
 
@@ -91,6 +93,8 @@ class SynthesisWidget(Container):
                                       "report: one slice in three, as the report, the rest interpolated")
         self._stride = ComboBox(label="stride", choices=STRIDES, value=8)
         self._device = ComboBox(label="device", choices=device_choices(), value="auto")
+        self._engine = ComboBox(label="convolutions", choices=ENGINE_CHOICES, value="auto",
+                                tooltip="the same result either way; auto runs each layer the faster way")
         self._spread = CheckBox(text="patch-disagreement (spread) map", value=True)
         self._preview = CheckBox(text="quick preview first (one pass), then refine", value=True)
         self._side_by_side = CheckBox(text="side by side (grid)", value=False)
@@ -101,7 +105,7 @@ class SynthesisWidget(Container):
         self._save_path = FileEdit(label="save as", mode="w", filter="*.nii.gz")
         self._save = PushButton(text="Save synthesis", enabled=False)
         self.extend([self._source, self._truth, self._direction, self._generator, self._other, self._runs,
-                     self._synthesis_grid, self._stride, self._device, self._spread, self._preview,
+                     self._synthesis_grid, self._stride, self._device, self._engine, self._spread, self._preview,
                      self._side_by_side, self._run, self._cancel, self._progress, self._status, self._save_path,
                      self._save])
 
@@ -218,8 +222,8 @@ class SynthesisWidget(Container):
                "subject": _subject(source_layer), "source": source, "checkpoint": self._generator.value}
         worker = create_worker(
             run_synthesis, self._generator.value, self._direction.value, source, truth,
-            self._synthesis_grid.value, self._stride.value,
-            self._device.value, self._spread.value, self._preview.value, self._relay.progressed.emit,
+            self._synthesis_grid.value, self._stride.value, self._device.value, self._engine.value,
+            self._spread.value, self._preview.value, self._relay.progressed.emit,
             self._cancel_flag, _start_thread=False, _ignore_errors=True,  # errors: notifications in _on_errored
         )
         self._cancel_flag.worker = worker

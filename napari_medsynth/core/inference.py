@@ -15,6 +15,8 @@ from contextlib import ExitStack, contextmanager
 import torch
 from torch import nn
 
+from .fftconv import set_conv_engine
+
 __all__ = ["PRECISIONS", "fold_batchnorm", "inference_model", "precision_context", "receptive_radius"]
 
 PRECISIONS = ("float32", "bfloat16", "float16")
@@ -49,9 +51,33 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return folded
 
 
-def inference_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """:func:`fold_batchnorm`'s copy on ``device``, channels-last, without gradients."""
-    return fold_batchnorm(model).to(device, memory_format=torch.channels_last_3d).requires_grad_(False)
+def inference_model(model: nn.Module, device: torch.device, engine: str = "auto") -> nn.Module:
+    """:func:`fold_batchnorm`'s copy on ``device``, without gradients, its convolutions on
+    ``engine`` (:func:`~napari_medsynth.core.fftconv.set_conv_engine`), each direct one in the
+    faster memory layout.
+
+    Layouts (``benchmarks/results/cpu_fftconv_layers.md``, 2-core AVX-512 CPU): channels-last
+    is faster for every 3^3 and 7^3 layer and the 9^3 first layer (one input channel); the
+    default contiguous layout for the 9^3 dilated layer (64->64: 10.9 s against 22.4 s for 16
+    patches, which made a channels-last model twice as slow as the plain one), so that one
+    runs contiguous when it runs direct. The transform-domain layers take either layout.
+    """
+    folded = set_conv_engine(fold_batchnorm(model), engine)
+    folded = folded.to(device, memory_format=torch.channels_last_3d).requires_grad_(False)
+    for conv in folded.modules():
+        if type(conv) is nn.Conv3d and _prefers_contiguous(conv):
+            conv.weight.data = conv.weight.data.contiguous()
+            conv.register_forward_pre_hook(_contiguous_input)
+    return folded
+
+
+def _prefers_contiguous(conv: nn.Module) -> bool:
+    """The measured layout rule: the 9^3 dilated kernel runs faster in the contiguous layout."""
+    return min(conv.kernel_size) >= 9 and max(conv.dilation) > 1
+
+
+def _contiguous_input(_module, inputs):
+    return (inputs[0].contiguous(),)
 
 
 def receptive_radius(model: nn.Module) -> int:

@@ -29,6 +29,7 @@ import numpy as np
 from nibabel import orientations as nio
 from scipy import ndimage
 
+from .choices import GRIDS
 from .errors import MedSynthError
 from .nifti import Volume
 
@@ -49,8 +50,6 @@ RESAMPLED_SHAPE = (224, 224, 96)
 KEEP_EVERY = 3
 KEEP_OFFSET = 1
 PREPROCESSED_SHAPE = (224, 224, 32)
-# What the user sees (every slice synthesized) and what the report scores (one in three).
-GRIDS = ("native", "report")
 _AFFINE_TOLERANCE_MM = 1e-2
 
 

@@ -35,6 +35,7 @@ def reconstruct_volume(
     return_spread: bool = False,
     precision: str = "float32",
     stacks: int = 1,
+    engine: str = "auto",
 ):
     """Synthesize a whole volume from overlapping ``patch``^3 predictions.
 
@@ -80,6 +81,10 @@ def reconstruct_volume(
         ``k, k + stacks, ...``; 3 on the native grid, see
         :func:`~napari_medsynth.core.preprocess.stacks`): the generator sees each stack's
         slice spacing, and progress counts the patches of all stacks.
+    engine : {"auto", "direct", "fft"}, default="auto"
+        How a module's convolutions run (:mod:`~napari_medsynth.core.fftconv`): ``"fft"``
+        in the transform domain, ``"direct"`` as ``nn.Conv3d``, ``"auto"`` the faster of the
+        two per layer and input size. The same result to float32 rounding.
 
     Returns
     -------
@@ -90,7 +95,7 @@ def reconstruct_volume(
     ------
     ValueError
         ``source`` is not 3D, ``patch``/``stride``/``stacks`` is not positive, ``stacks``
-        does not divide the last axis, or ``precision`` is unknown.
+        does not divide the last axis, or ``precision`` or ``engine`` is unknown.
     Cancelled
         ``cancel`` was set.
     MedSynthError
@@ -104,7 +109,7 @@ def reconstruct_volume(
     per_part = [len(patch_grid(tuple(max(n, patch) for n in part.shape), patch, stride)) for part in parts]
     if batch_size is None:
         batch_size = _default_batch_size(generator, patch, compute)
-    model = _prepared(generator, compute)
+    model = _prepared(generator, compute, engine)
     mean = torch.empty(volume.shape, dtype=torch.float32)
     spread = torch.empty(volume.shape, dtype=torch.float32) if return_spread else None
     counter = _Counter(progress, sum(per_part))
@@ -170,6 +175,7 @@ def preview_volume(
     halo: int | None = None,
     precision: str = "float32",
     stacks: int = 1,
+    engine: str = "auto",
     progress: Callable[[int, int], None] | None = None,
     cancel=None,
 ) -> np.ndarray:
@@ -204,6 +210,8 @@ def preview_volume(
         As in :func:`reconstruct_volume`.
     stacks : int, default=1
         As in :func:`reconstruct_volume`: one pass per interleaved stack of the last axis.
+    engine : {"auto", "direct", "fft"}, default="auto"
+        As in :func:`reconstruct_volume`.
     progress : callable, optional
         Called as ``progress(done, total)`` after each tile (of all stacks).
     cancel : object with ``is_set()``, optional
@@ -236,7 +244,7 @@ def preview_volume(
     tiles = _tile_shape(shape, tile) if tile is not None else _fitting_tile(generator, shape, halo or 0, compute)
     if tiles != shape and halo is None:
         raise ValueError("preview_volume needs halo= to tile a callable that is not an nn.Module")
-    model = _prepared(generator, compute)
+    model = _prepared(generator, compute, engine)
     output = torch.empty(volume.shape, dtype=torch.float32)
     with torch.inference_mode(), precision_context(precision, compute):
         for index, part in enumerate(parts):
@@ -305,9 +313,10 @@ def _as_volume(source) -> torch.Tensor:
     return volume
 
 
-def _prepared(generator, device: torch.device):
-    """The generator as it runs: a folded inference copy of a module, other callables as they are."""
-    return inference_model(generator, device) if isinstance(generator, nn.Module) else generator
+def _prepared(generator, device: torch.device, engine: str):
+    """The generator as it runs: a folded inference copy of a module on ``engine``, other callables
+    as they are."""
+    return inference_model(generator, device, engine) if isinstance(generator, nn.Module) else generator
 
 
 def _predict(model, volume: torch.Tensor, starts: list, patch: int) -> torch.Tensor:

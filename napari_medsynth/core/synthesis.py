@@ -98,6 +98,7 @@ def synthesize(
     batch_size: int | None = None,
     spread: bool = False,
     preview: bool = False,
+    engine: str = "auto",
     mask=None,
     progress=None,
     cancel=None,
@@ -110,7 +111,9 @@ def synthesize(
     With ``preview``, one pass of the fully convolutional generator over each stack
     (:func:`~napari_medsynth.core.reconstruct.preview_volume`, about 1/13 of the work at
     stride 8) replaces the patch average; it has no spread map and ignores ``stride``.
-    ``mask`` (on the source's grid) replaces the automatic head mask of the metrics.
+    ``engine`` picks how the convolutions run (``"auto"``, ``"direct"``, ``"fft"``: see
+    :func:`~napari_medsynth.core.reconstruct.reconstruct_volume`). ``mask`` (on the source's
+    grid) replaces the automatic head mask of the metrics.
 
     Raises
     ------
@@ -130,13 +133,13 @@ def synthesize(
     prepared = preprocess_volume(source, grid)
     count = KEEP_EVERY if grid == "native" else 1
     if preview:
-        standardized = preview_volume(generator, prepared.data, device=device, stacks=count,
+        standardized = preview_volume(generator, prepared.data, device=device, stacks=count, engine=engine,
                                       progress=progress, cancel=cancel)
         spread_map = None
     else:
         reconstructed = reconstruct_volume(
             generator, prepared.data, patch=info.patch, stride=stride, batch_size=batch_size,
-            device=device, progress=progress, cancel=cancel, return_spread=spread, stacks=count,
+            device=device, progress=progress, cancel=cancel, return_spread=spread, stacks=count, engine=engine,
         )
         standardized, spread_map = reconstructed if spread else (reconstructed, None)
     scale = info.target_intensity

@@ -1,0 +1,82 @@
+"""Benchmark training steps with the direct and the transform-domain (FFT) convolution engine.
+
+Two trainers, identical but for ``--engine`` (same seed, same phantom data, same batches),
+each run ``--steps`` G3 steps (discriminator and generator updates, batch 7, one loader
+order); it reports the median step time of each engine, their ratio, and the largest
+difference between the two loss curves step by step.
+
+    .venv/bin/python benchmarks/bench_train_engine.py --width 1 --steps 3
+    .venv/bin/python benchmarks/bench_train_engine.py --width 0.25 --steps 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from napari_medsynth.core.phantom import write_phantom_dataset
+from src_train.trainer import TrainConfig, Trainer
+
+
+def run_engine(data: Path, work: Path, engine: str, args) -> tuple[list[float], list[dict]]:
+    """Step times and losses of ``args.steps`` steps on ``engine``."""
+    config = TrainConfig(data=str(data), out=str(work / engine), variant="G3", epochs=1, width=args.width,
+                         batch_size=args.batch_size, workers=0, device=args.device, engine=engine,
+                         cache=str(work / "cache"), seed=0)
+    trainer = Trainer(config)
+    trainer.setup()
+    torch.manual_seed(0)
+    times, losses = [], []
+    batches = iter(trainer.loader)
+    for _ in range(args.steps):
+        try:
+            source, target = next(batches)
+        except StopIteration:
+            batches = iter(trainer.loader)
+            source, target = next(batches)
+        start = time.perf_counter()
+        losses.append(trainer.step(source, target))
+        times.append(time.perf_counter() - start)
+    return times, losses
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=7)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, help="write JSON here, and Markdown beside it")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        write_phantom_dataset(work / "data", 3, seed=0)
+        runs = {engine: run_engine(work / "data", work, engine, args) for engine in ("direct", "fft")}
+    medians = {engine: statistics.median(times[1:] or times) for engine, (times, _) in runs.items()}
+    difference = max(abs(a[name] - b[name]) / max(abs(a[name]), 1e-12)
+                     for a, b in zip(runs["direct"][1], runs["fft"][1]) for name in ("loss_g", "loss_rec", "loss_d"))
+    summary = {"width": args.width, "batch_size": args.batch_size, "steps": args.steps, "device": args.device,
+               "threads": torch.get_num_threads(), "torch": torch.__version__,
+               "median_step_s": medians, "speedup": medians["direct"] / medians["fft"],
+               "max_relative_loss_difference": difference,
+               "losses": {engine: losses for engine, (_, losses) in runs.items()},
+               "step_s": {engine: times for engine, (times, _) in runs.items()}}
+    text = (f"width {args.width:g}, batch {args.batch_size}, {args.steps} G3 steps on {args.device} "
+            f"({summary['threads']} threads): median step direct {medians['direct']:.2f} s, fft {medians['fft']:.2f} s, "
+            f"{summary['speedup']:.2f}x; largest relative difference of the losses step by step "
+            f"{difference:.1e}")
+    print(text)
+    if args.out:
+        args.out.write_text(json.dumps(summary, indent=2) + "\n")
+        args.out.with_suffix(".md").write_text(text + "\n")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
