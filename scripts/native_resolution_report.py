@@ -147,10 +147,7 @@ mapping fitted on the generators' training subjects, applied to the source's own
 The report grid's interpolated slices show as steps along the slice axis in the coronal
 view; the native synthesis has none, but its three stacks are synthesized independently, and
 with these small width-1/8 generators their small disagreements show as faint stripes along
-the slice axis (one in three slices). Stride 16 here; the T2->PD G4 beats the intensity
-mapping on the source grid (27.87 against 27.76 dB, head 21.63 against 21.46 dB, MAE 0.112
-against 0.119) where on the report grid's route it trailed it by 3 dB; the PD->T2 generators
-still trail it, which the retraining of the demo generators (issue 13) is for.
+the slice axis (one in three slices).
 """
     path.write_text(text)
     print(f"wrote {path}")
