@@ -253,7 +253,7 @@ def test_training_widget_trains_stops_resumes_and_lists_the_best_checkpoint(
     assert "--variant G3" in widget._command.value and "--epochs 2" in widget._command.value
 
     process = widget.start()
-    qtbot.waitUntil(lambda: bool(widget._plot.points["loss_g"]), timeout=120_000)  # first logged steps
+    qtbot.waitUntil(lambda: bool(widget._plot.points["loss_g"]), timeout=240_000)  # first logged steps
     widget.stop()
     qtbot.waitUntil(lambda: widget.process is None, timeout=120_000)
     assert process.poll() == 130
