@@ -19,7 +19,7 @@ $py benchmarks/bench_train_engine.py --width 0.25 --steps 20 --out "$out/cpu_tra
 $py benchmarks/bench_reconstruct.py --widths 1.0 --strides 32 --shape 32 32 32 --methods ours --repeat 1 \
     --memory-case --out "$out/cpu_memory_w1_fft.json"
 # Both grids: a whole synthesis, native (every slice) and report (one slice in three).
-$py benchmarks/bench_grids.py --checkpoint napari_medsynth/data/generators/t2-pd-G4.pt --strides 16 8 \
+$py benchmarks/bench_grids.py --checkpoint napari_medsynth/data/generators/t2-pd-G4.pt --strides 16 \
     --out "$out/cpu_grids_t2pd_G4.json"
 $py benchmarks/bench_grids.py --widths 1.0 --strides 16 --out "$out/cpu_grids_w1.json"
 # 1. The report's volume (224x224x32), width 0.25 at strides 16 and 8, and full width at stride 16:
