@@ -18,6 +18,7 @@ from .core.baselines import BASELINES
 from .core.catalog import GeneratorEntry, bundled_mapping, default_generator
 from .core.checkpoint import direction_label, load_checkpoint
 from .core.errors import MedSynthError
+from .core.masks import head_mask
 from .core.nifti import Volume, save_volume, to_display
 from .core.synthesis import METRIC_SCOPES, SynthesisResult, save_result, score_voxelwise, synthesize
 
@@ -72,15 +73,16 @@ def run_headless_demo(out_dir, *, stride: int = 8, device="auto", grid: str = "n
     volumes = dict(zip(("T2", "PD"), make_phantom_pair(seed=0)))
     files = [save_volume(out / f"phantom_{contrast}.nii.gz", volume.data, volume) for contrast, volume in volumes.items()]
     source, truth = volumes[info.source_contrast], volumes[info.target_contrast]
+    head = head_mask(source.data)  # one mask for the generator and both baselines
     result = synthesize(source, generator, info, target=truth, grid=grid, stride=stride, device=device,
-                        spread=True, progress=progress, cancel=cancel)
+                        spread=True, mask=head, progress=progress, cancel=cancel)
     synthesis_path = out / f"phantom_{info.target_contrast}_synth_{info.label.replace('+', '')}.nii.gz"
     files += save_result(result, source, synthesis_path, out)
 
     metrics = {
         f"{info.label} (demo generator)": result.metrics,
-        BASELINES[0]: score_voxelwise(lambda x: x, source, truth),
-        BASELINES[1]: score_voxelwise(bundled_mapping(info.direction).predict, source, truth),
+        BASELINES[0]: score_voxelwise(lambda x: x, source, truth, head),
+        BASELINES[1]: score_voxelwise(bundled_mapping(info.direction).predict, source, truth, head),
     }
     summary = {
         "generator": str(entry.path.name),
