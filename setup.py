@@ -33,7 +33,8 @@ setup(
         "scikit-image",  # Otsu's threshold of the head mask (a napari dependency already)
     ],
     extras_require={
-        "test": ["pytest", "pytest-qt", "monai", "torchio<2"],
+        # ruff pinned: a new release may add checks that fail CI on unchanged code
+        "test": ["pytest", "pytest-qt", "monai", "torchio<2", "ruff==0.17.6"],
     },
     entry_points={
         "napari.manifest": ["napari-medsynth = napari_medsynth:napari.yaml"],

@@ -76,7 +76,8 @@ def main(argv=None) -> dict:
 
 def markdown(summary: dict) -> str:
     lines = [f"Machine: {summary['machine']}; torch {summary['torch']}.", "",
-             "| Generator | Stride | Report grid: s | patches | PSNR | Native grid: s | patches | PSNR | native/report |",
+             "| Generator | Stride | Report grid: s | patches | PSNR "
+             "| Native grid: s | patches | PSNR | native/report |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in summary["rows"]:
         lines.append(f"| {r['generator']} | {r['stride']} | {r['report_seconds']:.1f} | {r['report_patches']} | "

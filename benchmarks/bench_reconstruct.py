@@ -28,6 +28,7 @@ Quick check::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import ctypes
 import json
@@ -50,7 +51,7 @@ from napari_medsynth.core.nifti import Volume, load_volume, save_volume
 from napari_medsynth.core.patches import patch_grid
 from napari_medsynth.core.phantom import make_phantom_pair
 from napari_medsynth.core.preprocess import preprocess_volume, to_source_grid
-from napari_medsynth.core.reconstruct import _default_batch_size, preview_volume
+from napari_medsynth.core.reconstruct import default_batch_size, preview_volume
 
 PATCH = 32
 METHODS = ("ours", "direct", "plain", "monai", "torchio", "preview")
@@ -193,10 +194,8 @@ def rss_bytes() -> int | None:
 
 def release_free_memory() -> None:
     """Hand freed heap memory back to the system (glibc), so that each RSS peak starts low."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 class PeakMemory:
@@ -250,7 +249,7 @@ def measure(run, repeat: int, device: torch.device) -> tuple[float, float | None
 
 def benchmark_case(label, model, source, target, stride, device, args, methods) -> list[dict]:
     """One width and stride: a row per method."""
-    batch = args.batch_size or _default_batch_size(model, PATCH, device)
+    batch = args.batch_size or default_batch_size(model, PATCH, device)
     patches = len(patch_grid(source.shape, PATCH, stride))
     per_voxel = flops_per_voxel(model)
     runners = method_runners(model, source, stride, batch, device, args, methods)

@@ -23,8 +23,10 @@ from pathlib import Path
 import torch
 
 from napari_medsynth.core.devices import resolve_device
+from napari_medsynth.core.events import ValidationEvent
 from napari_medsynth.core.phantom import write_phantom_dataset
-from src_train.trainer import TrainConfig, Trainer
+from napari_medsynth.core.train_config import TrainConfig
+from src_train.trainer import Trainer
 
 
 def run_case(data: Path, work: Path, width: float, batch_size: int, workers: int, device: str) -> dict:
@@ -34,9 +36,9 @@ def run_case(data: Path, work: Path, width: float, batch_size: int, workers: int
                          workers=workers, device=device, val_stride=32, cache=str(work / "cache"))
     events = []
     Trainer(config, on_event=events.append).run()
-    validation = next(e for e in events if e["event"] == "validation")
+    validation = next(e for e in events if isinstance(e, ValidationEvent))
     return {"width": width, "batch_size": batch_size, "workers": workers, "device": device,
-            **validation["throughput"]}
+            **validation.throughput}
 
 
 def markdown(rows: list[dict]) -> str:
@@ -67,7 +69,8 @@ def main() -> None:
             write_phantom_dataset(data, 3, seed=0)
         rows = [run_case(data, work, width, args.batch_size, workers, device)
                 for width in args.widths for workers in args.workers]
-    machine = f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    machine = (f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
+               f"{torch.get_num_threads()} threads")
     if device.startswith("cuda"):
         machine += f", {torch.cuda.get_device_name()}"
     table = markdown(rows)

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .core.console import progress_bar, run_command
 from .core.choices import ENGINES, GRIDS
+from .core.console import add_debug_argument, progress_bar, run_command
 
 PROG = "medsynth"
 DEMO_OUTPUT = "demo-output"  # where `medsynth demo` writes when there is no display
@@ -54,11 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT", help="generator checkpoint (.pt)")
     synth.add_argument("--out", type=Path, required=True, metavar="OUT", help="output .nii.gz")
     synth.add_argument("--target", type=Path, metavar="GT", help="ground truth of the target contrast")
-    synth.add_argument("--stride", type=_positive_int, default=8, help="patch stride in voxels (default 8, as the report)")
+    synth.add_argument("--stride", type=_positive_int, default=8,
+                       help="patch stride in voxels (default 8, as the report)")
     _add_grid_argument(synth)
     synth.add_argument("--preview", action="store_true",
                        help="one pass of the generator over the whole volume instead of the patch average (fast)")
-    synth.add_argument("--batch-size", type=_positive_int, metavar="B", help="patches per forward pass (default: automatic)")
+    synth.add_argument("--batch-size", type=_positive_int, metavar="B",
+                       help="patches per forward pass (default: automatic)")
     synth.add_argument("--engine", choices=ENGINES, default="auto",
                        help="convolutions: auto (the faster per layer, default), direct, or fft (transform domain)")
     synth.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -80,10 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--headless", type=Path, metavar="OUT_DIR",
                       help=f"no window: write the results to OUT_DIR (without a display: {DEMO_OUTPUT}/)")
-    demo.add_argument("--stride", type=_positive_int, default=8, help="patch stride in voxels (default 8, as the report)")
+    demo.add_argument("--stride", type=_positive_int, default=8,
+                      help="patch stride in voxels (default 8, as the report)")
     demo.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     _add_grid_argument(demo)
     demo.set_defaults(handler=_demo)
+    add_debug_argument(parser, commands)
     return parser
 
 
@@ -109,7 +113,7 @@ def _positive_int(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``medsynth`` console script."""
     args = build_parser().parse_args(argv)
-    return run_command(PROG, lambda: args.handler(args))
+    return run_command(PROG, lambda: args.handler(args), debug=args.debug)
 
 
 def _phantom(args) -> int:
@@ -152,6 +156,7 @@ def _check(args) -> int:
 
 
 def _synthesize(args) -> int:
+    from .core.atomic import make_folder
     from .core.checkpoint import load_checkpoint
     from .core.devices import resolve_device
     from .core.errors import MedSynthError
@@ -164,10 +169,7 @@ def _synthesize(args) -> int:
     if args.out.resolve() in {p.resolve() for p in inputs}:
         raise MedSynthError(f"{args.out}: refusing to overwrite an input file")
     for folder in {args.out.parent, args.maps} - {None}:  # fail before the work, not after it
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise MedSynthError(f"{folder}: cannot write there ({error.strerror})") from None
+        make_folder(folder)
     device = resolve_device(args.device)
     generator, info = load_checkpoint(args.checkpoint)
     source = load_volume(args.source)

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from ._layers import RESULT_MAPS, robust_contrast_limits
-from .core.atomic import atomic_output
+from .core.atomic import atomic_output, make_folder
 from .core.baselines import BASELINES
 from .core.catalog import GeneratorEntry, bundled_mapping, default_generator
-from .core.checkpoint import direction_label, load_checkpoint
+from .core.checkpoint import load_checkpoint
+from .core.choices import direction_label
 from .core.errors import MedSynthError
 from .core.masks import head_mask
 from .core.nifti import Volume, save_volume, to_display
@@ -63,15 +64,12 @@ def run_headless_demo(out_dir, *, stride: int = 8, device="auto", grid: str = "n
     """
     from .core.phantom import make_phantom_pair
 
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise MedSynthError(f"{out}: cannot write there ({error.strerror})") from None
+    out = make_folder(out_dir)
     entry = demo_generator()
     generator, info = load_checkpoint(entry.path, entry.info.direction)
     volumes = dict(zip(("T2", "PD"), make_phantom_pair(seed=0)))
-    files = [save_volume(out / f"phantom_{contrast}.nii.gz", volume.data, volume) for contrast, volume in volumes.items()]
+    files = [save_volume(out / f"phantom_{contrast}.nii.gz", volume.data, volume)
+             for contrast, volume in volumes.items()]
     source, truth = volumes[info.source_contrast], volumes[info.target_contrast]
     head = head_mask(source.data)  # one mask for the generator and both baselines
     result = synthesize(source, generator, info, target=truth, grid=grid, stride=stride, device=device,
@@ -112,7 +110,8 @@ def write_demo_figure(path, source: Volume, truth: Volume, result: SynthesisResu
               (f"synthesis [{info.label}]", result.synthesis, "gray"),
               (f"ground truth ({target})", truth.data, "gray")]
     maps = {"spread": result.spread, **result.maps}
-    panels += [(suffix, maps[key], colormap) for key, (suffix, colormap) in RESULT_MAPS.items() if maps.get(key) is not None]
+    panels += [(suffix, maps[key], colormap) for key, (suffix, colormap) in RESULT_MAPS.items()
+               if maps.get(key) is not None]
     figure = Figure(figsize=(3 * len(panels), 3.4), layout="constrained")
     for axes, (title, data, colormap) in zip(figure.subplots(1, len(panels)), panels):
         shown = to_display(Volume(np.asarray(data, dtype=np.float32), source.affine))[0]

@@ -18,7 +18,8 @@ import numpy as np
 
 from napari_medsynth.core.baselines import BASELINES
 from napari_medsynth.core.catalog import bundled_generators, bundled_mapping
-from napari_medsynth.core.checkpoint import direction_label, load_checkpoint
+from napari_medsynth.core.checkpoint import load_checkpoint
+from napari_medsynth.core.choices import direction_label
 from napari_medsynth.core.masks import head_mask
 from napari_medsynth.core.nifti import Volume, to_display
 from napari_medsynth.core.phantom import make_phantom_pair
@@ -57,7 +58,7 @@ def main() -> None:
         mask = head_mask(source.data)
         lines = [f"### {direction_label(direction)}", "", *header]
         for grid in GRIDS:
-            lines.append(row(f"ground truth, round trip (the ceiling)", grid, truth_round_trip(truth, grid, mask)))
+            lines.append(row("ground truth, round trip (the ceiling)", grid, truth_round_trip(truth, grid, mask)))
         for entry in entries:
             generator, info = load_checkpoint(entry.path)
             results = {}
@@ -136,7 +137,8 @@ truth there; the spread map covers every slice.
 ## One held-out phantom subject
 
 `python scripts/native_resolution_report.py --stride {stride}` (CPU; the times of both grids are
-in `benchmarks/results/cpu_grids_*.md`, from `benchmarks/bench_grids.py`). Subject: `make_phantom_pair(seed={SEED})`, the
+in `benchmarks/results/cpu_grids_*.md`, from `benchmarks/bench_grids.py`). Subject:
+`make_phantom_pair(seed={SEED})`, the
 napari sample, used by no training run. The generators are the bundled width-1/8 demo
 generators; the baselines are the standardized source itself and the per-voxel intensity
 mapping fitted on the generators' training subjects, applied to the source's own voxels.

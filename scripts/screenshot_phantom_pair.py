@@ -16,7 +16,8 @@ def main(out: str = "docs/napari_phantom_pair.png") -> None:
     viewer.window.resize(1400, 800)
     viewer.open_sample("napari-medsynth", "phantom_pair")
     viewer.grid.enabled = True
-    viewer.dims.set_point(0, viewer.dims.range[0].start + 0.55 * (viewer.dims.range[0].stop - viewer.dims.range[0].start))
+    axis = viewer.dims.range[0]
+    viewer.dims.set_point(0, axis.start + 0.55 * (axis.stop - axis.start))
     viewer.reset_view()
     napari.qt.get_qapp().processEvents()
     viewer.screenshot(str(Path(out)), canvas_only=False, flash=False)

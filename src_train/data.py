@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler
 
 from napari_medsynth.core.atomic import atomic_output
-from napari_medsynth.core.checkpoint import DIRECTIONS
+from napari_medsynth.core.choices import DIRECTIONS
 from napari_medsynth.core.errors import MedSynthError
 from napari_medsynth.core.ixi import CONTRASTS, IXIPair, find_ixi_pairs
 from napari_medsynth.core.nifti import load_volume
@@ -66,7 +66,8 @@ class SubjectSplit:
         """
         subjects = sorted(subjects)
         if len(subjects) < 3:
-            raise MedSynthError(f"{len(subjects)} T2/PD pairs found; training needs at least 3 (train, validation, test)")
+            raise MedSynthError(f"{len(subjects)} T2/PD pairs found; training needs at least 3 "
+                                "(train, validation, test)")
         total = sum(fractions)
         n_val = max(1, round(len(subjects) * fractions[1] / total))
         n_test = max(1, round(len(subjects) * fractions[2] / total))
@@ -92,7 +93,7 @@ class SubjectSplit:
         try:
             return cls(**json.loads(Path(path).read_text()))
         except (OSError, ValueError, TypeError) as error:
-            raise MedSynthError(f"{path}: not a readable split file ({error})") from None
+            raise MedSynthError(f"{path}: not a readable split file ({error})") from error
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,8 @@ class VolumePair:
     target: CachedVolume
 
 
-def load_volume_pairs(pairs: list[IXIPair], direction: str, cache: PreprocessedCache, progress=None) -> list[VolumePair]:
+def load_volume_pairs(pairs: list[IXIPair], direction: str, cache: PreprocessedCache,
+                      progress=None) -> list[VolumePair]:
     """Check and preprocess (through ``cache``) each pair, oriented source -> target.
 
     Raises

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from napari_medsynth.core.atomic import atomic_output
-from napari_medsynth.core.checkpoint import DIRECTIONS, direction_label, load_checkpoint
+from napari_medsynth.core.checkpoint import load_checkpoint
+from napari_medsynth.core.choices import DIRECTIONS, direction_label
 from napari_medsynth.core.console import progress_bar
 from napari_medsynth.core.ixi import IXIPair
 from napari_medsynth.core.nifti import Volume, load_volume

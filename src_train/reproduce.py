@@ -21,13 +21,15 @@ import numpy as np
 from napari_medsynth.core.atomic import atomic_output
 from napari_medsynth.core.baselines import BASELINES, QuantileIntensityMapping
 from napari_medsynth.core.checkpoint import load_checkpoint, read_checkpoint
+from napari_medsynth.core.choices import run_label
 from napari_medsynth.core.synthesis import score_voxelwise
+from napari_medsynth.core.train_config import TrainConfig, train_defaults
 
 from .data import PreprocessedCache, SubjectSplit, load_volume_pairs, pairs_of
 from .evaluate import Evaluation, evaluate_predictor, generator_score, markdown_table, write_evaluations
-from .trainer import TrainConfig
+from .run import run_training
 
-__all__ = ["PLAN", "PUBLISHED", "Run", "fit_intensity_mapping", "reproduce"]
+__all__ = ["PLAN", "PUBLISHED", "Run", "fit_intensity_mapping", "plan_configs", "reproduce"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class Run:
     @property
     def label(self) -> str:
         """``G4+RL`` style."""
-        return f"{self.variant}+RL" if self.residual else self.variant
+        return run_label(self.variant, self.residual)
 
 
 PLAN = (
@@ -71,21 +73,31 @@ PUBLISHED = {
 }
 
 
-def reproduce(args: argparse.Namespace) -> Path:
-    """Train the plan, evaluate it with the baselines, write ``OUT/report.md``; return its path."""
-    from .cli import run_training
+def plan_configs(args: argparse.Namespace) -> list[TrainConfig]:
+    """The training configuration of each run of :data:`PLAN`, in order.
 
+    ``args`` holds ``data``, ``out``, ``epochs`` and ``batch_size`` (None: the plan's) and any
+    training options (:class:`TrainConfig` fields), which every run of the plan shares.
+    """
     out = Path(args.out)
-    cache = out / "cache"
-    for run in PLAN:
-        run_dir = out / run.name
-        config = TrainConfig(
-            data=str(args.data), out=str(run_dir), direction=run.direction, variant=run.variant,
-            residual=run.residual, init=str(out / run.init / "best.pt") if run.init else None,
-            epochs=args.epochs or run.epochs, batch_size=args.batch_size or run.batch_size, lr=args.lr,
-            width=args.width, val_stride=args.val_stride, device=args.device, seed=args.seed,
-            workers=args.workers, cache=str(cache),
-        )
+    per_run = {"direction", "variant", "residual", "init", "epochs", "batch_size", "cache"}
+    shared = {k: v for k, v in vars(args).items() if k in train_defaults() and k not in per_run}
+    return [
+        TrainConfig(**shared, data=str(args.data), out=str(out / run.name), direction=run.direction,
+                    variant=run.variant, residual=run.residual,
+                    init=str(out / run.init / "best.pt") if run.init else None,
+                    epochs=args.epochs or run.epochs, batch_size=args.batch_size or run.batch_size,
+                    cache=str(out / "cache"))
+        for run in PLAN
+    ]
+
+
+def reproduce(args: argparse.Namespace) -> Path:
+    """Train the plan (:func:`plan_configs`), evaluate it with the baselines, write ``OUT/report.md``;
+    return its path."""
+    out = Path(args.out)
+    for config in plan_configs(args):
+        run_dir = Path(config.out)
         if _epochs_done(run_dir) >= config.epochs:
             continue
         code = run_training(config, resume=(run_dir / "last.pt").is_file())  # also a run stopped in its first epoch
@@ -93,7 +105,7 @@ def reproduce(args: argparse.Namespace) -> Path:
             raise SystemExit(code)
     report = out / "report.md"
     with atomic_output(report) as tmp_name:
-        Path(tmp_name).write_text(_report(args, out, PreprocessedCache(cache)))
+        Path(tmp_name).write_text(_report(args, out, PreprocessedCache(out / "cache")))
     print(f"wrote {report}")
     return report
 
@@ -120,7 +132,8 @@ def _report(args, out: Path, cache: PreprocessedCache) -> str:
         for run in runs:
             info = load_checkpoint(out / run.name / "best.pt")[1].provenance
             published = PUBLISHED[run.name]
-            lines.append(f"| {run.label} | {info['best_epoch']}/{_epochs_done(out / run.name)} | {info['val_mae']:.3f} | "
+            lines.append(f"| {run.label} | {info['best_epoch']}/{_epochs_done(out / run.name)} "
+                         f"| {info['val_mae']:.3f} | "
                          f"{info['val_psnr']:.3f} | {published[0]} | {published[1]} | {published[2]} |")
         lines += ["", f"## {title}: test set ({len(split.test)} subjects), mean (std)", "",
                   markdown_table(evaluations, {r.label: PUBLISHED[r.name][3] for r in runs}), ""]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import gc
-import json
 import math
 import os
 import random
@@ -26,18 +25,27 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from napari_medsynth.core.checkpoint import checkpoint_payload, load_checkpoint, parse_direction, read_checkpoint, write_atomically
-from napari_medsynth.core.choices import ENGINES
+from napari_medsynth.core.atomic import atomic_output, make_folder
+from napari_medsynth.core.checkpoint import checkpoint_payload, load_checkpoint, read_checkpoint, write_atomically
 from napari_medsynth.core.devices import resolve_device
 from napari_medsynth.core.errors import MedSynthError
+from napari_medsynth.core.events import (
+    DoneEvent,
+    EventLog,
+    StartEvent,
+    StepEvent,
+    StoppedEvent,
+    TrainingEvent,
+    ValidationEvent,
+)
 from napari_medsynth.core.fftconv import set_conv_engine
 from napari_medsynth.core.metrics import quality
 from napari_medsynth.core.models import Discriminator, Generator
 from napari_medsynth.core.preprocess import KEEP_EVERY
 from napari_medsynth.core.reconstruct import reconstruct_volume
+from napari_medsynth.core.train_config import TrainConfig
 
 from .data import (
-    REPORT_FRACTIONS,
     PatchDataset,
     PreprocessedCache,
     ResumableSampler,
@@ -45,61 +53,17 @@ from .data import (
     find_pairs_or_fail,
     load_volume_pairs,
 )
-from .events import EVENTS_FILE
 from .losses import IN_PLANE_DIMS, VOLUME_DIMS, adversarial_loss, gradient_difference_loss, reconstruction_loss
 
-__all__ = ["TrainConfig", "Trainer", "TrainingStopped", "VARIANT_LOSSES"]
+__all__ = ["VARIANT_LOSSES", "Trainer", "TrainingStopped"]
 
 # variant: (reconstruction norm, adversarial term, gradient-difference term)
-VARIANT_LOSSES = {"G1": ("l2", False, False), "G2": ("l2", True, False), "G3": ("l2", True, True), "G4": ("l1", True, True)}
+VARIANT_LOSSES = {
+    "G1": ("l2", False, False), "G2": ("l2", True, False), "G3": ("l2", True, True), "G4": ("l1", True, True),
+}
 LOSS_NAMES = ("loss_g", "loss_d", "loss_rec", "loss_adv", "loss_gdl")
 METRIC_COLUMNS = ("epoch", *LOSS_NAMES, "val_mae", "val_mae_std", "val_psnr", "val_psnr_std",
                   "val_ssim", "val_ssim_std", "best", "seconds")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (stored in its checkpoints)."""
-
-    data: str
-    out: str
-    direction: str = "t2-pd"
-    variant: str = "G1"
-    residual: bool = False
-    init: str | None = None
-    epochs: int = 32
-    batch_size: int = 7
-    lr: float = 2e-4
-    width: float = 1.0
-    val_stride: int = 8
-    device: str = "auto"
-    seed: int = 0
-    workers: int = 2
-    val_fraction: float = REPORT_FRACTIONS[1]
-    test_fraction: float = REPORT_FRACTIONS[2]
-    reconstruction_weight: float = 1.0
-    adversarial_weight: float = 0.5
-    gdl_weight: float = 1.0
-    gdl_exponent: float = 2.0
-    gdl_3d: bool = False
-    reduction: str = "mean"
-    cache: str | None = None
-    amp: bool = True
-    log_every: int = 10
-    all_stacks: bool = False
-    engine: str = "auto"
-
-    def __post_init__(self):
-        self.direction = parse_direction(self.direction)
-        self.variant = self.variant.upper()
-        if self.variant not in VARIANT_LOSSES:
-            raise MedSynthError(f"unknown variant {self.variant!r}; use G1, G2, G3 or G4")
-        if self.epochs < 1 or self.batch_size < 1 or self.val_stride < 1 or not self.lr > 0:
-            raise MedSynthError("epochs, batch size, validation stride and learning rate must be positive")
-        if self.engine not in ENGINES:
-            raise MedSynthError(f"unknown engine {self.engine!r}; use {', '.join(ENGINES)}")
-        if VARIANT_LOSSES[self.variant][1] and self.batch_size < 2:
-            raise MedSynthError(f"{self.variant} splits each batch into real and generated halves: use --batch-size 2 or more")
 
 
 class TrainingStopped(Exception):
@@ -195,11 +159,12 @@ class Trainer:
         Continue the run in ``config.out`` from its ``last.pt`` (its stored settings
         win, except ``epochs``, ``device`` and ``workers``).
     on_event : callable, optional
-        Receives each event dict (``start``, ``step``, ``validation``, ``stopped``,
-        ``done``) on rank 0; the same events are appended to ``events.jsonl``.
+        Receives each :mod:`~napari_medsynth.core.events` event on rank 0; the same events
+        (steps every ``log_every``) are appended to ``events.jsonl``.
     """
 
-    def __init__(self, config: TrainConfig, resume: bool = False, on_event: Callable[[dict], None] | None = None):
+    def __init__(self, config: TrainConfig, resume: bool = False,
+                 on_event: Callable[[TrainingEvent], None] | None = None):
         self.run_dir = Path(config.out)
         self.resume = resume
         self.on_event = on_event
@@ -217,15 +182,29 @@ class Trainer:
             config = TrainConfig(**{**asdict(stored), "epochs": config.epochs, "device": config.device,
                                     "workers": config.workers, "data": config.data or stored.data})
         elif (self.run_dir / "last.pt").exists():
-            raise MedSynthError(f"{self.run_dir} already holds a run (last.pt): pass --resume to continue it, or choose another --out")
+            raise MedSynthError(f"{self.run_dir} already holds a run (last.pt): pass --resume to continue it, "
+                                "or choose another --out")
         self.config = config
 
     # ----------------------------------------------------------------- set-up
     def setup(self) -> None:
         """Make the run folder, the split, the cache, the models, the optimizers and the loader
         (and restore a resumed run); :meth:`run` calls it first."""
-        config = self.config
-        device = resolve_device(config.device)
+        self._setup_device()
+        if self.dist.main:
+            make_folder(self.run_dir)
+        self._load_data()
+        self._build_models()
+        self._build_optimizers()
+        self._build_loader()
+        if self._resume_state is not None:
+            self._restore(self._resume_state)
+        self._events = EventLog(self.run_dir)
+        self._writer = _open_tensorboard(self.run_dir) if self.dist.main else None
+
+    def _setup_device(self) -> None:
+        """The device (this rank's GPU under torchrun), the process group, mixed precision."""
+        device = resolve_device(self.config.device)
         if self.dist.active:
             if device.type == "cuda":
                 device = torch.device("cuda", self.dist.local_rank)
@@ -235,15 +214,13 @@ class Trainer:
                 torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
         self.device = device
         self.amp_dtype = None
-        if config.amp and device.type == "cuda":
+        if self.config.amp and device.type == "cuda":
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
 
-        if self.dist.main:
-            try:
-                self.run_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                raise MedSynthError(f"{self.run_dir}: cannot write there ({error.strerror})") from None
+    def _load_data(self) -> None:
+        """The subject split (made once, then read from split.json) and the preprocessed volumes."""
+        config = self.config
         pairs = find_pairs_or_fail(config.data)
         split_path = self.run_dir / "split.json"
         if split_path.is_file():
@@ -260,7 +237,11 @@ class Trainer:
             raise MedSynthError(f"{split_path}: subjects {', '.join(missing[:3])} are not in {config.data}")
         cache = PreprocessedCache(config.cache or self.run_dir / "cache", "native" if config.all_stacks else "report")
         if self.dist.main:  # rank 0 fills the cache; the others then only read it
-            self._preprocess(cache, [by_subject[s] for s in split.train + split.validation])
+            from napari_medsynth.core.console import progress_bar
+
+            with progress_bar("preprocessing", unit="pair") as progress:
+                load_volume_pairs([by_subject[s] for s in split.train + split.validation], config.direction, cache,
+                                  progress)
         self.dist.barrier()
         self.train_pairs = load_volume_pairs([by_subject[s] for s in split.train], config.direction, cache)
         self.val_pairs = load_volume_pairs([by_subject[s] for s in split.validation], config.direction, cache)
@@ -270,53 +251,55 @@ class Trainer:
             "std": float(np.mean([p.target.standardization.std for p in self.train_pairs])),
         }
 
+    def _build_models(self) -> None:
+        """The generator (from ``init``'s weights, if given) and, for G2-G4, the discriminator,
+        on the device in channels-last layout (DistributedDataParallel under torchrun)."""
+        config = self.config
         torch.manual_seed(config.seed)
         generator = Generator(residual=config.residual, width=config.width)
-        if config.init and self._resume_state is None:
+        starting = config.init and self._resume_state is None
+        if starting:
             initial, info = load_checkpoint(config.init, direction=config.direction)
             if (info.width, info.residual) != (generator.width, generator.residual):
                 raise MedSynthError(
-                    f"{Path(config.init).name}: a width-{info.width:g} {'residual ' if info.residual else ''}generator; "
+                    f"{Path(config.init).name}: a width-{info.width:g} "
+                    f"{'residual ' if info.residual else ''}generator; "
                     f"this run asks for width {config.width:g}{' with --residual' if config.residual else ''}"
                 )
             generator.load_state_dict(initial.state_dict())
-        norm, adversarial, gdl = VARIANT_LOSSES[config.variant]
-        self.norm, self.adversarial, self.gdl = norm, adversarial, gdl
-        discriminator = Discriminator() if adversarial else None
-        if config.init and discriminator is not None and self._resume_state is None:
+        self.norm, self.adversarial, self.gdl = VARIANT_LOSSES[config.variant]
+        discriminator = Discriminator() if self.adversarial else None
+        if starting and discriminator is not None:
             stored = read_checkpoint(config.init).get("discriminator")
             if stored is not None:
                 discriminator.load_state_dict(stored)
         layout = torch.channels_last_3d
-        self.generator = set_conv_engine(generator, config.engine).to(device, memory_format=layout)
-        self.discriminator = discriminator.to(device, memory_format=layout) if discriminator else None
+        self.generator = set_conv_engine(generator, config.engine).to(self.device, memory_format=layout)
+        self.discriminator = discriminator.to(self.device, memory_format=layout) if discriminator else None
         self.g_step_model = self.generator
         self.d_step_model = self.discriminator
         if self.dist.active:
-            ids = [device.index] if device.type == "cuda" else None
+            ids = [self.device.index] if self.device.type == "cuda" else None
             self.g_step_model = DistributedDataParallel(self.generator, device_ids=ids)
             if self.discriminator is not None:
                 self.d_step_model = DistributedDataParallel(self.discriminator, device_ids=ids)
+
+    def _build_optimizers(self) -> None:
+        """Adam for each model, the report's betas."""
         betas = (0.5, 0.999)
-        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
-        self.optimizer_d = (torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
+        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=self.config.lr, betas=betas)
+        self.optimizer_d = (torch.optim.Adam(self.discriminator.parameters(), lr=self.config.lr, betas=betas)
                             if self.discriminator is not None else None)
 
+    def _build_loader(self) -> None:
+        """Random training patches, this rank's share, resumable within an epoch."""
+        config = self.config
         dataset = PatchDataset(self.train_pairs, stacks=self._stacks)
         self.sampler = ResumableSampler(dataset, self.dist.world_size, self.dist.rank, config.seed)
         self.loader = DataLoader(dataset, batch_size=config.batch_size, sampler=self.sampler,
-                                 num_workers=config.workers, pin_memory=device.type == "cuda",
+                                 num_workers=config.workers, pin_memory=self.device.type == "cuda",
                                  persistent_workers=False)
         self.steps_per_epoch = math.ceil(len(self.sampler) / config.batch_size)
-        if self._resume_state is not None:
-            self._restore(self._resume_state)
-        self._writer = _open_tensorboard(self.run_dir) if self.dist.main else None
-
-    def _preprocess(self, cache: PreprocessedCache, pairs) -> None:
-        from napari_medsynth.core.console import progress_bar
-
-        with progress_bar("preprocessing", unit="pair") as progress:
-            load_volume_pairs(pairs, self.config.direction, cache, progress)
 
     # --------------------------------------------------------------- training
     def run(self) -> dict:
@@ -342,10 +325,10 @@ class Trainer:
 
     def _train(self) -> dict:
         config = self.config
-        self._emit({"event": "start", "epochs": config.epochs, "steps": self.steps_per_epoch,
-                    "epoch": self.progress.epoch, "train_subjects": len(self.train_pairs),
-                    "validation_subjects": len(self.val_pairs), "world_size": self.dist.world_size,
-                    "device": str(self.device), "variant": config.variant, "direction": config.direction})
+        self._emit(StartEvent(epochs=config.epochs, steps=self.steps_per_epoch, epoch=self.progress.epoch,
+                              train_subjects=len(self.train_pairs), validation_subjects=len(self.val_pairs),
+                              world_size=self.dist.world_size, device=str(self.device), variant=config.variant,
+                              direction=config.direction))
         while self.progress.epoch < config.epochs:
             started = time.time()
             epoch = self.progress.epoch
@@ -359,11 +342,10 @@ class Trainer:
                 self.progress.step += 1
                 for name, value in losses.items():
                     self.progress.sums[name] += value
-                self._emit({"event": "step", "epoch": epoch + 1, "step": self.progress.step,
-                            "steps": self.steps_per_epoch, **losses})
+                self._emit(StepEvent(epoch=epoch + 1, step=self.progress.step, steps=self.steps_per_epoch, **losses))
                 if self.dist.any(self.stop_requested.is_set(), self.device):
                     self._save_last()
-                    self._emit({"event": "stopped", "epoch": epoch + 1, "step": self.progress.step})
+                    self._emit(StoppedEvent(epoch=epoch + 1, step=self.progress.step))
                     raise TrainingStopped(f"stopped at epoch {epoch + 1}, step {self.progress.step} of "
                                           f"{self.steps_per_epoch}; last.pt saved: continue with --resume")
             means = {k: v / max(1, self.progress.step) for k, v in self.progress.sums.items()}
@@ -373,11 +355,12 @@ class Trainer:
                 self._end_epoch(means, time.time() - started)
             self.dist.barrier()
             if self.dist.any(self.stop_requested.is_set(), self.device) and self.progress.epoch < config.epochs:
-                self._emit({"event": "stopped", "epoch": self.progress.epoch, "step": 0})
-                raise TrainingStopped(f"stopped after epoch {self.progress.epoch}; last.pt saved: continue with --resume")
+                self._emit(StoppedEvent(epoch=self.progress.epoch, step=0))
+                raise TrainingStopped(f"stopped after epoch {self.progress.epoch}; "
+                                      "last.pt saved: continue with --resume")
         summary = {"best_epoch": self.progress.best_epoch, "best_psnr": self.progress.best_psnr,
                    "epochs": self.progress.epoch}
-        self._emit({"event": "done", **summary})
+        self._emit(DoneEvent(**summary))
         return summary
 
     def step(self, source: torch.Tensor, target: torch.Tensor) -> dict:
@@ -419,11 +402,11 @@ class Trainer:
             self.scaler.scale(loss_g).backward()
             self.scaler.step(self.optimizer_g)
             self.scaler.update()
-        except torch.cuda.OutOfMemoryError:
+        except torch.cuda.OutOfMemoryError as error:
             raise MedSynthError(
                 f"CUDA out of memory with batch size {config.batch_size} at width {config.width:g}: "
                 f"try --batch-size {max(1, config.batch_size // 2)} or a smaller --width"
-            ) from None
+            ) from error
         losses.update(loss_g=float(loss_g.detach()), loss_rec=float(loss_rec.detach()),
                       loss_adv=float(loss_adv.detach()), loss_gdl=float(loss_gdl.detach()))
         self.timing.step_done()
@@ -465,10 +448,10 @@ class Trainer:
                                 "val_ssim": summary["ssim"][0]}.items():
                 self._writer.add_scalar(name, value, epoch)
             self._writer.flush()
-        self._emit({"event": "validation", "epoch": epoch, **means,
-                    **{k: v[0] for k, v in summary.items()}, **{f"{k}_std": v[1] for k, v in summary.items()},
-                    "best": is_best, "best_epoch": self.progress.best_epoch, "seconds": seconds,
-                    "throughput": self.timing.summary()})
+        self._emit(ValidationEvent(
+            epoch=epoch, **{k: v[0] for k, v in summary.items()}, **{f"{k}_std": v[1] for k, v in summary.items()},
+            best=is_best, best_epoch=self.progress.best_epoch, seconds=seconds, losses=means,
+            throughput=self.timing.summary()))
 
     def validate(self) -> dict:
         """Whole-volume MAE, PSNR and SSIM of each validation subject (standardized volumes)."""
@@ -539,12 +522,12 @@ class Trainer:
                                   best_epoch=training["best_epoch"], sums=dict(training["sums"]))
         _set_rng_state(training["rng"])
 
-    def _emit(self, event: dict) -> None:
+    def _emit(self, event: TrainingEvent) -> None:
+        """Rank 0: log ``event`` to events.jsonl (every ``log_every``-th step) and pass it to ``on_event``."""
         if not self.dist.main:
             return
-        if event["event"] != "step" or event["step"] % self.config.log_every == 0 or event["step"] == event["steps"]:
-            with open(self.run_dir / EVENTS_FILE, "a") as handle:
-                handle.write(json.dumps({"time": time.time(), **event}) + "\n")
+        if not isinstance(event, StepEvent) or event.step % self.config.log_every == 0 or event.step == event.steps:
+            self._events.append(event)
         if self.on_event is not None:
             self.on_event(event)
 
@@ -559,17 +542,15 @@ def _append_csv(path: Path, columns, rows) -> None:
 
 
 def _plot_curves(metrics_csv: Path, png: Path) -> None:
-    """Validation MAE and PSNR per epoch, as a PNG beside metrics.csv."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    """Validation MAE and PSNR per epoch, as a PNG beside metrics.csv (no pyplot: no global backend)."""
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     with open(metrics_csv) as handle:
         rows = list(csv.DictReader(handle))
     epochs = [int(r["epoch"]) for r in rows]
-    figure, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=100)
+    figure = Figure(figsize=(9, 3.2), dpi=100, layout="tight")
+    axes = figure.subplots(1, 2)
     for axis, key, label in ((axes[0], "val_mae", "validation MAE"), (axes[1], "val_psnr", "validation PSNR (dB)")):
         mean = np.array([float(r[key]) for r in rows])
         std = np.array([float(r[f"{key}_std"]) for r in rows])
@@ -579,10 +560,8 @@ def _plot_curves(metrics_csv: Path, png: Path) -> None:
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_title(label)
         axis.grid(alpha=0.3)
-    figure.tight_layout()
-    with open(png, "wb") as handle:
+    with atomic_output(png) as tmp_name, open(tmp_name, "wb") as handle:
         figure.savefig(handle, format="png")
-    plt.close(figure)
 
 
 def _open_tensorboard(run_dir: Path):

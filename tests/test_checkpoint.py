@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from napari_medsynth import Discriminator, Generator, load_checkpoint, save_checkpoint
-from napari_medsynth.core.checkpoint import checkpoint_payload, parse_direction, write_atomically
+from napari_medsynth.core.checkpoint import checkpoint_payload, write_atomically
+from napari_medsynth.core.choices import parse_direction
 from napari_medsynth.core.errors import MedSynthError
 
 
@@ -73,7 +76,8 @@ def test_weights_of_another_architecture(saved):
     payload = torch.load(path, weights_only=True)
     payload["architecture"]["width"] = 0.25
     torch.save(payload, path)
-    with pytest.raises(MedSynthError, match=r"g4.pt: the weights do not fit the width-0.25 generator it describes \(.*size mismatch"):
+    with pytest.raises(MedSynthError,
+                       match=r"g4.pt: the weights do not fit the width-0.25 generator it describes \(.*size mismatch"):
         load_checkpoint(path)
     payload["architecture"] = {"name": "unet", "width": 1.0, "residual": False}
     torch.save(payload, path)
@@ -120,7 +124,7 @@ def test_unwritable_folder_and_no_partial_file(tmp_path, monkeypatch):
         save_checkpoint(blocker / "g.pt", Generator(width=0.0625), direction="t2-pd", variant="G1")
 
     def interrupted(payload, name):
-        open(name, "wb").write(b"partial")
+        Path(name).write_bytes(b"partial")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", interrupted)

@@ -70,6 +70,20 @@ def test_console_script_exits_non_zero_without_traceback(tmp_path):
     assert result.stderr.strip() == f"medsynth: error: {tmp_path / 'missing'}: no such folder"
 
 
+def test_debug_shows_the_cause_behind_the_same_one_line_error(tmp_path, capsys):
+    checkpoint = tmp_path / "g.pt"
+    checkpoint.write_bytes(b"PK not really a torch file")
+    argv = ["synthesize", str(tmp_path / "t2.nii.gz"), "--checkpoint", str(checkpoint),
+            "--out", str(tmp_path / "o.nii.gz")]
+    assert main(argv) == 1
+    plain = capsys.readouterr().err
+    assert "Traceback" not in plain
+    assert main([*argv, "--debug"]) == 1
+    debug = capsys.readouterr().err
+    assert "Traceback" in debug and "The above exception was the direct cause" in debug
+    assert debug.strip().splitlines()[-1] == plain.strip() and plain.startswith("medsynth: error: ")
+
+
 def test_phantom_refuses_bad_requests_in_one_line(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")

@@ -6,10 +6,9 @@ import json
 
 import nibabel as nib
 import numpy as np
-import pytest
 
-from napari_medsynth.cli import main
 from napari_medsynth._widgets.synthesis import grid_tile
+from napari_medsynth.cli import main
 from napari_medsynth.core.baselines import BASELINES
 from napari_medsynth.core.catalog import bundled_generators, bundled_mapping, default_generator
 from napari_medsynth.core.phantom import make_phantom_pair

@@ -95,6 +95,7 @@ def test_dtypes_and_modes():
         first = fft_conv3d(x, w, b, 2)
         second = fft_conv3d(x * 2, w, b, 2)
     assert_close(first, expected)  # not overwritten by the second call's reused workspace
+    assert_close(second, direct(x * 2, w, b, 2))
     leaf = x.clone().requires_grad_()
     fft_conv3d(leaf, w, b, 2).sum().backward()
     assert leaf.grad is not None

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from napari_medsynth.core.metrics import gradient_difference_map, mae, psnr, squared_error_map, ssim
+from napari_medsynth.core.metrics import (
+    gradient_difference_map,
+    mae,
+    psnr,
+    quality_by_region,
+    squared_error_map,
+    ssim,
+)
+from napari_medsynth.core.phantom import make_phantom
 
 
 @pytest.fixture
@@ -25,6 +34,50 @@ def test_psnr_and_ssim_agree_with_skimage(pair):
         assert ssim(prediction, truth, data_range) == pytest.approx(
             structural_similarity(truth, prediction, data_range=data_range), abs=1e-9
         )
+
+
+def _reference_ssim_map(x, y, peak, win_size):
+    """The oracle: the SSIM map as written out by hand before scikit-image computed it."""
+    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
+    n = win_size**x.ndim
+
+    def mean(v):
+        return ndimage.uniform_filter(v, size=win_size)
+
+    ux, uy = mean(x), mean(y)
+    vx = n / (n - 1) * (mean(x * x) - ux * ux)
+    vy = n / (n - 1) * (mean(y * y) - uy * uy)
+    vxy = n / (n - 1) * (mean(x * y) - ux * uy)
+    return ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
+
+
+def _standardized(volume):
+    volume = np.asarray(volume, dtype=np.float64)
+    return (volume - volume.mean()) / volume.std()
+
+
+def test_ssim_equals_the_hand_written_reference_on_phantom_and_smooth_volumes():
+    subject = make_phantom(3, shape=(64, 64, 32), zooms=(3.75, 3.75, 4.875))
+    rng = np.random.default_rng(2)
+    smooth = ndimage.gaussian_filter(rng.normal(size=(2, 30, 28, 24)), (0, 2, 2, 2))
+    pairs = [
+        (_standardized(subject.t2.data), _standardized(subject.pd.data), subject.labels > 0),
+        (smooth[0], smooth[0] + 0.5 * smooth[1], smooth[1] > 0),
+    ]
+    for prediction, truth, mask in pairs:
+        for data_range, win_size in ((None, 7), (4.0, 7), (None, 5), (2.0, 3)):
+            peak = np.ptp(truth) if data_range is None else data_range
+            expected = _reference_ssim_map(prediction, truth, peak, win_size)
+            pad = (win_size - 1) // 2
+            assert ssim(prediction, truth, data_range, win_size=win_size) == pytest.approx(
+                expected[pad:-pad, pad:-pad, pad:-pad].mean(), abs=1e-12
+            )
+            masked = ssim(prediction, truth, data_range, mask, win_size)
+            assert masked == pytest.approx(expected[mask].mean(), abs=1e-12)
+        regions = quality_by_region(prediction, truth, {"all": None, "mask": mask})
+        expected = _reference_ssim_map(prediction, truth, np.ptp(truth), 7)
+        assert regions["all"]["ssim"] == pytest.approx(expected[3:-3, 3:-3, 3:-3].mean(), abs=1e-12)
+        assert regions["mask"]["ssim"] == pytest.approx(expected[mask].mean(), abs=1e-12)
 
 
 def test_psnr_peak_is_the_truths_range_not_the_predictions(pair):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -23,7 +25,7 @@ def test_last_patch_ends_on_the_border_and_every_voxel_is_covered(size, stride):
     starts = patch_starts(size, 32, stride)
     assert starts[0] == 0
     assert starts[-1] == size - 32
-    assert all(b - a <= stride for a, b in zip(starts, starts[1:]))
+    assert all(b - a <= stride for a, b in pairwise(starts))
     covered = np.zeros(size, bool)
     for s in starts:
         covered[s : s + 32] = True

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_medsynth.core import phantom
-from napari_medsynth.core.baselines import QuantileIntensityMapping, contrast_pair_statistics
+from napari_medsynth.core.baselines import QuantileIntensityMapping, contrast_pair_statistics, otsu_threshold
 from napari_medsynth.core.errors import MedSynthError
 from napari_medsynth.core.ixi import find_ixi_pairs
 from napari_medsynth.core.nifti import load_volume
@@ -98,6 +98,47 @@ def test_same_seed_same_subject_other_seed_other_subject():
     difference = np.abs(first.t2.data - other.t2.data).mean()
     assert difference > 0.1 * first.t2.data.mean()
     assert not np.array_equal(first.labels, other.labels)
+
+
+def test_phantom_is_unchanged_for_a_seed():
+    """Summaries of the seed-3 pair, recorded before the rotation came from scipy's ``Rotation``."""
+    t2, pd = make_phantom_pair(3, **SMALL)
+    for volume, total, squares, voxels in (
+        (t2.data, 16377644.0, 7141670132.0, [237.0, 210.0, 13.0]),
+        (pd.data, 31365561.0, 21014406475.0, [626.0, 630.0, 10.0]),
+    ):
+        values = volume.astype(np.float64)
+        assert (values.sum(), (values**2).sum()) == (total, squares)
+        assert [volume[32, 32, 16], volume[20, 40, 8], volume[10, 50, 28]] == voxels
+
+
+class _HandWrittenRotation:
+    """The oracle: the rotation matrix the phantom built by hand before scipy's ``Rotation``."""
+
+    def __init__(self, matrix):
+        self.matrix = matrix
+
+    @classmethod
+    def from_euler(cls, sequence, angles):
+        assert sequence == "xyz"
+        ax, ay, az = angles
+        rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+        ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
+        rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
+        return cls(rz @ ry @ rx)
+
+    def as_matrix(self):
+        return self.matrix
+
+
+@pytest.mark.parametrize("seed", [3, 8])
+def test_scipy_rotation_gives_the_hand_written_phantom(seed, monkeypatch):
+    scipy_rotation = make_phantom(seed, **SMALL)
+    monkeypatch.setattr(phantom, "Rotation", _HandWrittenRotation)
+    hand_written = make_phantom(seed, **SMALL)
+    np.testing.assert_array_equal(scipy_rotation.t2.data, hand_written.t2.data)
+    np.testing.assert_array_equal(scipy_rotation.pd.data, hand_written.pd.data)
+    np.testing.assert_array_equal(scipy_rotation.labels, hand_written.labels)
 
 
 def test_bad_arguments_raise_one_line_errors(tmp_path):
@@ -197,6 +238,27 @@ def test_pair_statistics_of_identical_and_unrelated_slices():
     assert 0.2 < same["head_fraction"] < 0.3
     noise = contrast_pair_statistics(rng.uniform(size=(64, 64)), image)
     assert abs(noise["correlation"]) < 0.2 and noise["psnr_identity"] < 10
+
+
+def _reference_otsu(image, bins=256):
+    """The oracle: Otsu's threshold as written out by hand before scikit-image computed it."""
+    counts, edges = np.histogram(np.asarray(image, dtype=np.float64).ravel(), bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight_low = np.cumsum(counts)
+    weight_high = weight_low[-1] - weight_low
+    sum_low = np.cumsum(counts * centres)
+    mean_low = sum_low / np.maximum(weight_low, 1)
+    mean_high = (sum_low[-1] - sum_low) / np.maximum(weight_high, 1)
+    return centres[np.argmax((weight_low * weight_high * (mean_low - mean_high) ** 2)[:-1])]
+
+
+def test_otsu_threshold_equals_the_hand_written_reference():
+    subject = make_phantom(3, **SMALL)
+    middle = subject.pd.data[:, :, 16]
+    for image, bins in ((subject.pd.data, 256), (subject.t2.data, 256), (subject.t2.data, 64), (middle, 256)):
+        threshold = otsu_threshold(image, bins)
+        assert isinstance(threshold, float) and threshold == _reference_otsu(image, bins)
+        np.testing.assert_array_equal(image > threshold, image > _reference_otsu(image, bins))
 
 
 def test_phantom_contrast_lands_near_the_real_ixi_figures(subject):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import ndimage
 from conftest import IXI_AFFINE, smooth_volume
+from scipy import ndimage
 
 from napari_medsynth.core.errors import MedSynthError
 from napari_medsynth.core.nifti import Volume

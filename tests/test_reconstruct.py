@@ -139,6 +139,46 @@ def test_folded_batchnorm_gives_the_plain_float32_reconstruction(residual):
         torch.testing.assert_close(value, state[key], rtol=0, atol=0)
 
 
+def _reference_fold(conv, norm):
+    """The oracle: the folded weight and bias as written out by hand in float64 before torch's
+    ``fuse_conv_bn_eval`` did the folding."""
+    scale = torch.rsqrt(norm.running_var.double() + norm.eps)
+    shift = torch.zeros_like(scale)
+    if norm.affine:
+        scale, shift = scale * norm.weight.double(), norm.bias.double()
+    bias = 0.0 if conv.bias is None else conv.bias.double()
+    weight = conv.weight.double() * scale.view(-1, 1, 1, 1, 1)
+    return weight.float(), ((bias - norm.running_mean.double()) * scale + shift).float()
+
+
+def test_fold_batchnorm_equals_the_float64_reference():
+    torch.manual_seed(11)
+    model = torch.nn.Sequential(
+        torch.nn.Conv3d(2, 3, 3, padding=1), torch.nn.BatchNorm3d(3, affine=False), torch.nn.ReLU(),
+        torch.nn.Conv3d(3, 4, 3, padding=1, bias=False), torch.nn.BatchNorm3d(4), torch.nn.LeakyReLU(0.2),
+        torch.nn.BatchNorm3d(4),  # after an activation: kept
+    )
+    with torch.no_grad():
+        for norm in (model[1], model[4], model[6]):
+            norm.running_mean.uniform_(-0.5, 0.5)
+            norm.running_var.uniform_(0.2, 2.0)
+            if norm.affine:
+                norm.weight.uniform_(0.5, 1.5)
+                norm.bias.uniform_(-0.3, 0.3)
+    folded = fold_batchnorm(model)
+    assert model.training and not folded.training
+    assert [type(layer).__name__ for layer in folded] == [
+        "Conv3d", "Identity", "ReLU", "Conv3d", "Identity", "LeakyReLU", "BatchNorm3d"
+    ]
+    for index in (0, 3):
+        weight, bias = _reference_fold(model[index], model[index + 1])
+        torch.testing.assert_close(folded[index].weight, weight, rtol=0, atol=0)
+        torch.testing.assert_close(folded[index].bias, bias, rtol=0, atol=0)
+    source = torch.randn(2, 2, 8, 8, 8)
+    with torch.no_grad():
+        assert (folded(source) - model.eval()(source)).abs().max() <= 1e-5
+
+
 @pytest.mark.filterwarnings("ignore:this CPU has no native")
 def test_fast_mode_runs_and_stays_close():
     torch.manual_seed(6)

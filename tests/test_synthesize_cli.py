@@ -8,8 +8,8 @@ import torch
 
 from napari_medsynth import Generator, save_checkpoint
 from napari_medsynth.cli import main
-from napari_medsynth.core.checkpoint import load_checkpoint
 from napari_medsynth.core import metrics
+from napari_medsynth.core.checkpoint import load_checkpoint
 from napari_medsynth.core.nifti import load_volume
 from napari_medsynth.core.patches import patch_grid
 from napari_medsynth.core.preprocess import preprocess_volume, stacks
@@ -21,7 +21,7 @@ def printed_metrics(printed: str) -> dict:
     """``{scope: (mae, psnr, ssim)}`` from ``medsynth synthesize``'s metric lines."""
     found = {}
     for scope, title in METRIC_SCOPES.items():
-        line = next(l for l in printed.splitlines() if l.startswith(title))
+        line = next(text for text in printed.splitlines() if text.startswith(title))
         words = line[len(title):].split()
         found[scope] = tuple(float(words[i]) for i in (1, 3, 6))
     return found
@@ -46,7 +46,7 @@ def checkpoint(phantom, tmp_path_factory):
     torch.manual_seed(0)
     generator = Generator(width=0.0625).to(memory_format=torch.channels_last_3d)
     optimizer = torch.optim.Adam(generator.parameters(), lr=3e-3)
-    for step in range(25):
+    for _ in range(25):
         batch = torch.randint(0, len(starts), (4,))
         loss = torch.mean((generator(sources[batch]) - targets[batch]) ** 2)
         optimizer.zero_grad()
@@ -82,7 +82,7 @@ def test_synthesize_writes_on_the_source_grid_with_metrics_and_maps(phantom, che
 
 
 def test_wrong_direction_and_wrong_contrast(phantom, checkpoint, tmp_path, capsys):
-    t2, pd = phantom
+    _, pd = phantom
     out = tmp_path / "x.nii.gz"
     assert main(["synthesize", str(pd), "--checkpoint", str(checkpoint), "--out", str(out)]) == 1
     err = capsys.readouterr().err
@@ -128,7 +128,7 @@ def test_preview_is_one_pass_of_the_generator_and_writes_no_spread(phantom, chec
                  "--preview", "--device", "cpu", "--maps", str(maps)]) == 0
     assert sorted(p.name for p in maps.iterdir()) == ["preview_gradient_difference.nii.gz",
                                                       "preview_squared_error.nii.gz"]
-    generator, info = load_checkpoint(checkpoint)
+    generator, _ = load_checkpoint(checkpoint)
     prepared = preprocess_volume(load_volume(t2), "native")
     expected = preview_volume(generator, prepared.data, device="cpu", stacks=3)
     assert expected.shape == (224, 224, 96)

@@ -16,8 +16,10 @@ import pytest
 import torch
 
 from napari_medsynth import load_checkpoint
+from napari_medsynth.core.events import DoneEvent, EventLog, StartEvent, StepEvent, ValidationEvent
+from napari_medsynth.core.train_config import TrainConfig
 from src_train.cli import main
-from src_train.trainer import TrainConfig, Trainer, TrainingStopped
+from src_train.trainer import Trainer, TrainingStopped
 
 TINY = ["--width", "0.0625", "--batch-size", "7", "--val-stride", "32", "--workers", "0", "--device", "cpu"]
 
@@ -44,7 +46,8 @@ def g3_run(phantom_dir, tmp_path_factory):
 
 def test_a_run_writes_its_folder_and_the_loss_falls(g3_run):
     names = {p.name for p in g3_run.iterdir()}
-    assert {"last.pt", "best.pt", "metrics.csv", "val_subjects.csv", "events.jsonl", "curves.png", "split.json"} <= names
+    assert {"last.pt", "best.pt", "metrics.csv", "val_subjects.csv", "events.jsonl", "curves.png",
+            "split.json"} <= names
     rows = _rows(g3_run / "metrics.csv")
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert float(rows[-1]["loss_rec"]) < float(rows[0]["loss_rec"])
@@ -52,12 +55,12 @@ def test_a_run_writes_its_folder_and_the_loss_falls(g3_run):
     split = json.loads((g3_run / "split.json").read_text())
     assert [len(split[k]) for k in ("train", "validation", "test")] == [1, 1, 1]
     assert len(_rows(g3_run / "val_subjects.csv")) == 3
-    events = [json.loads(line) for line in (g3_run / "events.jsonl").read_text().splitlines()]
-    assert events[0]["event"] == "start" and events[-1]["event"] == "done"
-    validations = [e for e in events if e["event"] == "validation"]
+    events = EventLog(g3_run).read_new()
+    assert isinstance(events[0], StartEvent) and isinstance(events[-1], DoneEvent)
+    validations = [e for e in events if isinstance(e, ValidationEvent)]
     assert len(validations) == 3
     for event in validations:  # the epoch's throughput: 1 training subject = 49 patches
-        rate = event["throughput"]
+        rate = event.throughput
         assert rate["patches"] == 49 and 0 <= rate["loader_wait_fraction"] < 1
         assert rate["generator_patches_per_s"] > rate["patches_per_s"] > 0
         assert rate["discriminator_patches_per_s"] > rate["patches_per_s"]
@@ -66,7 +69,7 @@ def test_a_run_writes_its_folder_and_the_loss_falls(g3_run):
 def test_best_checkpoint_is_the_best_validation_epoch(g3_run):
     rows = _rows(g3_run / "metrics.csv")
     best_row = max(rows, key=lambda r: float(r["val_psnr"]))
-    generator, info = load_checkpoint(g3_run / "best.pt", direction="t2-pd")
+    _, info = load_checkpoint(g3_run / "best.pt", direction="t2-pd")
     assert info.variant == "G3" and info.width == 0.0625
     assert info.provenance["best_epoch"] == int(best_row["epoch"])
     assert info.provenance["val_psnr"] == pytest.approx(float(best_row["val_psnr"]))
@@ -82,7 +85,7 @@ def test_g4_starts_from_g3s_best_weights(g3_run, phantom_dir, tmp_path):
     trainer = Trainer(config)
 
     def on_start(event):
-        if event["event"] == "start":
+        if isinstance(event, StartEvent):
             seen["generator"] = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
             seen["discriminator"] = {k: v.clone() for k, v in trainer.discriminator.state_dict().items()}
 
@@ -102,7 +105,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(phantom_dir, tmp_path):
     stopped = Trainer(_config(phantom_dir, tmp_path / "split", variant="G2"))
 
     def stop_mid_epoch(event):
-        if event["event"] == "step" and event["epoch"] == 1 and event["step"] == 3:
+        if isinstance(event, StepEvent) and event.epoch == 1 and event.step == 3:
             stopped.stop_requested.set()
 
     stopped.on_event = stop_mid_epoch
@@ -170,9 +173,9 @@ def test_two_process_gloo_torchrun(phantom_dir, tmp_path):
         capture_output=True, text=True, timeout=600, env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    start = json.loads((out / "events.jsonl").read_text().splitlines()[0])
-    assert start["world_size"] == 2 and start["steps"] == 4  # 49 patches, 2 ranks, batches of 7
-    generator, info = load_checkpoint(out / "best.pt")
+    start = EventLog(out).read_new()[0]
+    assert start.world_size == 2 and start.steps == 4  # 49 patches, 2 ranks, batches of 7
+    _, info = load_checkpoint(out / "best.pt")
     assert info.provenance["epochs"] == 1
 
 
@@ -186,16 +189,16 @@ def test_evaluate_writes_its_tables(g3_run, phantom_dir, tmp_path, capsys):
     test_subject = json.loads((g3_run / "split.json").read_text())["test"]
     for scope in ("source", "head", "report"):
         assert [r["subject"] for r in rows if r["scope"] == scope] == test_subject * 2
-    assert all(0 < float(r["mae"]) and float(r["psnr"]) > 0 for r in rows)
+    assert all(float(r["mae"]) > 0 and float(r["psnr"]) > 0 for r in rows)
 
 
 def test_all_stacks_trains_on_every_slice(phantom_dir, tmp_path):
     out = tmp_path / "stacks"
     assert main(["train", "--data", str(phantom_dir), "--out", str(out), "--epochs", "1", "--all-stacks", *TINY]) == 0
-    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
-    assert events[0]["steps"] == 21  # 3 stacks x 49 patches of the one training subject, batches of 7
-    (validation,) = [e for e in events if e["event"] == "validation"]
-    assert validation["throughput"]["patches"] == 147
+    events = EventLog(out).read_new()
+    assert events[0].steps == 21  # 3 stacks x 49 patches of the one training subject, batches of 7
+    (validation,) = [e for e in events if isinstance(e, ValidationEvent)]
+    assert validation.throughput["patches"] == 147
     cached = sorted((out / "cache").glob("*.npy"))
     assert cached and all(np.load(p, mmap_mode="r").shape == (224, 224, 96) for p in cached)
 

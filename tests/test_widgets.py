@@ -7,7 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import IXI_AFFINE, smooth_volume, write_nifti
+from conftest import smooth_volume, write_nifti
 
 from napari_medsynth._widgets._shared import RUNS
 from napari_medsynth._widgets.synthesis import SynthesisWidget, grid_tile
@@ -223,7 +223,8 @@ def test_save_writes_the_synthesis_on_the_source_grid_and_never_over_an_input(
     before = t2_path.read_bytes()
     assert widget.save(t2_path) is None
     assert t2_path.read_bytes() == before
-    assert [n.message for n in notifications if n.severity == "error"][-1].endswith("refusing to overwrite an input file")
+    errors = [n.message for n in notifications if n.severity == "error"]
+    assert errors[-1].endswith("refusing to overwrite an input file")
     assert nib.load(t2_path).shape == shape
 
 

@@ -53,6 +53,7 @@ def report_error(error: BaseException, what: str) -> str:
 
     if isinstance(error, MedSynthError):
         line = str(error)
+        log.info("%s: %s", what, line, exc_info=error)  # the cause, if any, stays in the log
     elif isinstance(error, MemoryError) or "out of memory" in str(error).lower():
         line = f"{what}: out of memory; close other programs, or choose the CPU if it was the GPU"
     else:

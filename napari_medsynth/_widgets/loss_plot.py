@@ -5,6 +5,8 @@ from __future__ import annotations
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 
+from ..core.events import StepEvent, TrainingEvent, ValidationEvent
+
 __all__ = ["LossPlot"]
 
 
@@ -35,17 +37,17 @@ class LossPlot(FigureCanvasQTAgg):
         self.points = {"loss_g": [], "loss_d": [], "psnr": [], "mae": []}
         self._refresh()
 
-    def add_events(self, events: list[dict]) -> None:
-        """Add the points of ``step`` and ``validation`` events from ``events.jsonl``."""
+    def add_events(self, events: list[TrainingEvent]) -> None:
+        """Add the points of step and validation events."""
         for event in events:
-            if event.get("event") == "step":
-                x = event["epoch"] - 1 + event["step"] / event["steps"]
-                for name in ("loss_g", "loss_d"):
-                    if name in event:
-                        self.points[name].append((x, float(event[name])))
-            elif event.get("event") == "validation":
-                self.points["psnr"].append((event["epoch"], float(event["psnr"])))
-                self.points["mae"].append((event["epoch"], float(event["mae"])))
+            if isinstance(event, StepEvent):
+                x = event.epoch - 1 + event.step / event.steps
+                self.points["loss_g"].append((x, event.loss_g))
+                if event.loss_d:  # G1 has no discriminator
+                    self.points["loss_d"].append((x, event.loss_d))
+            elif isinstance(event, ValidationEvent):
+                self.points["psnr"].append((event.epoch, event.psnr))
+                self.points["mae"].append((event.epoch, event.mae))
         if events:
             self._refresh()
 

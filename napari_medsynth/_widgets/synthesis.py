@@ -19,7 +19,8 @@ from ..core.catalog import (
     find_generators,
     read_generator_entry,
 )
-from ..core.checkpoint import DIRECTIONS, direction_label, load_checkpoint
+from ..core.checkpoint import load_checkpoint
+from ..core.choices import DIRECTIONS, direction_label
 from ..core.errors import Cancelled, MedSynthError
 from ..core.nifti import save_volume
 from ._shared import RUNS, device_choices, report_error
@@ -176,10 +177,12 @@ class SynthesisWidget(Container):
 
     def _pick_layers(self):
         """Take the layers whose contrast fits the direction: its source, and the other as truth."""
+        from napari.layers import Image
+
         wanted, other = DIRECTIONS[self._direction.value]
         by_contrast = {}
         for layer in self._viewer.layers:  # the first input layer of each contrast, never a result layer
-            if layer._type_string == "image" and "medsynth_run" not in layer.metadata:
+            if isinstance(layer, Image) and "medsynth_run" not in layer.metadata:
                 by_contrast.setdefault(layer.metadata.get("contrast"), layer)
         source, truth = self._source.value, self._truth.value
         if wanted in by_contrast and (source is None or source.metadata.get("contrast") != wanted):
@@ -328,10 +331,10 @@ class SynthesisWidget(Container):
         if not self._side_by_side.value or self._last is None:
             grid.enabled = False
             return
-        synthesis = self._viewer.layers[self._last[0]] if self._last[0] in self._viewer.layers else None
-        if synthesis is None:
+        if self._last[0] not in self._viewer.layers:  # the user deleted the synthesis
             grid.enabled = False
             return
+        synthesis = self._viewer.layers[self._last[0]]
         run_key = synthesis.metadata["medsynth_run"]
         ordered = [synthesis.metadata["synthesized_from"], synthesis.name, synthesis.metadata["ground_truth"],
                    *(layer.name for layer in self._viewer.layers

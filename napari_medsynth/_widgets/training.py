@@ -26,10 +26,13 @@ from magicgui.widgets import (
 )
 from qtpy.QtCore import QTimer
 
-from ..core.checkpoint import DIRECTIONS, VARIANTS, direction_label
+from ..core.atomic import make_folder
+from ..core.choices import DIRECTIONS, VARIANTS, direction_label, run_label
 from ..core.console import EXIT_INTERRUPTED
 from ..core.errors import MedSynthError
+from ..core.events import EventLog, StartEvent, StepEvent, TrainingEvent, ValidationEvent
 from ..core.ixi import find_ixi_pairs
+from ..core.train_config import TRAIN_MODULE, train_argv, train_defaults
 from ._shared import RUNS, device_choices, report_error
 from .loss_plot import LossPlot
 
@@ -54,13 +57,12 @@ class TrainingProcess:
 
     def __init__(self, argv: list[str], run_dir: Path):
         self.argv = argv
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir = make_folder(run_dir)
         self.log_path = self.run_dir / "train.log"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "src_train", *argv], stdout=log, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", TRAIN_MODULE, *argv], stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, env=env, start_new_session=True,
             )
 
@@ -96,21 +98,23 @@ class TrainingWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
         self._viewer = viewer
+        defaults = train_defaults()
         self._data = FileEdit(label="data folder", mode="d")
         self._pairs = Label(value="choose a folder of IXI T2/PD pairs")
         self._runs = FileEdit(label="runs folder", mode="d", value=RUNS.folder)
         self._name = LineEdit(label="run name", value="t2-pd-G1")
-        self._direction = ComboBox(label="direction", choices=[(direction_label(d), d) for d in DIRECTIONS])
-        self._variant = ComboBox(label="variant", choices=list(VARIANTS), value="G1")
-        self._residual = CheckBox(text="residual learning (+RL)", value=False)
+        self._direction = ComboBox(label="direction", choices=[(direction_label(d), d) for d in DIRECTIONS],
+                                   value=defaults["direction"])
+        self._variant = ComboBox(label="variant", choices=list(VARIANTS), value=defaults["variant"])
+        self._residual = CheckBox(text="residual learning (+RL)", value=defaults["residual"])
         self._init = FileEdit(label="start from (G4)", mode="r", filter="*.pt", visible=False)
-        self._epochs = SpinBox(label="epochs", min=1, max=1000, value=32)
-        self._batch = SpinBox(label="batch size", min=1, max=512, value=7)
-        self._lr = FloatSpinBox(label="learning rate", min=1e-6, max=1.0, step=1e-4, value=2e-4)
-        self._width = ComboBox(label="width", choices=WIDTHS, value=1.0)
-        self._val_stride = ComboBox(label="validation stride", choices=[8, 16, 32], value=8)
-        self._device = ComboBox(label="device", choices=device_choices(), value="auto")
-        self._workers = SpinBox(label="loader workers", min=0, max=64, value=2)
+        self._epochs = SpinBox(label="epochs", min=1, max=1000, value=defaults["epochs"])
+        self._batch = SpinBox(label="batch size", min=1, max=512, value=defaults["batch_size"])
+        self._lr = FloatSpinBox(label="learning rate", min=1e-6, max=1.0, step=1e-4, value=defaults["lr"])
+        self._width = ComboBox(label="width", choices=WIDTHS, value=defaults["width"])
+        self._val_stride = ComboBox(label="validation stride", choices=[8, 16, 32], value=defaults["val_stride"])
+        self._device = ComboBox(label="device", choices=device_choices(), value=defaults["device"])
+        self._workers = SpinBox(label="loader workers", min=0, max=64, value=defaults["workers"])
         self._command = TextEdit(label="command", value="")
         self._command.native.setReadOnly(True)
         self._command.native.setMaximumHeight(70)
@@ -122,7 +126,8 @@ class TrainingWidget(Container):
         self._plot = LossPlot()
         self.extend([self._data, self._pairs, self._runs, self._name, self._direction, self._variant,
                      self._residual, self._init, self._epochs, self._batch, self._lr, self._width,
-                     self._val_stride, self._device, self._workers, self._command, self._start, self._stop, self._resume,
+                     self._val_stride, self._device, self._workers, self._command, self._start, self._stop,
+                     self._resume,
                      self._progress, self._status])
         self.native.layout().addWidget(self._plot)
 
@@ -176,18 +181,18 @@ class TrainingWidget(Container):
             self._runs.value = folder
 
     def _suggest_name(self, *_):
-        label = self._variant.value + ("+RL" if self._residual.value else "")
-        self._name.value = f"{self._direction.value}-{label}"
+        self._name.value = f"{self._direction.value}-{run_label(self._variant.value, self._residual.value)}"
         g4 = self._variant.value == "G4"
         self._init.visible = g4
         if g4:
-            g3 = Path(self._runs.value) / f"{self._direction.value}-G3{'+RL' if self._residual.value else ''}" / "best.pt"
+            g3 = Path(self._runs.value) / f"{self._direction.value}-{run_label('G3', self._residual.value)}" / "best.pt"
             if g3.is_file():
                 self._init.value = g3
 
     def options(self, resume: bool = False) -> dict:
         """The ``medsynth-train train`` options the form describes."""
-        init = Path(self._init.value) if self._variant.value == "G4" and str(self._init.value) not in ("", ".") else None
+        chosen = self._variant.value == "G4" and str(self._init.value) not in ("", ".")
+        init = Path(self._init.value) if chosen else None
         return {
             "data": Path(self._data.value), "out": self.run_dir, "direction": self._direction.value,
             "variant": self._variant.value, "residual": self._residual.value, "init": init,
@@ -198,8 +203,6 @@ class TrainingWidget(Container):
 
     def command(self, resume: bool = False) -> list[str]:
         """The argument list after ``medsynth-train``, as a user would type it."""
-        from src_train.cli import train_argv
-
         return train_argv(**self.options(resume))
 
     def _show_command(self, *_):
@@ -214,8 +217,6 @@ class TrainingWidget(Container):
 
     def _load_curves(self):
         """Show the curves of the run already in the run folder (an earlier or finished run)."""
-        from src_train.events import EventLog
-
         if self._events is not None and self._events.path.parent == self.run_dir:
             return
         self._events = EventLog(self.run_dir)
@@ -263,16 +264,16 @@ class TrainingWidget(Container):
             self._timer.stop()
             self._finished(self._process.poll())
 
-    def _on_event(self, event: dict):
-        if event["event"] == "start":
-            self._progress.max = max(1, event["epochs"] * event["steps"])
-        elif event["event"] == "step":
-            self._progress.value = min(self._progress.max, (event["epoch"] - 1) * event["steps"] + event["step"])
-            self._status.value = f"epoch {event['epoch']}, step {event['step']} of {event['steps']}"
-        elif event["event"] == "validation":
-            self._status.value = (f"epoch {event['epoch']}: validation MAE {event['mae']:.4f}, "
-                                  f"PSNR {event['psnr']:.2f} dB{' (best)' if event.get('best') else ''}")
-            if event.get("best"):
+    def _on_event(self, event: TrainingEvent):
+        if isinstance(event, StartEvent):
+            self._progress.max = max(1, event.epochs * event.steps)
+        elif isinstance(event, StepEvent):
+            self._progress.value = min(self._progress.max, (event.epoch - 1) * event.steps + event.step)
+            self._status.value = f"epoch {event.epoch}, step {event.step} of {event.steps}"
+        elif isinstance(event, ValidationEvent):
+            self._status.value = (f"epoch {event.epoch}: validation MAE {event.mae:.4f}, "
+                                  f"PSNR {event.psnr:.2f} dB{' (best)' if event.best else ''}")
+            if event.best:
                 RUNS.touched()
 
     def _finished(self, code: int):
@@ -300,5 +301,6 @@ class TrainingWidget(Container):
 def _stop_on_close(timer: QTimer, widget: TrainingWidget, runs, slot, *_):
     timer.stop()
     runs.changed.disconnect(slot)
-    if widget._process is not None:
-        widget._process.stop(wait=STOP_WAIT_S)
+    process = getattr(widget, "_process", None)  # a widget garbage-collected unshown is half torn down here
+    if process is not None:
+        process.stop(wait=STOP_WAIT_S)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .errors import MedSynthError
 
-__all__ = ["atomic_output"]
+__all__ = ["atomic_output", "make_folder"]
 
 
 @contextmanager
@@ -31,7 +31,7 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str
         handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
         os.close(handle)
     except OSError as error:
-        raise MedSynthError(f"{path.parent}: cannot write there ({error.strerror})") from None
+        raise MedSynthError(f"{path.parent}: cannot write there ({error.strerror})") from error
     try:
         yield tmp_name
         umask = os.umask(0)
@@ -41,5 +41,23 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str
     except BaseException as error:
         Path(tmp_name).unlink(missing_ok=True)
         if isinstance(error, OSError):
-            raise MedSynthError(f"{path}: cannot write ({error.strerror})") from None
+            raise MedSynthError(f"{path}: cannot write ({error.strerror})") from error
         raise
+
+
+def make_folder(path: str | os.PathLike) -> Path:
+    """Create the folder ``path`` (and its parents) if needed; return it.
+
+    Raises
+    ------
+    MedSynthError
+        It cannot be created, or it exists but cannot be written.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise MedSynthError(f"{path}: cannot write there ({error.strerror})") from error
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise MedSynthError(f"{path}: cannot write there (permission denied)")
+    return path

@@ -11,6 +11,7 @@ that gap the per-voxel mapping closes.
 from __future__ import annotations
 
 import numpy as np
+from skimage.filters import threshold_otsu
 
 from .errors import MedSynthError
 from .metrics import psnr
@@ -98,7 +99,7 @@ class QuantileIntensityMapping:
             mapping._sums = np.asarray(state["sums"], dtype=np.float64)
             mapping._counts = np.asarray(state["counts"], dtype=np.float64)
         except (KeyError, TypeError, ValueError) as error:
-            raise MedSynthError(f"intensity mapping: unreadable state ({error!r})") from None
+            raise MedSynthError(f"intensity mapping: unreadable state ({error!r})") from error
         shapes = (mapping.edges.shape, mapping._sums.shape, mapping._counts.shape)
         if shapes != ((mapping.bins + 1,), (mapping.bins,), (mapping.bins,)):
             raise MedSynthError(
@@ -111,17 +112,9 @@ class QuantileIntensityMapping:
 
 
 def otsu_threshold(image, bins: int = 256) -> float:
-    """Otsu's threshold: the level that maximises the between-class variance."""
-    values = np.asarray(image, dtype=np.float64).ravel()
-    counts, edges = np.histogram(values, bins=bins)
-    centres = (edges[:-1] + edges[1:]) / 2
-    weight_low = np.cumsum(counts)
-    weight_high = weight_low[-1] - weight_low
-    sum_low = np.cumsum(counts * centres)
-    mean_low = sum_low / np.maximum(weight_low, 1)
-    mean_high = (sum_low[-1] - sum_low) / np.maximum(weight_high, 1)
-    between = weight_low * weight_high * (mean_low - mean_high) ** 2
-    return float(centres[int(np.argmax(between[:-1]))])
+    """Otsu's threshold, the level that maximises the between-class variance
+    (``skimage.filters.threshold_otsu`` of the values as float64, ``bins`` histogram bins)."""
+    return float(threshold_otsu(np.asarray(image, dtype=np.float64).ravel(), nbins=bins))
 
 
 def contrast_pair_statistics(t2_slice, pd_slice) -> dict:

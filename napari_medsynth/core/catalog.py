@@ -9,7 +9,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from .baselines import QuantileIntensityMapping
-from .checkpoint import CheckpointInfo, checkpoint_info, direction_label, parse_direction, read_checkpoint
+from .checkpoint import CheckpointInfo, checkpoint_info, read_checkpoint
+from .choices import direction_label, parse_direction
 from .errors import MedSynthError
 
 __all__ = [
@@ -105,7 +106,7 @@ def bundled_mapping(direction: str) -> QuantileIntensityMapping:
     try:
         state = json.loads(path.read_text())[parse_direction(direction)]["mapping"]
     except (OSError, ValueError, KeyError) as error:
-        raise MedSynthError(f"no bundled intensity mapping for {direction} in {path} ({error})") from None
+        raise MedSynthError(f"no bundled intensity mapping for {direction} in {path} ({error})") from error
     return QuantileIntensityMapping.from_dict(state)
 
 

@@ -19,18 +19,17 @@ import torch
 from torch import nn
 
 from .atomic import atomic_output
+from .choices import DIRECTIONS, VARIANTS, direction_label, parse_direction, run_label
 from .errors import MedSynthError
 from .models import Generator
 from .preprocess import KEEP_EVERY, KEEP_OFFSET, RESAMPLED_SHAPE, Standardization
 
 __all__ = [
-    "DIRECTIONS",
-    "VARIANTS",
     "CheckpointInfo",
-    "checkpoint_payload",
     "checkpoint_info",
+    "checkpoint_payload",
     "load_checkpoint",
-    "parse_direction",
+    "read_checkpoint",
     "save_checkpoint",
     "write_atomically",
 ]
@@ -38,8 +37,6 @@ __all__ = [
 FORMAT = "napari-medsynth-generator"
 FORMAT_VERSION = 1
 ARCHITECTURE = "nie2018-dilated-generator"
-DIRECTIONS = {"t2-pd": ("T2", "PD"), "pd-t2": ("PD", "T2")}
-VARIANTS = ("G1", "G2", "G3", "G4")
 
 
 @dataclass(frozen=True)
@@ -68,27 +65,13 @@ class CheckpointInfo:
     @property
     def label(self) -> str:
         """Short name such as ``"G4+RL"`` (RL: residual learning)."""
-        return f"{self.variant}+RL" if self.residual else self.variant
+        return run_label(self.variant, self.residual)
 
     @property
     def target_intensity(self) -> Standardization | None:
         """Typical mean and std of the training targets, to turn a synthesis into intensities."""
         stats = self.provenance.get("target_intensity")
         return Standardization(float(stats["mean"]), float(stats["std"])) if stats else None
-
-
-def parse_direction(direction: str) -> str:
-    """Normalize ``"T2->PD"``, ``"t2-pd"``, ``"T2_PD"`` ... to ``"t2-pd"`` or ``"pd-t2"``."""
-    key = str(direction).lower().replace("->", "-").replace("_", "-").replace(" ", "")
-    if key not in DIRECTIONS:
-        raise MedSynthError(f"unknown direction {direction!r}; use t2-pd or pd-t2")
-    return key
-
-
-def direction_label(direction: str) -> str:
-    """``"t2-pd"`` -> ``"T2->PD"``."""
-    source, target = DIRECTIONS[parse_direction(direction)]
-    return f"{source}->{target}"
 
 
 def checkpoint_payload(generator: nn.Module, *, direction: str, variant: str, **provenance) -> dict:
@@ -159,7 +142,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         # torch wraps any unpickling failure in a long paragraph about weights_only: leave it out
         detail = "" if reason.startswith("Weights only load failed") else f" ({reason})"
-        raise MedSynthError(f"{path.name}: not a readable checkpoint, truncated or not a torch file{detail}") from None
+        raise MedSynthError(f"{path.name}: not a readable checkpoint, truncated or not a torch file{detail}") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise MedSynthError(f"{path.name}: not a napari-medsynth generator checkpoint")
     if payload.get("format_version", 0) > FORMAT_VERSION:
@@ -223,7 +206,7 @@ def load_checkpoint(path: str | os.PathLike, direction: str | None = None) -> tu
         detail = first[1].strip() if len(first) > 1 else (first[0] if first else "")
         raise MedSynthError(
             f"{name}: the weights do not fit the width-{info.width:g} generator it describes ({detail})"
-        ) from None
+        ) from error
     return generator.eval(), info
 
 

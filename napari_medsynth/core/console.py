@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
+import traceback
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 
 from .errors import MedSynthError
 
-__all__ = ["progress_bar", "run_command"]
+__all__ = ["add_debug_argument", "progress_bar", "run_command"]
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
-def run_command(prog: str, handler: Callable[[], int | None]) -> int:
+def add_debug_argument(parser: argparse.ArgumentParser, commands) -> None:
+    """``--debug``, before or after any of ``commands`` (the parser's subcommands, all added):
+    show the traceback and cause behind a one-line error."""
+    help = "on an error, also print its traceback and cause"
+    parser.add_argument("--debug", action="store_true", help=help)
+    for command in commands.choices.values():
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=help)
+
+
+def run_command(prog: str, handler: Callable[[], int | None], debug: bool = False) -> int:
     """Run a subcommand and turn user-facing failures into one line and an exit code.
 
-    A :class:`MedSynthError` prints ``prog: error: <message>`` and returns 1, Ctrl-C
-    returns 130, and warnings print as ``prog: warning: <message>``. Anything else is a
-    bug and keeps its traceback.
+    A :class:`MedSynthError` prints ``prog: error: <message>`` (after its traceback and
+    cause with ``debug``) and returns 1, Ctrl-C returns 130, and warnings print as
+    ``prog: warning: <message>``. Anything else is a bug and keeps its traceback.
     """
     def show_warning(message, category, filename, lineno, file=None, line=None):
         print(f"{prog}: warning: {message}", file=sys.stderr)
@@ -30,6 +41,8 @@ def run_command(prog: str, handler: Callable[[], int | None]) -> int:
     try:
         return handler() or 0
     except MedSynthError as error:
+        if debug:
+            traceback.print_exception(error)
         print(f"{prog}: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -24,8 +24,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         chosen = torch.device(name)
-    except RuntimeError:
-        raise MedSynthError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+    except RuntimeError as error:
+        raise MedSynthError(f"unknown device {device!r}; use auto, cpu or cuda") from error
     if chosen.type == "cuda" and not torch.cuda.is_available():
         build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
         raise MedSynthError(f"device {device!r} asked for, but torch {torch.__version__} ({build}) sees no GPU")

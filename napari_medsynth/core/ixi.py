@@ -96,7 +96,7 @@ def find_ixi_pairs(folder: str | os.PathLike) -> PairScan:
         for sub in sorted(p for p in candidates if p.is_dir()):
             candidates.extend(sub.iterdir())
     except OSError as error:
-        raise MedSynthError(f"{folder}: cannot read the folder ({error.strerror})") from None
+        raise MedSynthError(f"{folder}: cannot read the folder ({error.strerror})") from error
     for path in sorted(candidates):
         parsed = ixi_name(path)
         if parsed is None or not path.is_file():

@@ -11,7 +11,8 @@ range of the standardized ground truth).
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
+from skimage.metrics import structural_similarity
+from skimage.util import crop
 
 __all__ = ["gradient_difference_map", "mae", "psnr", "quality", "quality_by_region", "squared_error_map", "ssim"]
 
@@ -53,11 +54,10 @@ def psnr(prediction, target, data_range: float | None = None, mask=None) -> floa
 def ssim(prediction, target, data_range: float | None = None, mask=None, win_size: int = 7) -> float:
     """Structural similarity over the whole 3D volume.
 
-    The definition of ``skimage.metrics.structural_similarity`` with its defaults
-    (7-voxel uniform window, K1=0.01, K2=0.03, sample covariance, the border of
-    half a window left out of the mean), so both agree given the same ``data_range``
-    (default: the ground truth's range). With ``mask``, the SSIM map is averaged
-    within the mask instead.
+    ``skimage.metrics.structural_similarity`` with its defaults (7-voxel uniform window,
+    K1=0.01, K2=0.03, sample covariance, the border of half a window left out of the
+    mean) and ``data_range`` defaulting to the ground truth's range. With ``mask``, its
+    SSIM map is averaged within the mask instead.
     """
     prediction, target = _pair(prediction, target)
     return _ssim_mean(_ssim_map(prediction, target, data_range, win_size), mask, win_size)
@@ -65,25 +65,13 @@ def ssim(prediction, target, data_range: float | None = None, mask=None, win_siz
 
 def _ssim_map(prediction: np.ndarray, target: np.ndarray, data_range, win_size: int) -> np.ndarray:
     peak = float(np.ptp(target)) if data_range is None else float(data_range)
-    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
-    n = win_size**prediction.ndim
-    cov_norm = n / (n - 1)
-
-    def local_mean(x):
-        return ndimage.uniform_filter(x, size=win_size)
-
-    ux, uy = local_mean(prediction), local_mean(target)
-    vx = cov_norm * (local_mean(prediction * prediction) - ux * ux)
-    vy = cov_norm * (local_mean(target * target) - uy * uy)
-    vxy = cov_norm * (local_mean(prediction * target) - ux * uy)
-    return ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
+    return structural_similarity(prediction, target, win_size=win_size, data_range=peak, full=True)[1]
 
 
 def _ssim_mean(ssim_map: np.ndarray, mask, win_size: int) -> float:
     if mask is not None:
         return _mean_within(ssim_map, mask)
-    pad = (win_size - 1) // 2
-    return float(ssim_map[tuple(slice(pad, -pad) for _ in ssim_map.shape)].mean())
+    return float(crop(ssim_map, (win_size - 1) // 2).mean())  # the border left out, as skimage
 
 
 def quality(prediction, target, mask=None) -> dict[str, float]:

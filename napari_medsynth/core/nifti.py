@@ -109,10 +109,10 @@ def load_volume(path: str | os.PathLike) -> Volume:
     except MedSynthError:
         raise
     except (EOFError, zlib.error) as error:
-        raise MedSynthError(f"{label}: the file is truncated or corrupt ({error})") from None
+        raise MedSynthError(f"{label}: the file is truncated or corrupt ({error})") from error
     except Exception as error:  # nibabel raises many types for a broken file
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise MedSynthError(f"{label}: not a readable NIfTI file ({reason})") from None
+        raise MedSynthError(f"{label}: not a readable NIfTI file ({reason})") from error
     data = _squeeze_trailing(data)
     if data.ndim != 3:
         kind = f"{data.ndim}D" if data.ndim else "empty"

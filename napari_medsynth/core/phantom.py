@@ -80,6 +80,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 from scipy import special
+from scipy.spatial.transform import Rotation
 
 from .errors import MedSynthError
 from .nifti import Volume, save_volume
@@ -427,7 +428,8 @@ class _Subject:
         angles = np.deg2rad(rng.normal(0.0, [3.0, 2.0, 2.0]))
         shift = rng.normal(0.0, [2.0, 3.0, 2.0])
         self.world_to_mni = np.eye(4)
-        self.world_to_mni[:3, :3] = _rotation(angles) / scale[:, None]
+        rotation = Rotation.from_euler("xyz", angles).as_matrix()  # about x, then y, then z
+        self.world_to_mni[:3, :3] = rotation / scale[:, None]
         self.world_to_mni[:3, 3] = _BRAIN_CENTRE_MNI - self.world_to_mni[:3, :3] @ shift
         self.head_centre_mm = shift
         self.mean_scale = np.float32(np.prod(scale) ** (1 / 3))
@@ -718,15 +720,6 @@ def _bounding_box(mask: np.ndarray) -> tuple[slice, slice, slice]:
         hits = np.nonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))[0]
         box.append(slice(int(hits[0]), int(hits[-1]) + 1) if hits.size else slice(0, 1))
     return tuple(box)
-
-
-def _rotation(angles: np.ndarray) -> np.ndarray:
-    """Rotation matrix of angles (rad) about x, y and z, applied in that order."""
-    ax, ay, az = angles
-    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
-    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
-    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
-    return rz @ ry @ rx
 
 
 def _normal_cdf(values: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from .errors import Cancelled, MedSynthError
 from .inference import inference_model, precision_context, receptive_radius
 from .patches import patch_grid, patch_starts
 
-__all__ = ["preview_volume", "reconstruct_volume"]
+__all__ = ["default_batch_size", "preview_volume", "reconstruct_volume"]
 
 _CPU_BATCH_LIMIT = 16
 _CUDA_BATCH_LIMIT = 256
@@ -108,7 +108,7 @@ def reconstruct_volume(
     compute = resolve_device(device)
     per_part = [len(patch_grid(tuple(max(n, patch) for n in part.shape), patch, stride)) for part in parts]
     if batch_size is None:
-        batch_size = _default_batch_size(generator, patch, compute)
+        batch_size = default_batch_size(generator, patch, compute)
     model = _prepared(generator, compute, engine)
     mean = torch.empty(volume.shape, dtype=torch.float32)
     spread = torch.empty(volume.shape, dtype=torch.float32) if return_spread else None
@@ -139,11 +139,11 @@ def _average_patches(model, volume, patch, stride, batch_size, compute, return_s
         batch = starts[done : done + batch_size]
         try:
             predictions = _predict(model, volume, batch, patch)
-        except torch.cuda.OutOfMemoryError:
+        except torch.cuda.OutOfMemoryError as error:
             if batch_size == 1:
                 raise MedSynthError(
                     "CUDA ran out of memory with one patch per batch; free GPU memory or use the CPU"
-                ) from None
+                ) from error
             batch_size = max(1, batch_size // 2)
             torch.cuda.empty_cache()
             continue
@@ -254,9 +254,9 @@ def preview_volume(
                 try:
                     part_output = _run_tiles(model, part, tiles, halo or 0, counter, cancel)
                     break
-                except torch.cuda.OutOfMemoryError:
+                except torch.cuda.OutOfMemoryError as error:
                     if max(tiles) == 1 or halo is None:
-                        raise MedSynthError("CUDA ran out of memory for the preview; use the CPU") from None
+                        raise MedSynthError("CUDA ran out of memory for the preview; use the CPU") from error
                     largest = tiles.index(max(tiles))
                     tiles = tuple(t // 2 if axis == largest else t for axis, t in enumerate(tiles))
                     torch.cuda.empty_cache()
@@ -358,7 +358,7 @@ def _widest(generator) -> int:
     return 64
 
 
-def _default_batch_size(generator, patch: int, device: torch.device) -> int:
+def default_batch_size(generator, patch: int, device: torch.device) -> int:
     """Patches per pass: bounded by a share of free memory for the widest activations."""
     per_patch = _LIVE_ACTIVATIONS * _widest(generator) * patch**3 * 4
     if device.type == "cuda":
@@ -377,10 +377,7 @@ def _tile_shape(shape, tile) -> tuple[int, int, int]:
 def _fitting_tile(generator, shape, halo: int, device: torch.device) -> tuple[int, int, int]:
     """The whole volume if it fits the memory budget, else halve the largest tile edge until
     a tile with its halo does."""
-    if device.type == "cuda":
-        budget = torch.cuda.mem_get_info(device)[0] // 2
-    else:
-        budget = _CPU_PREVIEW_BYTES
+    budget = torch.cuda.mem_get_info(device)[0] // 2 if device.type == "cuda" else _CPU_PREVIEW_BYTES
     per_voxel = _LIVE_ACTIVATIONS * _widest(generator) * 4
     tiles = tuple(shape)
     while per_voxel * np.prod([min(n, t + 2 * halo) for t, n in zip(tiles, shape)]) > budget and max(tiles) > 1:

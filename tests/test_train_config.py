@@ -1,0 +1,78 @@
+"""One definition of the training options and of the training events, shared by the trainer, both
+CLIs' parsers, the training widget and ``reproduce``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+
+import pytest
+
+from napari_medsynth._widgets.training import TrainingWidget
+from napari_medsynth.core.errors import MedSynthError
+from napari_medsynth.core.events import EventLog, StartEvent, StepEvent, ValidationEvent
+from napari_medsynth.core.train_config import TrainConfig, config_from_args, train_argv
+from src_train.cli import build_parser
+from src_train.reproduce import PLAN, plan_configs
+
+
+def test_a_default_changed_in_the_one_definition_shows_in_the_cli_the_widget_and_reproduce(
+        make_napari_viewer, monkeypatch, tmp_path):
+    options = {f.name: f for f in fields(TrainConfig)}
+    monkeypatch.setattr(options["lr"], "default", 5e-4)
+    monkeypatch.setattr(options["epochs"], "default", 12)
+    monkeypatch.setattr(options["workers"], "default", 0)
+
+    train = build_parser().parse_args(["train", "--data", "d", "--out", "o"])
+    assert (train.lr, train.epochs, train.workers) == (5e-4, 12, 0)
+    assert config_from_args(train).lr == 5e-4
+
+    widget = TrainingWidget(make_napari_viewer())
+    assert (widget._lr.value, widget._epochs.value, widget._workers.value) == (5e-4, 12, 0)
+    assert widget.options()["lr"] == "0.0005"
+
+    reproduce = build_parser().parse_args(["reproduce", "--data", "d", "--out", str(tmp_path)])
+    configs = plan_configs(reproduce)
+    assert [c.out for c in configs] == [str(tmp_path / run.name) for run in PLAN]
+    assert {(c.lr, c.workers) for c in configs} == {(5e-4, 0)}
+    assert [c.epochs for c in configs] == [run.epochs for run in PLAN]  # the plan's own lengths
+
+
+def test_train_argv_is_the_command_the_cli_parses_back(tmp_path):
+    argv = train_argv(data=tmp_path / "data", out=tmp_path / "run", direction="pd-t2", variant="G4",
+                      residual=True, init=None, epochs=3, lr="0.001", workers=0, resume=False)
+    assert argv == ["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--direction", "pd-t2",
+                    "--variant", "G4", "--residual", "--epochs", "3", "--lr", "0.001", "--workers", "0"]
+    config = config_from_args(build_parser().parse_args(argv))
+    assert (config.direction, config.variant, config.residual, config.epochs) == ("pd-t2", "G4", True, 3)
+    assert config.lr == 1e-3
+    assert config.data == str(tmp_path / "data")
+    with pytest.raises(MedSynthError, match="no option --bogus"):
+        train_argv(data="d", out="o", bogus=1)
+    with pytest.raises(MedSynthError, match="invalid choice: 'G9'"):
+        train_argv(data="d", out="o", variant="G9")
+    with pytest.raises(MedSynthError, match="required: --out"):
+        train_argv(data="d")
+    with pytest.raises(MedSynthError, match="use --batch-size 2 or more"):
+        train_argv(data="d", out="o", variant="G2", batch_size=1)
+
+
+def test_event_log_round_trips_typed_events_and_waits_for_complete_lines(tmp_path):
+    log, reader = EventLog(tmp_path), EventLog(tmp_path)
+    assert reader.read_new() == []
+    start = StartEvent(epochs=2, steps=7, epoch=0, train_subjects=1, validation_subjects=1, world_size=1,
+                       device="cpu", variant="G3", direction="t2-pd")
+    log.append(start)
+    step = StepEvent(epoch=1, step=10, steps=7, loss_g=0.5, loss_d=1.3, loss_rec=0.4, loss_adv=0.7, loss_gdl=0.1)
+    line = json.dumps({"kind": "step", "time": 0.0, **vars(step)})
+    with open(log.path, "a") as handle:  # a line still being written
+        handle.write(line[:20])
+    assert reader.read_new() == [start]
+    with open(log.path, "a") as handle:
+        handle.write(line[20:] + "\nnot json\n" + json.dumps({"kind": "from-a-newer-version"}) + "\n")
+    assert reader.read_new() == [step]
+    validation = ValidationEvent(epoch=1, mae=0.1, psnr=25.0, ssim=0.8, mae_std=0.0, psnr_std=0.0, ssim_std=0.0,
+                                 best=True, best_epoch=1, seconds=3.0, losses={"loss_g": 0.5},
+                                 throughput={"patches": 49})
+    log.append(validation)
+    assert reader.read_new() == [validation] and reader.read_new() == []
