@@ -104,7 +104,8 @@ def result_layers(result, source: Volume, *, subject: str, label: str, target: s
     """Layer tuples for a :class:`SynthesisResult`: the synthesis, then its maps.
 
     Names read ``"IXI002 PD synth [G4+RL]"`` and ``"IXI002 PD squared error [G4+RL]"``;
-    every layer shares the source's scale and translate and carries ``metadata``.
+    every layer shares the source's scale and translate and carries ``metadata``, and the
+    source's file as ``synthesized_from_path`` (its header is the one a saved result keeps).
     """
     stem = f"{subject} {target}"
     layers = [volume_layer(Volume(result.synthesis, source.affine, source.header), name=f"{stem} synth [{label}]",
@@ -119,5 +120,6 @@ def result_layers(result, source: Volume, *, subject: str, label: str, target: s
         kwargs.update(colormap=colormap, contrast_limits=(low, high), blending="translucent")
         layers.append((data, kwargs, kind))
     for _, kwargs, _ in layers:
-        kwargs["metadata"].update(metadata, source_path=None)
+        kwargs["metadata"].update(metadata, source_path=None,
+                                  synthesized_from_path=str(source.path) if source.path else None)
     return layers

@@ -1,0 +1,138 @@
+"""The napari writer for .nii / .nii.gz: an image layer back onto the grid of the file it came from.
+
+napari's **File > Save Selected Layer(s)** and ``viewer.layers.save("out.nii.gz")`` call
+:func:`write_nifti_layer` with the layer's data and state (one layer at a time).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import nibabel as nib
+import numpy as np
+
+from ._layers import layer_volume
+from .core.errors import MedSynthError
+from .core.nifti import Volume, save_volume
+
+__all__ = ["napari_affine", "write_nifti_layer"]
+
+_DESCRIP_BYTES = 80  # the NIfTI-1 header's descrip field
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+_REVERSE = np.eye(4)[[2, 1, 0, 3]]  # (z, y, x) <-> (x, y, z), homogeneous
+
+
+def write_nifti_layer(path: str, data, meta: dict) -> list[str]:
+    """Write one 3D image layer as NIfTI (``.nii`` or ``.nii.gz``); returns ``[path]``.
+
+    The grid, by what the layer's ``metadata`` holds:
+
+    - an ``"affine"`` (layers of this plugin's reader, sample data and synthesis results,
+      kept there by :func:`~napari_medsynth._layers.volume_layer`): the data goes back onto
+      that file's voxel grid with exactly that affine (:func:`~napari_medsynth._layers.layer_volume`);
+      napari's own scale, translate and affine of the layer are then not used;
+    - none (any other layer, e.g. ``viewer.add_image(array)``): the display axes ``(z, y, x)``
+      become the voxel axes ``(x, y, z)`` and the affine is napari's whole data-to-world
+      transform (``affine`` after ``translate``, ``rotate``, ``shear`` and ``scale``, in mm,
+      world axes ``(z, y, x)`` read as LPS as everywhere in this plugin): with only
+      ``scale`` and ``translate`` set this is
+      :func:`~napari_medsynth.core.nifti.display_affine`, as for the synthesis widget.
+
+    The header: that of the layer's source file (``metadata["source_path"]``) or, for a
+    synthesis result, of the file it was synthesized from (``metadata["synthesized_from_path"]``,
+    used only if that file's affine is the result's): its qform and
+    sform codes, units and the rest are kept. Without one, nibabel's defaults (sform code
+    2, "aligned"; qform code 0) and millimetres. A result's ``descrip`` names the
+    generator (label and checkpoint) and the layer. Data are stored as float32.
+
+    A name without an extension gets ``.nii.gz`` (napari's Save dialog passes the name as
+    typed when this writer's file type is chosen). The file is written atomically by
+    :func:`~napari_medsynth.core.nifti.save_volume`.
+
+    Raises
+    ------
+    MedSynthError
+        The path would overwrite an input file (the layer's source, the source of a result,
+        or any file open in the current viewer), has another extension than ``.nii`` or
+        ``.nii.gz``, the layer is not a 3D grey-level image, or the folder cannot be written.
+    """
+    if not Path(path).suffix:  # napari's Save dialog passes the name as typed, e.g. the layer's name
+        path = f"{path}.nii.gz"
+    metadata = dict(meta.get("metadata") or {})
+    if meta.get("rgb"):
+        raise MedSynthError(f"{meta.get('name', 'layer')}: an RGB layer cannot be written as a NIfTI volume")
+    if meta.get("multiscale"):
+        data = data[0]  # the full-resolution level, which scale and translate describe
+    viewer_layers = _current_viewer_layers()
+    if metadata.get("affine") is not None:
+        volume = layer_volume(SimpleNamespace(data=data, metadata=metadata, scale=meta.get("scale"),
+                                              translate=meta.get("translate")))
+    else:
+        array = np.asarray(data)
+        if array.ndim != 3:
+            raise MedSynthError(f"a 3D image layer is needed, this one has shape {array.shape}")
+        volume = Volume(np.ascontiguousarray(array.transpose(2, 1, 0), dtype=np.float32), napari_affine(meta))
+    header, header_path = _header_on(volume.header, volume.affine), volume.path
+    if header is None and volume.path is None:  # a result: the header of the file it was synthesized from
+        header_path = metadata.get("synthesized_from_path")
+        header = _header_on(_read_header(header_path), volume.affine)
+    if header is None:
+        header = nib.Nifti1Header()
+        header.set_xyzt_units("mm")
+    if metadata.get("generator"):
+        header["descrip"] = _descrip(metadata, meta.get("name", ""))
+        header["cal_min"] = header["cal_max"] = 0.0  # the source's display range is not the result's
+    protect = {p for p in (header_path, *(layer.metadata.get("source_path") for layer in viewer_layers)) if p}
+    written = save_volume(path, volume.data, Volume(volume.data, volume.affine, header, volume.path),
+                          protect=tuple(protect))
+    return [str(written)]
+
+
+def napari_affine(meta: dict) -> np.ndarray:
+    """The NIfTI affine (RAS, voxel axes ``(x, y, z)``) of a 3D layer placed only by napari:
+    its data-to-world transform from the layer state ``meta`` (``scale``, ``translate``,
+    ``rotate``, ``shear``, ``affine``), display axes ``(z, y, x)`` in LPS."""
+    from napari.utils.transforms import CompositeAffine
+
+    placed = CompositeAffine(meta.get("scale", np.ones(3)), meta.get("translate", np.zeros(3)),
+                             rotate=meta.get("rotate"), shear=meta.get("shear"), ndim=3).affine_matrix
+    extra = np.asarray(meta["affine"] if meta.get("affine") is not None else np.eye(4), dtype=float)
+    return _LPS_TO_RAS @ _REVERSE @ extra @ placed @ _REVERSE
+
+
+def _current_viewer_layers() -> list:
+    """The layers of napari's current viewer (none when napari has no viewer open)."""
+    try:
+        import napari
+
+        viewer = napari.current_viewer()
+    except Exception:  # no napari GUI at all: a headless npe2 write
+        return []
+    return list(viewer.layers) if viewer is not None else []
+
+
+def _read_header(path) -> nib.Nifti1Header | None:
+    """The NIfTI header of the file ``path``, or None when there is no such readable file."""
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        return nib.load(str(path)).header
+    except Exception:  # changed or unreadable since it was opened: write without it
+        return None
+
+
+def _header_on(header, affine: np.ndarray):
+    """A copy of ``header`` if it places its voxels by ``affine`` (nibabel's sform-first choice), else None."""
+    if header is None or not np.allclose(header.get_best_affine(), affine, atol=1e-6):
+        return None
+    return header.copy()
+
+
+def _descrip(metadata: dict, name: str) -> bytes:
+    """``"napari-medsynth G4+RL t2-pd-G4/best.pt: IXI002 PD synth [G4+RL]"``, ASCII, at most 80 bytes."""
+    checkpoint = Path(str(metadata["generator"]))
+    generator = f"{checkpoint.parent.name}/{checkpoint.name}" if checkpoint.parent.name else checkpoint.name
+    label = metadata.get("variant")
+    text = f"napari-medsynth {label + ' ' if label else ''}{generator}: {name}"
+    return text.encode("ascii", "replace")[:_DESCRIP_BYTES]
