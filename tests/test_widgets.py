@@ -104,9 +104,12 @@ def test_synthesis_widget_adds_the_synthesis_and_maps_beside_the_phantom(make_na
                                            f"PSNR {expected.metrics['source']['psnr']:.2f} dB")
     assert viewer.layers[names[2]].colormap.name == "inferno"
 
-    # Running again replaces this generator's layers; without the spread its layer goes.
+    # Running again replaces this generator's layers; without the spread its layer goes (the
+    # report grid: a third of the patches, for time).
     widget._spread.value = False
+    widget._synthesis_grid.value = "report"
     run_and_wait(widget, qtbot)
+    assert viewer.layers[names[0]].metadata["grid"] == "report"
     assert [layer.name for layer in viewer.layers][2:] == [names[0], *names[2:]]
 
     # Side by side: source | synthesis | truth | maps in napari's grid.
