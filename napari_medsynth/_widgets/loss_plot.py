@@ -24,8 +24,9 @@ class LossPlot(FigureCanvasQTAgg):
         self.psnr_axes.set_ylabel("val PSNR (dB)", color="tab:blue")
         self.mae_axes.set_ylabel("val MAE", color="tab:orange")
         self.psnr_axes.set_xlabel("epoch")
-        (self.loss_g,) = self.loss_axes.plot([], [], label="G", color="tab:green")
-        (self.loss_d,) = self.loss_axes.plot([], [], label="D", color="tab:red")
+        # markers: the first step events of a run are single points
+        (self.loss_g,) = self.loss_axes.plot([], [], label="G", color="tab:green", marker=".", markersize=3)
+        (self.loss_d,) = self.loss_axes.plot([], [], label="D", color="tab:red", marker=".", markersize=3)
         (self.psnr,) = self.psnr_axes.plot([], [], marker="o", color="tab:blue")
         (self.mae,) = self.mae_axes.plot([], [], marker="s", color="tab:orange")
         self.loss_axes.legend(loc="upper right", fontsize="small")

@@ -65,7 +65,7 @@ class TrainConfig:
     reduction: str = _option("mean", "loss reduction (the report: sum)", choices=("mean", "sum"))
     cache: str | None = _option(None, "preprocessed-volume cache (default RUN_DIR/cache)", metavar="DIR")
     amp: bool = _option(True, "mixed precision on CUDA")
-    log_every: int = _option(10, cli=False)
+    log_every: int = _option(1, cli=False)  # steps between step events: every step, so that a small run moves live
     all_stacks: bool = _option(False, "train and validate on all three interleaved slice stacks of each subject "
                                       "(every slice of the 224x224x96 resample: 3x the patches, the same geometry)")
     engine: str = _option("auto", "how the generator's convolutions run: auto (the faster per layer), direct, or "
