@@ -15,7 +15,7 @@ from napari_medsynth._widgets.training import TrainingWidget
 from napari_medsynth.core.checkpoint import load_checkpoint, save_checkpoint
 from napari_medsynth.core.models import Generator
 from napari_medsynth.core.nifti import from_display, load_volume, to_display
-from napari_medsynth.core.phantom import make_phantom_pair
+from napari_medsynth.core.phantom import field_of_view_zooms, make_phantom_pair
 from napari_medsynth.core.synthesis import synthesize
 
 PD_SCALE = {"mean": 400.0, "std": 150.0}
@@ -68,20 +68,28 @@ def run_and_wait(widget, qtbot, timeout=120_000):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
 
 
-def test_synthesis_widget_adds_the_synthesis_and_maps_beside_the_phantom(make_napari_viewer, qtbot, runs):
+def open_phantom_subject(viewer, phantom_dir):
+    """Open the first phantom subject's T2 through the reader (which opens its PD partner too); its volumes."""
+    t2_path = sorted(phantom_dir.glob("*-T2.nii.gz"))[0]
+    viewer.open(t2_path, plugin="napari-medsynth")
+    return load_volume(t2_path), load_volume(str(t2_path).replace("-T2.", "-PD."))
+
+
+def test_synthesis_widget_adds_the_synthesis_and_maps_beside_the_phantom(make_napari_viewer, qtbot, runs,
+                                                                         phantom_dir):
     checkpoint = tiny_checkpoint(runs / "t2-pd-G3" / "best.pt")
     viewer = make_napari_viewer()
-    viewer.open_sample("napari-medsynth", "phantom_pair")
+    t2, pd = open_phantom_subject(viewer, phantom_dir)
     widget = synthesis_widget(viewer, qtbot)
-    assert widget._source.value.name == "phantom T2" and widget._truth.value.name == "phantom PD"
+    assert widget._source.value.name == "IXI001 T2" and widget._truth.value.name == "IXI001 PD"
     assert str(checkpoint) in widget._generator.choices
     widget._generator.value = str(checkpoint)
     run_and_wait(widget, qtbot)
 
-    names = ["phantom PD synth [G3]", "phantom PD spread [G3]", "phantom PD squared error [G3]",
-             "phantom PD gradient difference [G3]"]
+    names = ["IXI001 PD synth [G3]", "IXI001 PD spread [G3]", "IXI001 PD squared error [G3]",
+             "IXI001 PD gradient difference [G3]"]
     assert [layer.name for layer in viewer.layers][2:] == names
-    source = viewer.layers["phantom T2"]
+    source = viewer.layers["IXI001 T2"]
     for name in names:
         layer = viewer.layers[name]
         assert layer.data.shape == source.data.shape and layer.data.dtype == np.float32
@@ -90,7 +98,6 @@ def test_synthesis_widget_adds_the_synthesis_and_maps_beside_the_phantom(make_na
         np.testing.assert_array_equal(layer.metadata["affine"], source.metadata["affine"])
 
     # The widget shows exactly what the core computes, in the target's intensity scale.
-    t2, pd = make_phantom_pair(seed=0)
     generator, info = load_checkpoint(checkpoint)
     expected = synthesize(t2, generator, info, target=pd, stride=32, spread=True)
     synthesis = viewer.layers[names[0]]
@@ -115,48 +122,48 @@ def test_synthesis_widget_adds_the_synthesis_and_maps_beside_the_phantom(make_na
     # Side by side: source | synthesis | truth | maps in napari's grid.
     widget._side_by_side.value = True
     assert viewer.canvas.grid.enabled
-    tiles = ["phantom T2", names[0], "phantom PD", *names[2:]]
+    tiles = ["IXI001 T2", names[0], "IXI001 PD", *names[2:]]
     assert [grid_tile(viewer.canvas.grid, viewer.layers, name) for name in tiles] == [(0, 0), (0, 1), (0, 2),
                                                                                       (1, 0), (1, 1)]
 
     # The other direction takes the input layers of its contrasts, never a result layer.
     widget._direction.value = "pd-t2"
-    assert (widget._source.value.name, widget._truth.value.name) == ("phantom PD", "phantom T2")
+    assert (widget._source.value.name, widget._truth.value.name) == ("IXI001 PD", "IXI001 T2")
 
 
-def test_a_one_pass_preview_shows_first_then_the_patch_average_replaces_it(make_napari_viewer, qtbot, runs):
+def test_a_one_pass_preview_shows_first_then_the_patch_average_replaces_it(make_napari_viewer, qtbot, runs,
+                                                                           phantom_dir):
     checkpoint = tiny_checkpoint(runs / "p" / "best.pt")
     viewer = make_napari_viewer()
-    viewer.open_sample("napari-medsynth", "phantom_pair")
-    widget = synthesis_widget(viewer, qtbot, stride=16)
+    t2, pd = open_phantom_subject(viewer, phantom_dir)
+    widget = synthesis_widget(viewer, qtbot, stride=32)
     widget._generator.value = str(checkpoint)
     assert widget._preview.value  # on by default
     inserted, shown = [], {}
 
     def on_inserted(event):  # the preview adds the layers; the refined result only updates them
         inserted.append(event.value.name)
-        if event.value.name == "phantom PD synth [G3]":
+        if event.value.name == "IXI001 PD synth [G3]":
             shown.update(data=event.value.data.copy(), stride=event.value.metadata["stride"])
 
     viewer.layers.events.inserted.connect(on_inserted)
     run_and_wait(widget, qtbot)
 
-    t2, pd = make_phantom_pair(seed=0)
     generator, info = load_checkpoint(checkpoint)
     preview = synthesize(t2, generator, info, target=pd, preview=True)
     np.testing.assert_allclose(shown["data"], to_display(t2.__class__(preview.synthesis, t2.affine))[0], atol=1e-4)
     assert shown["stride"] == "preview"
-    assert inserted == ["phantom PD synth [G3]", "phantom PD squared error [G3]",
-                        "phantom PD gradient difference [G3]", "phantom PD spread [G3]"]  # no spread in a preview
-    final = viewer.layers["phantom PD synth [G3]"]
-    assert final.metadata["stride"] == 16 and not np.allclose(final.data, shown["data"])
-    assert [layer.name for layer in viewer.layers][2:4] == ["phantom PD synth [G3]", "phantom PD spread [G3]"]
+    assert inserted == ["IXI001 PD synth [G3]", "IXI001 PD squared error [G3]",
+                        "IXI001 PD gradient difference [G3]", "IXI001 PD spread [G3]"]  # no spread in a preview
+    final = viewer.layers["IXI001 PD synth [G3]"]
+    assert final.metadata["stride"] == 32 and not np.allclose(final.data, shown["data"])
+    assert [layer.name for layer in viewer.layers][2:4] == ["IXI001 PD synth [G3]", "IXI001 PD spread [G3]"]
 
 
-def test_cancel_stops_the_synthesis_without_layers(make_napari_viewer, qtbot, runs, notifications):
+def test_cancel_stops_the_synthesis_without_layers(make_napari_viewer, qtbot, runs, notifications, phantom_dir):
     checkpoint = tiny_checkpoint(runs / "r" / "best.pt")
     viewer = make_napari_viewer()
-    viewer.open_sample("napari-medsynth", "phantom_pair")
+    open_phantom_subject(viewer, phantom_dir)
     widget = synthesis_widget(viewer, qtbot, stride=8)
     widget._generator.value = str(checkpoint)
     widget.start()
@@ -317,7 +324,8 @@ def test_a_layer_from_another_reader_gets_results_in_its_place(make_napari_viewe
     translate place the source, the synthesis and the maps."""
     checkpoint = tiny_checkpoint(runs / "t2-pd-G3" / "best.pt")
     viewer = make_napari_viewer()
-    data, scale, _ = to_display(make_phantom_pair(seed=0)[0])
+    shape = (96, 96, 48)
+    data, scale, _ = to_display(make_phantom_pair(seed=0, shape=shape, zooms=field_of_view_zooms(shape))[0])
     layer = viewer.add_image(np.array(data), name="T2 elsewhere", scale=scale, translate=(10.0, -20.0, 30.0))
     widget = synthesis_widget(viewer, qtbot)
     widget._source.value, widget._truth.value, widget._generator.value = layer, None, str(checkpoint)
