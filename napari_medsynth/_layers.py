@@ -57,6 +57,7 @@ def volume_layer(
         "translate": translate,
         "contrast_limits": robust_contrast_limits(data),
         "colormap": "gray",
+        "rendering": "attenuated_mip",  # in 3D a plain MIP of a head is a white silhouette
         "metadata": metadata,
     }
     return data, kwargs, "image"

@@ -20,7 +20,8 @@ def napari_get_reader(path):
 
 
 def read_nifti(path) -> list[tuple]:
-    """One image layer per file; opening one half of an IXI T2/PD pair opens its partner too.
+    """One image layer per file; opening one half of an IXI T2/PD pair opens its partner too,
+    below it, so the file the user opened is the one on top.
 
     Raises
     ------
@@ -31,7 +32,7 @@ def read_nifti(path) -> list[tuple]:
     paths: list[Path] = []
     for p in requested:
         partner = partner_path(p)
-        for candidate in (p, partner):
+        for candidate in (partner, p):
             if candidate is not None and candidate.resolve() not in {q.resolve() for q in paths}:
                 paths.append(candidate)
     return [volume_layer(load_volume(p)) for p in paths]

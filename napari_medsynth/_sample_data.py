@@ -8,11 +8,11 @@ __all__ = ["phantom_pair"]
 
 
 def phantom_pair() -> list[tuple]:
-    """The seed-0 phantom subject as two layers, ``phantom T2`` and ``phantom PD``."""
+    """The seed-0 phantom subject as two layers, ``phantom T2`` (on top: the default source) and ``phantom PD``."""
     from .core.phantom import make_phantom_pair
 
     t2, pd = make_phantom_pair(seed=0)
     return [
-        volume_layer(t2, name="phantom T2", subject="phantom", contrast="T2"),
         volume_layer(pd, name="phantom PD", subject="phantom", contrast="PD"),
+        volume_layer(t2, name="phantom T2", subject="phantom", contrast="T2"),
     ]

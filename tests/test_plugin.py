@@ -60,8 +60,8 @@ def test_opening_one_half_of_a_pair_opens_both(make_napari_viewer, ixi_pair):
     viewer = make_napari_viewer()
     viewer.open(str(pd_path), plugin="napari-medsynth")
 
-    assert [layer.name for layer in viewer.layers] == ["IXI002 PD", "IXI002 T2"]
-    for layer, path in zip(viewer.layers, (pd_path, t2_path)):
+    assert [layer.name for layer in viewer.layers] == ["IXI002 T2", "IXI002 PD"]  # the opened file on top
+    for layer, path in zip(viewer.layers, (t2_path, pd_path)):
         source = load_volume(path)
         assert layer.data.shape == (30, 36, 40)
         np.testing.assert_allclose(layer.scale, (1.2, 0.9375, 0.9375))
@@ -104,8 +104,8 @@ def test_bad_file_is_a_clear_error(tmp_path):
 def test_sample_data_opens_the_phantom_pair(make_napari_viewer):
     viewer = make_napari_viewer()
     viewer.open_sample("napari-medsynth", "phantom_pair")
-    assert [layer.name for layer in viewer.layers] == ["phantom T2", "phantom PD"]
-    t2, pd = viewer.layers
+    assert [layer.name for layer in viewer.layers] == ["phantom PD", "phantom T2"]  # the T2 source on top
+    pd, t2 = viewer.layers
     for layer in (t2, pd):
         assert layer.data.shape == (130, 256, 256) and layer.data.dtype == np.float32
         np.testing.assert_allclose(layer.scale, (1.2, 0.9375, 0.9375))

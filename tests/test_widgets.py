@@ -80,10 +80,10 @@ def test_synthesis_widget_adds_the_synthesis_and_maps_beside_the_phantom(make_na
     checkpoint = tiny_checkpoint(runs / "t2-pd-G3" / "best.pt")
     viewer = make_napari_viewer()
     t2, pd = open_phantom_subject(viewer, phantom_dir)
-    widget = synthesis_widget(viewer, qtbot)
+    widget = synthesis_widget(viewer, qtbot, stride=16)  # patches overlap: a spread map
     assert widget._source.value.name == "IXI001 T2" and widget._truth.value.name == "IXI001 PD"
     assert str(checkpoint) in widget._generator.choices
-    widget._generator.value = str(checkpoint)
+    widget._generator.value, widget._synthesis_grid.value, widget._preview.value = str(checkpoint), "report", False
     run_and_wait(widget, qtbot)
 
     names = ["IXI001 PD synth [G3]", "IXI001 PD spread [G3]", "IXI001 PD squared error [G3]",
@@ -99,24 +99,23 @@ def test_synthesis_widget_adds_the_synthesis_and_maps_beside_the_phantom(make_na
 
     # The widget shows exactly what the core computes, in the target's intensity scale.
     generator, info = load_checkpoint(checkpoint)
-    expected = synthesize(t2, generator, info, target=pd, stride=32, spread=True)
+    expected = synthesize(t2, generator, info, target=pd, grid="report", stride=16, spread=True)
     synthesis = viewer.layers[names[0]]
     np.testing.assert_allclose(synthesis.data, to_display(t2.__class__(expected.synthesis, t2.affine))[0], atol=1e-4)
     assert synthesis.metadata["metrics"].keys() == expected.metrics.keys() == {"source", "head", "report"}
     for scope, figures in expected.metrics.items():
         assert synthesis.metadata["metrics"][scope] == pytest.approx(figures)
-    assert synthesis.metadata["variant"] == "G3" and synthesis.metadata["stride"] == 32
-    assert synthesis.metadata["grid"] == "native"
+    assert synthesis.metadata["variant"] == "G3" and synthesis.metadata["stride"] == 16
+    assert synthesis.metadata["grid"] == "report"
     assert widget._status.value.startswith(f"{names[0]}: MAE {expected.metrics['source']['mae']:.4f}, "
                                            f"PSNR {expected.metrics['source']['psnr']:.2f} dB")
     assert viewer.layers[names[2]].colormap.name == "inferno"
 
-    # Running again replaces this generator's layers; without the spread its layer goes (the
-    # report grid: a third of the patches, for time).
-    widget._spread.value = False
-    widget._synthesis_grid.value = "report"
+    # Running again (on the native grid, every slice; stride 32 for time) replaces this generator's
+    # layers; without the spread its layer goes.
+    widget._spread.value, widget._synthesis_grid.value, widget._stride.value = False, "native", 32
     run_and_wait(widget, qtbot)
-    assert viewer.layers[names[0]].metadata["grid"] == "report"
+    assert viewer.layers[names[0]].metadata["grid"] == "native"
     assert [layer.name for layer in viewer.layers][2:] == [names[0], *names[2:]]
 
     # Side by side: source | synthesis | truth | maps in napari's grid.
@@ -141,9 +140,9 @@ def test_a_one_pass_preview_shows_first_then_the_patch_average_replaces_it(make_
     assert widget._preview.value  # on by default
     inserted, shown = [], {}
 
-    def on_inserted(event):  # the preview adds the layers; the refined result only updates them
+    def on_inserted(event):  # the preview's layers are named as one; the refined result replaces them
         inserted.append(event.value.name)
-        if event.value.name == "IXI001 PD synth [G3]":
+        if event.value.name == "IXI001 PD synth [G3 preview]":
             shown.update(data=event.value.data.copy(), stride=event.value.metadata["stride"])
 
     viewer.layers.events.inserted.connect(on_inserted)
@@ -153,11 +152,12 @@ def test_a_one_pass_preview_shows_first_then_the_patch_average_replaces_it(make_
     preview = synthesize(t2, generator, info, target=pd, preview=True)
     np.testing.assert_allclose(shown["data"], to_display(t2.__class__(preview.synthesis, t2.affine))[0], atol=1e-4)
     assert shown["stride"] == "preview"
-    assert inserted == ["IXI001 PD synth [G3]", "IXI001 PD squared error [G3]",
-                        "IXI001 PD gradient difference [G3]", "IXI001 PD spread [G3]"]  # no spread in a preview
-    final = viewer.layers["IXI001 PD synth [G3]"]
-    assert final.metadata["stride"] == 32 and not np.allclose(final.data, shown["data"])
-    assert [layer.name for layer in viewer.layers][2:4] == ["IXI001 PD synth [G3]", "IXI001 PD spread [G3]"]
+    final = ["IXI001 PD synth [G3]", "IXI001 PD squared error [G3]", "IXI001 PD gradient difference [G3]"]
+    assert inserted == [name.replace("]", " preview]") for name in final] + final  # no spread in a preview...
+    assert [layer.name for layer in viewer.layers][2:] == final  # ... nor at stride 32, and the preview is gone
+    assert "no spread map at stride 32" in widget._status.value
+    assert viewer.layers[final[0]].metadata["stride"] == 32
+    assert not np.allclose(viewer.layers[final[0]].data, shown["data"])
 
 
 def test_cancel_stops_the_synthesis_without_layers(make_napari_viewer, qtbot, runs, notifications, phantom_dir):
@@ -221,7 +221,7 @@ def test_save_writes_the_synthesis_on_the_source_grid_and_never_over_an_input(
     widget._generator.value = str(checkpoint)
     run_and_wait(widget, qtbot)
     assert "IXI002 PD synth [G3]" in viewer.layers
-    assert Path(widget._save_path.value).parent == t2_path.parent
+    assert Path(widget._save_path.value).parent == runs / "syntheses"  # never among the input data
 
     written = widget.save(tmp_path / "out" / "synth.nii.gz")
     saved = load_volume(written)
@@ -263,6 +263,8 @@ def test_training_widget_trains_stops_resumes_and_lists_the_best_checkpoint(
     assert widget._command.value.startswith(f"medsynth-train train --data {phantom_dir} --out {runs / 't2-pd-G3'}")
     assert "--variant G3" in widget._command.value and "--epochs 2" in widget._command.value
 
+    progress = []
+    widget._progress.changed.connect(progress.append)
     process = widget.start()
     qtbot.waitUntil(lambda: bool(widget._plot.points["loss_g"]), timeout=240_000)  # first logged steps
     widget.stop()
@@ -279,6 +281,7 @@ def test_training_widget_trains_stops_resumes_and_lists_the_best_checkpoint(
     assert [epoch for epoch, _ in widget._plot.points["psnr"]] == [1, 2]
     assert len(widget._plot.points["loss_g"]) >= 2
     assert widget._progress.value == widget._progress.max
+    assert len({value for value in progress if 0 < value <= 7}) >= 3  # the first 7-step epoch moved live
     assert str(run / "best.pt") in synthesis._generator.choices
     assert any("training finished" in n.message for n in notifications)
 
@@ -332,7 +335,60 @@ def test_a_layer_from_another_reader_gets_results_in_its_place(make_napari_viewe
     widget._preview.value = False
     run_and_wait(widget, qtbot)
     results = [result for result in viewer.layers if "medsynth_run" in result.metadata]
-    assert len(results) == 2  # the synthesis and its spread map
+    assert len(results) == 1  # the synthesis (no ground truth: no error maps; stride 32: no spread map)
     for result in results:
         np.testing.assert_allclose(result.scale, layer.scale)
         np.testing.assert_allclose(result.translate, layer.translate)
+
+
+def test_both_docks_fit_a_1600x1000_screen_and_every_grid_tile_shows_the_whole_head(
+    make_napari_viewer, qtbot, runs, phantom_dir
+):
+    from qtpy.QtWidgets import QApplication
+
+    checkpoint = tiny_checkpoint(runs / "t2-pd-G3" / "best.pt")
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(1600, 1000)
+    open_phantom_subject(viewer, phantom_dir)
+    widget = synthesis_widget(viewer, qtbot)
+    training_widget(viewer, phantom_dir, runs)
+    widget._generator.value = str(checkpoint)
+    widget._side_by_side.value, widget._preview.value = True, False
+    widget._status.value = "a long line " * 40 + str(runs / "a" / "long" / "path" / "to" / "a" / "checkpoint.pt")
+    qtbot.wait(200)
+    screen = QApplication.primaryScreen().availableGeometry()
+    canvas = viewer.window._qt_viewer.canvas.native
+    assert canvas.width() >= 0.5 * window.width(), (canvas.width(), window.width())
+    assert window.frameGeometry().height() <= screen.height()
+
+    run_and_wait(widget, qtbot)
+    qtbot.wait(200)
+    grid = viewer.canvas.grid
+    tiles = [layer for layer in viewer.layers if layer.visible]
+    assert grid.enabled and len(tiles) == 5  # source, synthesis, truth, two error maps (no spread at stride 32)
+    assert all(layer.name_overlay.visible for layer in tiles)  # each tile says what it shows
+    height, width = viewer.canvas.viewbox_size(viewer.layers)
+    camera = viewer.camera
+    shown = np.array([[camera.center[-2] - height / 2 / camera.zoom, camera.center[-1] - width / 2 / camera.zoom],
+                      [camera.center[-2] + height / 2 / camera.zoom, camera.center[-1] + width / 2 / camera.zoom]])
+    for layer in tiles:
+        extent = layer.extent.world[:, -2:]
+        assert np.all(shown[0] <= extent[0]) and np.all(extent[1] <= shown[1]), (layer.name, shown, extent)
+
+    # Rerun and cancel during the refinement: the finished result, its maps and its figures stay.
+    finished = {layer.name: layer.data.copy() for layer in tiles}
+    line = widget._status.value
+    viewer.layers.events.inserted.connect(lambda event: widget.cancel() if "preview" in event.value.name else None)
+    widget._preview.value = True
+    run_and_wait(widget, qtbot)
+    assert widget._status.value == f"synthesis cancelled; the earlier result stays: {line}"
+    assert not any("preview" in layer.name for layer in viewer.layers)
+    for name, data in finished.items():
+        np.testing.assert_array_equal(viewer.layers[name].data, data)
+    assert widget._last[0] == "IXI001 PD synth [G3]"
+
+    widget._side_by_side.value = False  # off: the maps hide, the synthesis shows over its source
+    assert not grid.enabled
+    assert [layer.name for layer in viewer.layers if layer.visible][-1] == "IXI001 PD synth [G3]"
+    assert not any(layer.visible for layer in viewer.layers if "error" in layer.name or "difference" in layer.name)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from magicgui.widgets import Container
 from psygnal import Signal
 
 from ..core.errors import MedSynthError
 
-__all__ = ["RUNS", "device_choices", "report_error"]
+__all__ = ["RUNS", "device_choices", "narrow", "report_error", "scrolling_form"]
 
 log = logging.getLogger("napari_medsynth")
 
@@ -62,3 +63,27 @@ def report_error(error: BaseException, what: str) -> str:
         line = f"{what} failed: {type(error).__name__}{': ' + detail if detail else ''}"
     show_error(line)
     return line
+
+
+def scrolling_form(dock, widgets) -> Container:
+    """Lay ``widgets`` out in a form that scrolls vertically inside the ``dock`` container (napari's
+    docks do not scroll, and two tall docks would push the window off a 1000-pixel screen); the form."""
+    form = Container(widgets=widgets, scrollable=True)
+    dock.native.layout().addWidget(form.root_native_widget)
+    dock.native.layout().setContentsMargins(0, 0, 0, 0)
+    return form
+
+
+def narrow(*widgets) -> None:
+    """Keep long text from widening the dock: labels wrap, combo boxes size to a short text
+    and elide the rest (the generator list has its full description as a tooltip)."""
+    from qtpy.QtWidgets import QComboBox, QLabel, QSizePolicy
+
+    for widget in widgets:
+        native = widget.native
+        if isinstance(native, QLabel):
+            native.setWordWrap(True)
+            native.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        elif isinstance(native, QComboBox):
+            native.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            native.setMinimumContentsLength(18)

@@ -23,14 +23,15 @@ from ..core.checkpoint import load_checkpoint
 from ..core.choices import DIRECTIONS, direction_label
 from ..core.errors import Cancelled, MedSynthError
 from ..core.nifti import save_volume
-from ._shared import RUNS, device_choices, report_error
+from ._shared import RUNS, device_choices, narrow, report_error, scrolling_form
 
 if TYPE_CHECKING:
     import napari
 
 __all__ = ["SynthesisWidget", "grid_tile", "run_synthesis"]
 
-STRIDES = [("8 (the report)", 8), ("16", 16), ("32 (fast preview)", 32)]
+STRIDES = [("8 (the report)", 8), ("16", 16), ("32 (fast, no spread map)", 32)]
+PREVIEW = "preview"  # the label suffix of a one-pass preview's layers until the refinement replaces them
 GRID_CHOICES = [("native: every slice", "native"), ("report: one slice in three", "report")]
 ENGINE_CHOICES = [("auto (the faster per layer)", "auto"), ("direct", "direct"), ("fft (transform domain)", "fft")]
 
@@ -105,16 +106,19 @@ class SynthesisWidget(Container):
         self._status = Label(value="")
         self._save_path = FileEdit(label="save as", mode="w", filter="*.nii.gz")
         self._save = PushButton(text="Save synthesis", enabled=False)
-        self.extend([self._source, self._truth, self._direction, self._generator, self._other, self._runs,
-                     self._synthesis_grid, self._stride, self._device, self._engine, self._spread, self._preview,
-                     self._side_by_side, self._run, self._cancel, self._progress, self._status, self._save_path,
-                     self._save])
+        narrow(self._status, self._generator, self._source, self._truth, self._synthesis_grid, self._engine)
+        self._form = scrolling_form(self, [
+            self._source, self._truth, self._direction, self._generator, self._other, self._runs,
+            self._synthesis_grid, self._stride, self._device, self._engine, self._spread, self._preview,
+            self._side_by_side, self._run, self._cancel, self._progress, self._status, self._save_path, self._save])
 
         self._worker = None
         self._cancel_flag = _CancelFlag()
         self._napari_progress = None
         self._settled = True  # the last run's outcome is shown
-        self._last = None  # (synthesis layer name, source Volume, protected input paths)
+        self._last = None  # (synthesis layer name, source Volume, checkpoint) of the result on screen
+        self._finished = None  # (name, source, checkpoint, status line) of the last finished result
+        self._grid_tiles = ()  # the layers the grid shows, to reset the camera when they change
         self._relay = _Relay()
         self._relay.progressed.connect(self._on_progress)
 
@@ -130,6 +134,10 @@ class SynthesisWidget(Container):
         # napari deletes dock widgets when it closes: stop a running synthesis then.
         self.native.destroyed.connect(partial(_stop_on_close, self._cancel_flag, RUNS, self._on_runs_changed))
         self._choose_source_and_direction()
+
+    def reset_choices(self, *_):
+        """Refresh the layer lists (napari calls this when layers change)."""
+        self._form.reset_choices()
 
     # choices -------------------------------------------------------------------------------------
     def _generator_choices(self, _widget=None) -> list[tuple[str, str]]:
@@ -223,16 +231,18 @@ class SynthesisWidget(Container):
         self._settled = False
         job = {"source_layer": source_layer.name, "truth_layer": truth_layer.name if truth else None,
                "subject": _subject(source_layer), "source": source, "checkpoint": self._generator.value}
+        spread = self._spread.value and self._stride.value < 32  # 32^3 patches at stride 32 do not overlap
+        job["no_spread"] = self._spread.value and not spread
         worker = create_worker(
             run_synthesis, self._generator.value, self._direction.value, source, truth,
             self._synthesis_grid.value, self._stride.value, self._device.value, self._engine.value,
-            self._spread.value, self._preview.value, self._relay.progressed.emit,
+            spread, self._preview.value, self._relay.progressed.emit,
             self._cancel_flag, _start_thread=False, _ignore_errors=True,  # errors: notifications in _on_errored
         )
         self._cancel_flag.worker = worker
         worker.yielded.connect(partial(self._on_preview, job))
         worker.returned.connect(partial(self._on_returned, job))
-        worker.errored.connect(self._on_errored)
+        worker.errored.connect(partial(self._on_errored, job))
         worker.finished.connect(self._on_finished)
         self._worker = worker
         self._napari_progress = progress(total=0, desc="MedSynth: synthesizing")
@@ -261,31 +271,59 @@ class SynthesisWidget(Container):
             self._napari_progress.update(done - self._napari_progress.n)
 
     def _on_preview(self, job: dict, output):
-        name = self._add_result(job, output, stride="preview")
+        name = self._add_result(job, output, stride=PREVIEW)
         self._status.value = f"{name}: one-pass preview; refining at stride {self._stride.value}..."
 
     def _on_returned(self, job: dict, output):
         self._settled = True
+        self._remove_preview(job)
         name = self._add_result(job, output, stride=self._stride.value)
         metrics = output[0].metrics
-        self._status.value = f"{name}: {metrics_line(metrics)}" if metrics else f"{name} (no ground truth: no metrics)"
+        line = f"{name}: {metrics_line(metrics)}" if metrics else f"{name} (no ground truth: no metrics)"
+        if job.get("no_spread"):
+            line += "; no spread map at stride 32 (its patches do not overlap)"
+        self._status.value = line
+        self._finished = (*self._last, line)
 
     def _add_result(self, job: dict, output, stride) -> str:
-        """Show a result as layers (replacing this generator's earlier ones); returns the synthesis' name."""
+        """Show a result as layers (replacing this generator's earlier ones, or its earlier preview's);
+        returns the synthesis' name."""
         result, info = output
         target = info.target_contrast
+        label = f"{info.label} {PREVIEW}" if stride == PREVIEW else info.label
         metadata = {"generator": job["checkpoint"], "direction": info.direction, "variant": info.label,
                     "stride": stride, "grid": result.grid, "synthesized_from": job["source_layer"],
                     "ground_truth": job["truth_layer"], "metrics": {k: dict(v) for k, v in result.metrics.items()},
-                    "medsynth_run": f"{job['subject']} {target} [{info.label}]"}
-        layers = result_layers(result, job["source"], subject=job["subject"], label=info.label, target=target,
+                    "medsynth_run": f"{job['subject']} {target} [{label}]"}
+        layers = result_layers(result, job["source"], subject=job["subject"], label=label, target=target,
                                metadata=metadata)
         names = self._show(layers, metadata["medsynth_run"])
+        job["preview_run"] = metadata["medsynth_run"] if stride == PREVIEW else None
         self._last = (names[0], job["source"], job["checkpoint"])
         self._save.enabled = True
         self._save_path.value = _default_save_path(job["source"], names[0])
         self._apply_grid()
         return names[0]
+
+    def _remove_preview(self, job: dict) -> None:
+        """Remove the job's preview layers (the refinement replaces them, or a finished result stays)."""
+        run_key = job.pop("preview_run", None)
+        layers = self._viewer.layers
+        for layer in [layer for layer in layers if run_key and layer.metadata.get("medsynth_run") == run_key]:
+            layers.remove(layer)
+
+    def _keep_what_is_finished(self, job: dict) -> str:
+        """After a cancel or an error: the earlier finished result, when it is still on screen, stays
+        (and is what Save writes) and this job's preview goes; else the preview stays, named as one.
+        Returns the words that say which."""
+        if not job.get("preview_run"):
+            return ""
+        if self._finished is not None and self._finished[0] in self._viewer.layers:
+            self._remove_preview(job)
+            self._last = self._finished[:3]
+            self._apply_grid()
+            return f"; the earlier result stays: {self._finished[3]}"
+        return f"; only the one-pass preview is left ({self._last[0]}): Save writes that"
 
     def _show(self, layers: list[tuple], run_key: str) -> list[str]:
         """Add the result layers in their order, replacing this generator's previous ones for the subject."""
@@ -306,15 +344,16 @@ class SynthesisWidget(Container):
                 existing.move(existing.index(kwargs["name"]), existing.index(previous) + 1)
         return names
 
-    def _on_errored(self, error):
+    def _on_errored(self, job: dict, error):
         self._settled = True
+        kept = self._keep_what_is_finished(job)
         if isinstance(error, Cancelled):
             from napari.utils.notifications import show_info
 
-            self._status.value = "synthesis cancelled"
-            show_info("MedSynth: synthesis cancelled")
+            self._status.value = "synthesis cancelled" + kept
+            show_info("MedSynth: synthesis cancelled" + kept)
             return
-        self._status.value = report_error(error, "synthesis")
+        self._status.value = report_error(error, "synthesis") + kept
 
     def _on_finished(self):
         self._worker = None
@@ -326,13 +365,22 @@ class SynthesisWidget(Container):
 
     # showing and saving --------------------------------------------------------------------------
     def _apply_grid(self, *_):
-        """Side by side: source | synthesis | ground truth | maps in napari's grid (one shared camera)."""
+        """Side by side: source | synthesis | ground truth | maps in napari's grid (one shared camera),
+        each tile labelled with its layer's name and the whole head in view. Off: the maps are hidden,
+        so the synthesis shows over its source."""
         grid = _grid(self._viewer)
-        if not self._side_by_side.value or self._last is None:
-            grid.enabled = False
-            return
-        if self._last[0] not in self._viewer.layers:  # the user deleted the synthesis
-            grid.enabled = False
+        if not self._side_by_side.value or self._last is None or self._last[0] not in self._viewer.layers:
+            if grid.enabled:
+                grid.enabled = False
+                layers = self._viewer.layers
+                for layer in layers:
+                    layer.name_overlay.visible = False
+                    if "medsynth_run" in layer.metadata and " synth " not in layer.name:
+                        layer.visible = False
+                if self._last is not None and self._last[0] in layers:
+                    layers.move(layers.index(self._last[0]), len(layers))
+                self._viewer.reset_view()
+            self._grid_tiles = ()
             return
         synthesis = self._viewer.layers[self._last[0]]
         run_key = synthesis.metadata["medsynth_run"]
@@ -350,6 +398,11 @@ class SynthesisWidget(Container):
         if grid_tile(grid, layers, ordered[0]) != (0, 0):  # this napari fills the grid from the bottom layer up
             for name in ordered:
                 layers.move(layers.index(name), len(layers))
+        for layer in layers:
+            layer.name_overlay.visible = layer.name in ordered
+        if tuple(ordered) != self._grid_tiles:  # new tiles: fit the whole head into each
+            self._grid_tiles = tuple(ordered)
+            self._viewer.reset_view()
 
     def save(self, path=None) -> Path | None:
         """Write the last synthesis as NIfTI on its source's grid (the source's affine and header)."""
@@ -368,8 +421,9 @@ class SynthesisWidget(Container):
             return None
         from napari.utils.notifications import show_info
 
-        show_info(f"MedSynth: saved {written}")
-        self._status.value = f"saved {written}"
+        what = "the one-pass preview (not the patch average)" if layer.metadata.get("stride") == PREVIEW else name
+        show_info(f"MedSynth: saved {what} to {written}")
+        self._status.value = f"saved {what} to {written}"
         return written
 
 
@@ -398,7 +452,8 @@ def _input_paths(viewer) -> tuple[str, ...]:
 
 
 def _default_save_path(source, layer_name: str) -> Path:
-    folder = source.path.parent if source.path else Path.cwd()
+    """In ``syntheses/`` beside the runs, never among the input data."""
+    folder = RUNS.folder / "syntheses"
     stem = layer_name.replace(" [", "_").replace("]", "").replace("+", "").replace(" ", "_")
     return folder / f"{stem}.nii.gz"
 

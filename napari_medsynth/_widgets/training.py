@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shlex
 import signal
 import subprocess
 import sys
+import time
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,8 +36,10 @@ from ..core.errors import MedSynthError
 from ..core.events import EventLog, StartEvent, StepEvent, TrainingEvent, ValidationEvent
 from ..core.ixi import find_ixi_pairs
 from ..core.train_config import TRAIN_MODULE, train_argv, train_defaults
-from ._shared import RUNS, device_choices, report_error
+from ._shared import RUNS, device_choices, narrow, report_error, scrolling_form
 from .loss_plot import LossPlot
+
+log = logging.getLogger("napari_medsynth")
 
 if TYPE_CHECKING:
     import napari
@@ -44,7 +49,10 @@ __all__ = ["TrainingProcess", "TrainingWidget"]
 # filter-count scales: the report's generator and narrower ones for CPUs and quick tries
 WIDTHS = [("1 (the report)", 1.0), ("1/2", 0.5), ("1/4", 0.25), ("1/8", 0.125), ("1/16", 0.0625)]
 
-POLL_MS = 500
+POLL_MS = 250
+# Without a GPU the report's size (width 1, 32 epochs) takes days; the form starts at a size that
+# trains in minutes to an hour on a CPU, and says so.
+CPU_DEFAULTS = {"width": 0.25, "epochs": 4}
 STOP_WAIT_S = 120  # how long closing napari waits for the trainer to save last.pt
 
 
@@ -99,6 +107,11 @@ class TrainingWidget(Container):
         super().__init__()
         self._viewer = viewer
         defaults = train_defaults()
+        import torch
+
+        on_cpu = not torch.cuda.is_available()
+        if on_cpu:
+            defaults.update(CPU_DEFAULTS)
         self._data = FileEdit(label="data folder", mode="d")
         self._pairs = Label(value="choose a folder of IXI T2/PD pairs")
         self._runs = FileEdit(label="runs folder", mode="d", value=RUNS.folder)
@@ -123,13 +136,16 @@ class TrainingWidget(Container):
         self._resume = PushButton(text="Resume", enabled=False)
         self._progress = ProgressBar(label="progress", value=0, max=1)
         self._status = Label(value="")
+        self._size_note = Label(value="no GPU found: a CPU-sized run (width 1/4, 4 epochs); the report trains "
+                                      "width 1 for 32 epochs" if on_cpu else "", visible=on_cpu)
         self._plot = LossPlot()
-        self.extend([self._data, self._pairs, self._runs, self._name, self._direction, self._variant,
-                     self._residual, self._init, self._epochs, self._batch, self._lr, self._width,
-                     self._val_stride, self._device, self._workers, self._command, self._start, self._stop,
-                     self._resume,
-                     self._progress, self._status])
-        self.native.layout().addWidget(self._plot)
+        narrow(self._pairs, self._status, self._size_note, self._direction)  # before the form measures them
+        self._form = scrolling_form(self, [
+            self._data, self._pairs, self._runs, self._name, self._direction, self._variant, self._residual,
+            self._init, self._epochs, self._batch, self._lr, self._width, self._size_note, self._val_stride,
+            self._device, self._workers, self._command, self._start, self._stop, self._resume, self._progress,
+            self._status])
+        self._form.native.layout().addWidget(self._plot)
 
         self._process: TrainingProcess | None = None
         self._events = None
@@ -152,6 +168,10 @@ class TrainingWidget(Container):
         # napari deletes its dock widgets when it closes: stop training the same clean way as Stop.
         self.native.destroyed.connect(partial(_stop_on_close, self._timer, self, RUNS, self._on_runs_changed))
         self._suggest_name()
+
+    def reset_choices(self, *_):
+        """Refresh the form's choices (napari calls this when layers change)."""
+        self._form.reset_choices()
 
     # the form --------------------------------------------------------------------------------------
     @property
@@ -299,8 +319,23 @@ class TrainingWidget(Container):
 
 
 def _stop_on_close(timer: QTimer, widget: TrainingWidget, runs, slot, *_):
-    timer.stop()
+    with contextlib.suppress(RuntimeError):  # Qt may have deleted the timer with its widget already
+        timer.stop()
     runs.changed.disconnect(slot)
     process = getattr(widget, "_process", None)  # a widget garbage-collected unshown is half torn down here
-    if process is not None:
-        process.stop(wait=STOP_WAIT_S)
+    if process is not None and process.poll() is None:
+        # napari is closing: the trainer finishes its step and saves last.pt (seconds at small widths,
+        # up to a minute at the report's); say so rather than freeze silently.
+        from qtpy.QtWidgets import QApplication, QProgressDialog
+
+        log.warning("stopping training on close: waiting for %s", process.run_dir / "last.pt")
+        dialog = QProgressDialog(f"Stopping training: saving {process.run_dir / 'last.pt'}...", None, 0, 0)
+        dialog.setWindowTitle("napari-medsynth")
+        dialog.show()
+        process.stop()
+        deadline = time.monotonic() + STOP_WAIT_S
+        while process.poll() is None and time.monotonic() < deadline:
+            QApplication.processEvents()
+            time.sleep(0.05)
+        process.stop(wait=1)  # kills what is left past the deadline
+        dialog.close()
