@@ -110,6 +110,7 @@ def test_sample_data_opens_the_phantom_pair(make_napari_viewer):
         assert layer.data.shape == (130, 256, 256) and layer.data.dtype == np.float32
         np.testing.assert_allclose(layer.scale, (1.2, 0.9375, 0.9375))
     assert t2.metadata["contrast"] == "T2" and pd.metadata["contrast"] == "PD"
+    assert t2.rendering == pd.rendering == "attenuated_mip"  # a plain MIP of a head is a white blob in 3D
     np.testing.assert_allclose(t2.metadata["affine"], pd.metadata["affine"])
     # T2 and PD are different contrasts of one anatomy: correlated, not identical.
     head = (t2.data > t2.contrast_limits[0]) & (pd.data > pd.contrast_limits[0])

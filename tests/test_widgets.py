@@ -392,3 +392,15 @@ def test_both_docks_fit_a_1600x1000_screen_and_every_grid_tile_shows_the_whole_h
     assert not grid.enabled
     assert [layer.name for layer in viewer.layers if layer.visible][-1] == "IXI001 PD synth [G3]"
     assert not any(layer.visible for layer in viewer.layers if "error" in layer.name or "difference" in layer.name)
+
+
+def test_without_a_gpu_the_training_form_starts_cpu_sized(make_napari_viewer):
+    import torch
+
+    widget = TrainingWidget(make_napari_viewer())
+    if torch.cuda.is_available():
+        assert (widget._width.value, widget._epochs.value) == (1.0, 32) and not widget._size_note.visible
+    else:
+        assert (widget._width.value, widget._epochs.value) == (0.25, 4)
+        assert widget._size_note.value.startswith("no GPU found: a CPU-sized run")
+        assert (widget.options()["epochs"], widget.options()["width"]) == (4, "0.25")  # what Start runs
