@@ -53,9 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
             "and write the error maps."
         ),
     )
-    synth.add_argument("source", type=Path, metavar="SOURCE", help="T2 or PD volume (.nii or .nii.gz)")
+    synth.add_argument("source", type=Path, metavar="SOURCE",
+                       help="T2 or PD volume (.nii or .nii.gz), or a folder of IXI files (flat, or T2/ and PD/): "
+                            "every file of the generator's source contrast, each scored against its IXI partner "
+                            "when there is one; under torchrun each process takes its share of the files")
     synth.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT", help="generator checkpoint (.pt)")
-    synth.add_argument("--out", type=Path, required=True, metavar="OUT", help="output .nii.gz")
+    synth.add_argument("--out", type=Path, required=True, metavar="OUT",
+                       help="output .nii.gz (a folder for a folder SOURCE: <subject>-<contrast>_synth.nii.gz, "
+                            "a JSON sidecar each and metrics.csv)")
+    synth.add_argument("--skip-existing", action="store_true",
+                       help="folder SOURCE: leave files whose synthesis and sidecar exist untouched")
     synth.add_argument("--target", type=Path, metavar="GT", help="ground truth of the target contrast")
     synth.add_argument("--stride", type=_positive_int, default=8,
                        help="patch stride in voxels (default 8, as the report)")
@@ -68,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="convolutions: auto (the faster per layer, default), direct, or fft (transform domain)")
     synth.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     synth.add_argument(
-        "--maps", type=Path, metavar="DIR",
-        help="write the patch-spread map, and with --target the squared-error and gradient-difference maps",
+        "--maps", type=Path, nargs="?", const=True, metavar="DIR",
+        help="write the patch-spread map, and with a ground truth the squared-error and gradient-difference "
+             "maps, into DIR (default: beside the synthesis)",
     )
     synth.set_defaults(handler=_synthesize)
 
@@ -167,6 +175,12 @@ def _synthesize(args) -> int:
     from .core.nifti import is_nifti_path, load_volume
     from .core.synthesis import METRIC_SCOPES, save_result, synthesize
 
+    if args.source.is_dir():
+        return _synthesize_folder(args)
+    if args.skip_existing:
+        raise MedSynthError("--skip-existing is for a folder SOURCE")
+    if args.maps is True:
+        args.maps = args.out.parent
     inputs = [p for p in (args.source, args.target, args.checkpoint) if p is not None]
     if not is_nifti_path(args.out):
         raise MedSynthError(f"{args.out.name}: output must end in .nii or .nii.gz")
@@ -194,6 +208,66 @@ def _synthesize(args) -> int:
     for path in written[1:]:
         print(f"wrote {path}")
     return 0
+
+
+def _synthesize_folder(args) -> int:
+    """``medsynth synthesize DIR``: every file, one line per failure, exit 1 if any failed; under
+    torchrun each rank takes every WORLD_SIZE-th file and rank 0 writes metrics.csv at the end."""
+    import os
+
+    from .core.batch import synthesize_folder, write_folder_metrics
+    from .core.devices import resolve_device
+    from .core.errors import MedSynthError
+    from .core.nifti import is_nifti_path
+
+    if args.target is not None or args.preview:
+        raise MedSynthError("a folder SOURCE finds each file's ground truth itself and has no --preview: "
+                            "drop --target / --preview")
+    if (args.out.exists() and not args.out.is_dir()) or is_nifti_path(args.out):
+        raise MedSynthError(f"{args.out}: for a folder SOURCE, --out is a folder")
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo")  # only to agree on the end: each rank's files are its own
+    device = resolve_device(args.device if world == 1 or args.device != "auto"
+                            else _rank_device(int(os.environ.get("LOCAL_RANK", 0))))
+    try:
+        with progress_bar(f"files (rank {rank} of {world})" if world > 1 else "files", unit="file") as progress:
+            report, files = synthesize_folder(
+                args.source, args.checkpoint, args.out, grid=args.grid, stride=args.stride, device=device,
+                engine=args.engine, batch_size=args.batch_size, skip_existing=args.skip_existing,
+                maps=(args.out if args.maps is True else args.maps), rank=rank, world_size=world,
+                on_file=lambda done, total, _name: progress(done, total))
+            progress(len(files), len(files))
+        for line in report.failed:
+            print(f"{PROG}: error: {line}", file=sys.stderr)
+        counts = [len(files), len(report.written), len(report.skipped), len(report.failed)]
+        if world > 1:
+            import torch
+
+            total = torch.tensor(counts)
+            dist.all_reduce(total)  # also the barrier before rank 0 merges every rank's sidecars
+            counts = total.tolist()
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+    if rank != 0:
+        return 1 if counts[3] else 0
+    metrics = write_folder_metrics(args.out)
+    for path in report.written:
+        print(f"wrote {path}")
+    print(f"{counts[1]} of {counts[0]} files synthesized" + (f", {counts[2]} skipped (already there)" if counts[2]
+                                                              else "") + (f", {counts[3]} failed" if counts[3] else ""))
+    if metrics is not None:
+        print(f"metrics of the files with a ground truth: {metrics}")
+    return 1 if counts[3] else 0
+
+
+def _rank_device(local_rank: int) -> str:
+    import torch
+
+    return f"cuda:{local_rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
 
 
 def _demo(args) -> int:

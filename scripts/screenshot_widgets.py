@@ -1,4 +1,5 @@
-"""Save docs/napari_synthesis_widget.png (the `medsynth demo` window) and docs/napari_training_widget.png.
+"""Save docs/napari_synthesis_widget.png (the `medsynth demo` window, both docks) and
+docs/napari_training_widget.png (live curves), at 1600x1000.
 
 Run under a display (or ``xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshot_widgets.py PHANTOM_DIR``),
 where PHANTOM_DIR holds a few subjects from ``medsynth phantom``.
@@ -13,7 +14,7 @@ import warnings
 from pathlib import Path
 
 import napari
-from qtpy.QtWidgets import QApplication
+from qtpy.QtWidgets import QApplication, QDockWidget
 
 from napari_medsynth._widgets._shared import RUNS
 from napari_medsynth._widgets.training import TrainingWidget
@@ -28,46 +29,51 @@ def wait(condition, timeout: float) -> None:
     QApplication.processEvents()
 
 
-def synthesis_screenshot(out: Path) -> None:
-    viewer = napari.Viewer(show=True)
-    viewer.window.resize(1600, 950)
-    _, widget = open_demo_viewer(viewer, stride=8)
-    wait(lambda: widget.worker is None, 900)
-    depth = viewer.dims.range[0]
-    viewer.dims.set_point(0, depth.start + 0.55 * (depth.stop - depth.start))
-    viewer.reset_view()
-    viewer.screenshot(str(out), canvas_only=False, flash=False)
-    viewer.close()
+def raise_dock(widget) -> None:
+    """Bring the dock (tab) holding ``widget`` to the front."""
+    dock = widget.native
+    while dock is not None and not isinstance(dock, QDockWidget):
+        dock = dock.parent()
+    dock.raise_()
+    QApplication.processEvents()
 
 
-def training_screenshot(data: Path, out: Path) -> None:
+def screenshots(data: Path, docs: Path) -> None:
+    """One 1600x1000 window with both docks (tabbed on the right): the demo's side-by-side grid, then
+    a small training run's live curves."""
     RUNS.set(Path(tempfile.mkdtemp()) / "runs")
     viewer = napari.Viewer(show=True)
-    viewer.window.resize(1600, 950)
-    widget = TrainingWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Train generator")
-    widget._data.value = data
-    widget._variant.value = "G3"
-    widget._epochs.value = 3
-    widget._width.value = 0.0625
-    widget._lr.value = 1e-3
-    widget._val_stride.value = 32
-    widget._device.value = "cpu"
-    widget._workers.value = 0
-    widget.start()
-    wait(lambda: len(widget._plot.points["psnr"]) >= 2, 1200)
-    widget._plot.draw()
-    viewer.screenshot(str(out), canvas_only=False, flash=False)
-    widget.stop()
-    wait(lambda: widget.process is None, 300)
+    viewer.window.resize(1600, 1000)
+    _, synthesis = open_demo_viewer(viewer, stride=8)
+    training = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(training, name="Train generator", tabify=True)
+    raise_dock(synthesis)  # the synthesis tab in front
+    wait(lambda: synthesis.worker is None, 1800)
+    depth = viewer.dims.range[0]
+    viewer.dims.set_point(0, depth.start + 0.55 * (depth.stop - depth.start))
+    viewer.screenshot(str(docs / "napari_synthesis_widget.png"), canvas_only=False, flash=False)
+
+    raise_dock(training)
+    training._data.value = data
+    training._variant.value = "G3"
+    training._epochs.value = 3
+    training._width.value = 0.0625
+    training._lr.value = 1e-3
+    training._val_stride.value = 32
+    training._device.value = "cpu"
+    training._workers.value = 0
+    training.start()
+    wait(lambda: len(training._plot.points["psnr"]) >= 2, 1800)
+    training._plot.draw()
+    viewer.screenshot(str(docs / "napari_training_widget.png"), canvas_only=False, flash=False)
+    training.stop()
+    wait(lambda: training.process is None, 300)
     viewer.close()
 
 
 def main(data: str, docs: str = "docs") -> None:
     warnings.filterwarnings("ignore", message="napari support for the PyQt5 backend")  # no toast in the pictures
-    docs_dir = Path(docs)
-    synthesis_screenshot(docs_dir / "napari_synthesis_widget.png")
-    training_screenshot(Path(data), docs_dir / "napari_training_widget.png")
+    screenshots(Path(data), Path(docs))
 
 
 if __name__ == "__main__":
