@@ -31,6 +31,7 @@ setup(
         "tqdm",
         "matplotlib",
         "scikit-image",  # Otsu's threshold of the head mask (a napari dependency already)
+        "platformdirs",  # the settings file's place on each OS (a napari dependency already)
     ],
     extras_require={
         # ruff pinned: a new release may add checks that fail CI on unchanged code

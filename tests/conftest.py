@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 import pytest
+
+# The widgets remember choices in a settings file: never the user's own during the tests.
+os.environ["MEDSYNTH_SETTINGS"] = str(Path(tempfile.mkdtemp(prefix="medsynth-settings-")) / "settings.json")
+os.environ.pop("MEDSYNTH_RUNS_DIR", None)
 
 # IXI T2/PD-like geometry: axial slices along the third voxel axis.
 IXI_AFFINE = np.array(

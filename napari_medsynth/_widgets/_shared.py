@@ -9,6 +9,7 @@ from magicgui.widgets import Container
 from psygnal import Signal
 
 from ..core.errors import MedSynthError
+from ._settings import load_settings, save_settings
 
 __all__ = ["RUNS", "device_choices", "narrow", "report_error", "scrolling_form"]
 
@@ -27,10 +28,11 @@ class RunsFolder:
         self.folder = folder
 
     def set(self, folder) -> None:
-        """Point both widgets at ``folder``."""
+        """Point both widgets at ``folder`` (remembered for the next start)."""
         folder = Path(folder).expanduser()
         if folder != self.folder:
             self.folder = folder
+            save_settings(runs_folder=folder)
             self.changed.emit(folder)
 
     def touched(self) -> None:
@@ -38,7 +40,7 @@ class RunsFolder:
         self.changed.emit(self.folder)
 
 
-RUNS = RunsFolder(Path.home() / "medsynth-runs")
+RUNS = RunsFolder(Path(load_settings()["runs_folder"]).expanduser())
 
 
 def device_choices() -> list[str]:

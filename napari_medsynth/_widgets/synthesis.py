@@ -23,6 +23,7 @@ from ..core.checkpoint import load_checkpoint
 from ..core.choices import DIRECTIONS, direction_label
 from ..core.errors import Cancelled, MedSynthError
 from ..core.nifti import save_volume
+from ._settings import load_settings, restore_defaults, save_settings
 from ._shared import RUNS, device_choices, narrow, report_error, scrolling_form
 
 if TYPE_CHECKING:
@@ -106,11 +107,15 @@ class SynthesisWidget(Container):
         self._status = Label(value="")
         self._save_path = FileEdit(label="save as", mode="w", filter="*.nii.gz")
         self._save = PushButton(text="Save synthesis", enabled=False)
+        self._restore = PushButton(text="Restore defaults",
+                                   tooltip="forget the remembered runs folder, direction, grid, stride, device "
+                                           "and convolutions")
         narrow(self._status, self._generator, self._source, self._truth, self._synthesis_grid, self._engine)
         self._form = scrolling_form(self, [
             self._source, self._truth, self._direction, self._generator, self._other, self._runs,
             self._synthesis_grid, self._stride, self._device, self._engine, self._spread, self._preview,
-            self._side_by_side, self._run, self._cancel, self._progress, self._status, self._save_path, self._save])
+            self._side_by_side, self._run, self._cancel, self._progress, self._status, self._save_path, self._save,
+            self._restore])
 
         self._worker = None
         self._cancel_flag = _CancelFlag()
@@ -131,9 +136,31 @@ class SynthesisWidget(Container):
         self._run.changed.connect(self.start)
         self._cancel.changed.connect(self.cancel)
         self._save.changed.connect(lambda: self.save())
+        self._restore.changed.connect(self.restore_defaults)
+        self._apply_settings(load_settings())
+        for key, widget in self._remembered().items():
+            widget.changed.connect(lambda value, key=key: save_settings(**{key: value}))
         # napari deletes dock widgets when it closes: stop a running synthesis then.
         self.native.destroyed.connect(partial(_stop_on_close, self._cancel_flag, RUNS, self._on_runs_changed))
         self._choose_source_and_direction()
+
+    def _remembered(self) -> dict:
+        """The choices that persist, by settings key."""
+        return {"direction": self._direction, "grid": self._synthesis_grid, "stride": self._stride,
+                "device": self._device, "engine": self._engine}
+
+    def _apply_settings(self, settings: dict) -> None:
+        for key, widget in self._remembered().items():
+            if settings[key] in [value for value in widget.choices]:  # e.g. a GPU that is gone: keep the default
+                widget.value = settings[key]
+
+    def restore_defaults(self, *_):
+        """Forget the remembered choices and go back to the defaults."""
+        settings = restore_defaults()
+        self._apply_settings(settings)
+        RUNS.set(settings["runs_folder"])
+        restore_defaults()  # the lines above saved the defaults again
+        self._status.value = "defaults restored"
 
     def reset_choices(self, *_):
         """Refresh the layer lists (napari calls this when layers change)."""

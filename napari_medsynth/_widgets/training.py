@@ -36,6 +36,7 @@ from ..core.errors import MedSynthError
 from ..core.events import EventLog, StartEvent, StepEvent, TrainingEvent, ValidationEvent
 from ..core.ixi import find_ixi_pairs
 from ..core.train_config import TRAIN_MODULE, train_argv, train_defaults
+from ._settings import load_settings, save_settings
 from ._shared import RUNS, device_choices, narrow, report_error, scrolling_form
 from .loss_plot import LossPlot
 
@@ -154,6 +155,9 @@ class TrainingWidget(Container):
         self._timer.timeout.connect(self.poll)
 
         self._data.changed.connect(self._check_data)
+        self._data.changed.connect(lambda value: save_settings(data_folder=value))
+        if load_settings()["data_folder"]:
+            self._data.value = load_settings()["data_folder"]
         self._runs.changed.connect(lambda value: RUNS.set(value))
         RUNS.changed.connect(self._on_runs_changed)
         for widget in (self._direction, self._variant, self._residual):
