@@ -27,6 +27,7 @@ from napari_medsynth.core.preprocess import (
     check_pair,
     preprocess_volume,
 )
+from napari_medsynth.core.train_config import REPORT_FRACTIONS
 
 __all__ = [
     "PatchDataset",
@@ -39,8 +40,6 @@ __all__ = [
     "pairs_of",
 ]
 
-# The report's split of 355 IXI subjects: 250 train, 35 validation, 70 test.
-REPORT_FRACTIONS = (250 / 355, 35 / 355, 70 / 355)
 _PREPROCESSING_KEY = json.dumps([RESAMPLED_SHAPE, KEEP_EVERY, KEEP_OFFSET, "zscore-v1"])
 
 
