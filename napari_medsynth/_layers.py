@@ -11,7 +11,7 @@ from .core.errors import MedSynthError
 from .core.ixi import ixi_name
 from .core.nifti import Volume, display_affine, from_display, to_display
 
-__all__ = ["RESULT_MAPS", "layer_volume", "result_layers", "robust_contrast_limits", "volume_layer"]
+__all__ = ["RESULT_MAPS", "layer_mask", "layer_volume", "result_layers", "robust_contrast_limits", "volume_layer"]
 
 _SAMPLE_VOXELS = 200_000
 
@@ -91,6 +91,21 @@ def layer_volume(layer) -> Volume:
             header = None
     return Volume(np.ascontiguousarray(from_display(array, affine), dtype=np.float32), affine, header,
                   Path(path) if path else None)
+
+
+def layer_mask(mask_layer, source_layer) -> np.ndarray:
+    """A mask layer (labels or image; non-zero: inside) on the source layer's file grid.
+
+    Raises
+    ------
+    MedSynthError
+        The mask layer does not have the source layer's shape (another grid).
+    """
+    data = np.asarray(mask_layer.data)
+    if data.shape != np.asarray(source_layer.data).shape:
+        raise MedSynthError(f"the mask layer {mask_layer.name!r} has shape {data.shape} but the source has "
+                            f"{np.asarray(source_layer.data).shape}; a mask must lie on the source's grid")
+    return from_display(data != 0, layer_volume(source_layer).affine)
 
 
 # name suffix, colormap and SynthesisResult field of each result layer

@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--skip-existing", action="store_true",
                        help="folder SOURCE: leave files whose synthesis and sidecar exist untouched")
     synth.add_argument("--target", type=Path, metavar="GT", help="ground truth of the target contrast")
+    synth.add_argument("--mask", type=Path, metavar="MASK",
+                       help="mask file on SOURCE's grid (non-zero: inside) for the 'head' figures, instead of "
+                            "the automatic head mask (Otsu, closing, holes filled, largest component)")
+    synth.add_argument("--masked-maps", action="store_true", help="error maps set to 0 outside the (head) mask")
     synth.add_argument("--stride", type=_positive_int, default=8,
                        help="patch stride in voxels (default 8, as the report)")
     _add_grid_argument(synth)
@@ -181,7 +185,7 @@ def _synthesize(args) -> int:
         raise MedSynthError("--skip-existing is for a folder SOURCE")
     if args.maps is True:
         args.maps = args.out.parent
-    inputs = [p for p in (args.source, args.target, args.checkpoint) if p is not None]
+    inputs = [p for p in (args.source, args.target, args.checkpoint, args.mask) if p is not None]
     if not is_nifti_path(args.out):
         raise MedSynthError(f"{args.out.name}: output must end in .nii or .nii.gz")
     if args.out.resolve() in {p.resolve() for p in inputs}:
@@ -192,11 +196,12 @@ def _synthesize(args) -> int:
     generator, info = load_checkpoint(args.checkpoint)
     source = load_volume(args.source)
     target = load_volume(args.target) if args.target else None
+    mask = load_volume(args.mask).data if args.mask else None
     with progress_bar(f"{info.label} {info.source_contrast}->{info.target_contrast}", unit="patch") as progress:
         result = synthesize(
             source, generator, info, target=target, grid=args.grid, stride=args.stride, device=device,
             batch_size=args.batch_size, spread=args.maps is not None and not args.preview, preview=args.preview,
-            engine=args.engine,
+            engine=args.engine, mask=mask, masked_maps=args.masked_maps,
             progress=progress,
         )
     written = save_result(result, source, args.out, args.maps, protect=inputs)
@@ -220,9 +225,9 @@ def _synthesize_folder(args) -> int:
     from .core.errors import MedSynthError
     from .core.nifti import is_nifti_path
 
-    if args.target is not None or args.preview:
-        raise MedSynthError("a folder SOURCE finds each file's ground truth itself and has no --preview: "
-                            "drop --target / --preview")
+    if args.target is not None or args.preview or args.mask is not None:
+        raise MedSynthError("a folder SOURCE finds each file's ground truth itself (and masks it automatically) "
+                            "and has no --preview: drop --target / --mask / --preview")
     if (args.out.exists() and not args.out.is_dir()) or is_nifti_path(args.out):
         raise MedSynthError(f"{args.out}: for a folder SOURCE, --out is a folder")
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -237,7 +242,8 @@ def _synthesize_folder(args) -> int:
             report, files = synthesize_folder(
                 args.source, args.checkpoint, args.out, grid=args.grid, stride=args.stride, device=device,
                 engine=args.engine, batch_size=args.batch_size, skip_existing=args.skip_existing,
-                maps=(args.out if args.maps is True else args.maps), rank=rank, world_size=world,
+                maps=(args.out if args.maps is True else args.maps), masked_maps=args.masked_maps, rank=rank,
+                world_size=world,
                 on_file=lambda done, total, _name: progress(done, total))
             progress(len(files), len(files))
         for line in report.failed:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, create_widget
 from qtpy.QtCore import QObject, Signal
 
-from .._layers import layer_volume, result_layers
+from .._layers import layer_mask, layer_volume, result_layers
 from ..core.catalog import (
     GeneratorEntry,
     bundled_generators,
@@ -37,8 +37,8 @@ GRID_CHOICES = [("native: every slice", "native"), ("report: one slice in three"
 ENGINE_CHOICES = [("auto (the faster per layer)", "auto"), ("direct", "direct"), ("fft (transform domain)", "fft")]
 
 
-def run_synthesis(checkpoint, direction, source, truth, grid, stride, device, engine, spread, preview, progress,
-                  cancel):
+def run_synthesis(checkpoint, direction, source, truth, grid, stride, device, engine, spread, preview, mask,
+                  masked_maps, progress, cancel):
     """The worker's job: load the generator; with ``preview``, first yield a one-pass preview
     ``(result, info)`` (seconds); return the patch-averaged ``(result, info)``."""
     from ..core.synthesis import synthesize
@@ -46,9 +46,10 @@ def run_synthesis(checkpoint, direction, source, truth, grid, stride, device, en
     generator, info = load_checkpoint(checkpoint, direction)
     if preview:
         yield synthesize(source, generator, info, target=truth, grid=grid, device=device, engine=engine,
-                         preview=True, cancel=cancel), info
+                         preview=True, mask=mask, masked_maps=masked_maps, cancel=cancel), info
     result = synthesize(source, generator, info, target=truth, grid=grid, stride=stride, device=device,
-                        engine=engine, spread=spread, progress=progress, cancel=cancel)
+                        engine=engine, spread=spread, mask=mask, masked_maps=masked_maps, progress=progress,
+                        cancel=cancel)
     return result, info
 
 
@@ -87,6 +88,11 @@ class SynthesisWidget(Container):
         self._source = create_widget(annotation="napari.layers.Image", label="source")
         self._truth = create_widget(annotation="napari.layers.Image", label="ground truth",
                                     options={"nullable": True, "value": None})
+        self._mask = create_widget(annotation="napari.layers.Labels", label="mask",
+                                   options={"nullable": True, "value": None,
+                                            "tooltip": "a labels layer on the source's grid (non-zero: inside) for "
+                                                       "the 'head' figures; none: the automatic head mask"})
+        self._masked_maps = CheckBox(text="error maps only within the mask", value=False)
         self._direction = ComboBox(label="direction", choices=[(direction_label(d), d) for d in DIRECTIONS])
         self._generator = ComboBox(label="generator", choices=self._generator_choices, nullable=True)
         self._other = FileEdit(label="other checkpoint", mode="r", filter="*.pt")
@@ -110,12 +116,13 @@ class SynthesisWidget(Container):
         self._restore = PushButton(text="Restore defaults",
                                    tooltip="forget the remembered runs folder, direction, grid, stride, device "
                                            "and convolutions")
-        narrow(self._status, self._generator, self._source, self._truth, self._synthesis_grid, self._engine)
+        narrow(self._status, self._generator, self._source, self._truth, self._mask, self._synthesis_grid,
+               self._engine)
         self._form = scrolling_form(self, [
-            self._source, self._truth, self._direction, self._generator, self._other, self._runs,
-            self._synthesis_grid, self._stride, self._device, self._engine, self._spread, self._preview,
-            self._side_by_side, self._run, self._cancel, self._progress, self._status, self._save_path, self._save,
-            self._restore])
+            self._source, self._truth, self._mask, self._direction, self._generator, self._other, self._runs,
+            self._synthesis_grid, self._stride, self._device, self._engine, self._spread, self._masked_maps,
+            self._preview, self._side_by_side, self._run, self._cancel, self._progress, self._status,
+            self._save_path, self._save, self._restore])
 
         self._worker = None
         self._cancel_flag = _CancelFlag()
@@ -251,6 +258,7 @@ class SynthesisWidget(Container):
                 raise MedSynthError(f"no {direction_label(self._direction.value)} generator: pick a checkpoint file")
             source = layer_volume(source_layer)
             truth = layer_volume(truth_layer) if truth_layer is not None and truth_layer is not source_layer else None
+            mask = layer_mask(self._mask.value, source_layer) if self._mask.value is not None else None
         except Exception as error:
             self._status.value = report_error(error, "synthesis")
             return
@@ -263,7 +271,7 @@ class SynthesisWidget(Container):
         worker = create_worker(
             run_synthesis, self._generator.value, self._direction.value, source, truth,
             self._synthesis_grid.value, self._stride.value, self._device.value, self._engine.value,
-            spread, self._preview.value, self._relay.progressed.emit,
+            spread, self._preview.value, mask, self._masked_maps.value, self._relay.progressed.emit,
             self._cancel_flag, _start_thread=False, _ignore_errors=True,  # errors: notifications in _on_errored
         )
         self._cancel_flag.worker = worker

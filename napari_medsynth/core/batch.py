@@ -60,14 +60,14 @@ def output_paths(out_dir: Path, source: Path, target_contrast: str) -> tuple[Pat
 
 
 def synthesize_folder(folder, checkpoint, out_dir, *, grid="native", stride=8, device="auto", engine="auto",
-                      batch_size=None, maps=None, skip_existing=False, rank=0, world_size=1,
+                      batch_size=None, maps=None, masked_maps=False, skip_existing=False, rank=0, world_size=1,
                       on_file=None, progress=None, cancel=None) -> tuple[FolderReport, list[Path]]:
     """Synthesize this rank's share of ``folder`` into ``out_dir``.
 
-    ``maps``: a folder for each file's maps (None: no maps). ``on_file(done, total, name)`` is
-    called before each of the rank's files; ``progress`` and ``cancel`` go to each synthesis (a
-    cancel stops the folder after the current file's batch).
-    Returns the report and this rank's files. Raises :class:`MedSynthError` before any work when
+    ``maps``: a folder for each file's maps (None: no maps), 0 outside the head with
+    ``masked_maps``. ``on_file(done, total, name)`` is called before each of the rank's files;
+    ``progress`` and ``cancel`` go to each synthesis (a cancel stops the folder after the current
+    file's batch). Returns the report and this rank's files. Raises :class:`MedSynthError` before any work when
     the checkpoint, the folder or ``out_dir`` cannot be used.
     """
     from .checkpoint import load_checkpoint
@@ -94,7 +94,7 @@ def synthesize_folder(folder, checkpoint, out_dir, *, grid="native", stride=8, d
             truth = load_volume(truth_path) if truth_path is not None else None
             result = synthesize(source, generator, info, target=truth, grid=grid, stride=stride, device=device,
                                 engine=engine, batch_size=batch_size, spread=maps is not None, progress=progress,
-                                cancel=cancel)
+                                masked_maps=masked_maps, cancel=cancel)
             protect = [p for p in (source_path, truth_path, Path(checkpoint)) if p is not None]
             save_result(result, source, out, maps, protect=protect)
             record = {**common, "source": str(source_path.resolve()),

@@ -100,6 +100,7 @@ def synthesize(
     preview: bool = False,
     engine: str = "auto",
     mask=None,
+    masked_maps: bool = False,
     progress=None,
     cancel=None,
 ) -> SynthesisResult:
@@ -113,7 +114,8 @@ def synthesize(
     stride 8) replaces the patch average; it has no spread map and ignores ``stride``.
     ``engine`` picks how the convolutions run (``"auto"``, ``"direct"``, ``"fft"``: see
     :func:`~napari_medsynth.core.reconstruct.reconstruct_volume`). ``mask`` (on the source's
-    grid) replaces the automatic head mask of the metrics.
+    grid) replaces the automatic head mask of the metrics; ``masked_maps`` sets the error maps
+    to 0 outside that mask.
 
     Raises
     ------
@@ -160,11 +162,12 @@ def synthesize(
     )
     if target is not None:
         head = mask if mask is not None else head_mask(source.data)
-        result.metrics, result.maps = compare_on_grids(on_source, standardized, prepared, target, head)
+        result.metrics, result.maps = compare_on_grids(on_source, standardized, prepared, target, head,
+                                                       masked_maps=masked_maps)
     return result
 
 
-def compare_on_grids(on_source, standardized, prepared: Preprocessed, target: Volume, mask):
+def compare_on_grids(on_source, standardized, prepared: Preprocessed, target: Volume, mask, masked_maps=False):
     """The figures of :data:`METRIC_SCOPES` and the error maps of a synthesis against ``target``.
 
     Units: both sides in the ground truth's standardized units, its preprocessing's mean
@@ -186,6 +189,8 @@ def compare_on_grids(on_source, standardized, prepared: Preprocessed, target: Vo
         The ground truth, on the source's grid.
     mask : np.ndarray
         Boolean, on the source's grid: the ``"head"`` scope.
+    masked_maps : bool
+        The maps are 0 outside ``mask``.
 
     Returns
     -------
@@ -201,9 +206,10 @@ def compare_on_grids(on_source, standardized, prepared: Preprocessed, target: Vo
         "report": quality(report_slices, truth_report.data),
     }
     in_plane = tuple(axis for axis in range(3) if axis != prepared.slice_axis)
+    within = mask if masked_maps else None
     maps = {
-        "squared_error": squared_error_map(on_source, truth),
-        "gradient_difference": gradient_difference_map(on_source, truth, axes=in_plane),
+        "squared_error": squared_error_map(on_source, truth, mask=within),
+        "gradient_difference": gradient_difference_map(on_source, truth, axes=in_plane, mask=within),
     }
     return metrics, maps
 
