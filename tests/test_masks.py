@@ -56,3 +56,20 @@ def test_the_cli_takes_a_mask_file_and_refuses_one_on_another_grid(subject, tmp_
     assert err == ("medsynth: error: the mask has shape (8, 8, 8) but the volume has shape "
                    f"{t2.data.shape}; a mask must lie on the volume's grid")
     assert not (tmp_path / "t.nii.gz").exists()
+
+
+def test_a_labels_layer_is_a_mask_on_the_source_files_grid(make_napari_viewer, subject):
+    from napari_medsynth._layers import layer_mask
+    from napari_medsynth.core.errors import MedSynthError
+    from napari_medsynth.core.nifti import to_display
+
+    t2_path, t2, _, _ = subject
+    viewer = make_napari_viewer()
+    viewer.open(t2_path, plugin="napari-medsynth")
+    source = viewer.layers["IXI001 T2"]
+    expected = head_mask(t2.data)
+    labels = viewer.add_labels(to_display(t2.__class__(expected.astype(np.uint8), t2.affine))[0].astype(np.uint8))
+    np.testing.assert_array_equal(layer_mask(labels, source), expected)
+    other = viewer.add_labels(np.ones((4, 4, 4), np.uint8), name="elsewhere")
+    with pytest.raises(MedSynthError, match="a mask must lie on the source's grid"):
+        layer_mask(other, source)
