@@ -10,9 +10,15 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-# The widgets remember choices in a settings file: never the user's own during the tests.
+# The widgets remember choices in a settings file: never the user's own during the tests, and a
+# fresh one for each test (_fresh_settings), so that no test starts from another's choices.
 os.environ["MEDSYNTH_SETTINGS"] = str(Path(tempfile.mkdtemp(prefix="medsynth-settings-")) / "settings.json")
 os.environ.pop("MEDSYNTH_RUNS_DIR", None)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("MEDSYNTH_SETTINGS", str(tmp_path_factory.mktemp("settings") / "settings.json"))
 
 # IXI T2/PD-like geometry: axial slices along the third voxel axis.
 IXI_AFFINE = np.array(

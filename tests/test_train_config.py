@@ -20,15 +20,15 @@ def test_a_default_changed_in_the_one_definition_shows_in_the_cli_the_widget_and
         make_napari_viewer, monkeypatch, tmp_path):
     options = {f.name: f for f in fields(TrainConfig)}
     monkeypatch.setattr(options["lr"], "default", 5e-4)
-    monkeypatch.setattr(options["epochs"], "default", 12)
+    monkeypatch.setattr(options["batch_size"], "default", 5)  # (without a GPU the widget sizes width and epochs)
     monkeypatch.setattr(options["workers"], "default", 0)
 
     train = build_parser().parse_args(["train", "--data", "d", "--out", "o"])
-    assert (train.lr, train.epochs, train.workers) == (5e-4, 12, 0)
+    assert (train.lr, train.batch_size, train.workers) == (5e-4, 5, 0)
     assert config_from_args(train).lr == 5e-4
 
     widget = TrainingWidget(make_napari_viewer())
-    assert (widget._lr.value, widget._epochs.value, widget._workers.value) == (5e-4, 12, 0)
+    assert (widget._lr.value, widget._batch.value, widget._workers.value) == (5e-4, 5, 0)
     assert widget.options()["lr"] == "0.0005"
 
     reproduce = build_parser().parse_args(["reproduce", "--data", "d", "--out", str(tmp_path)])
