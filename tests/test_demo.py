@@ -71,7 +71,7 @@ def test_demo_without_a_display_runs_headless_into_demo_output(monkeypatch, tmp_
     for variable in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.chdir(tmp_path)
-    assert main(["demo", "--stride", "32", "--device", "cpu"]) == 0
+    assert main(["demo", "--stride", "32", "--grid", "report", "--device", "cpu"]) == 0
     assert "no display to open napari on: running headless into demo-output/" in capsys.readouterr().err
     assert json.loads((tmp_path / "demo-output" / "metrics.json").read_text())["stride"] == 32
 

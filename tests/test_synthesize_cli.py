@@ -30,7 +30,7 @@ def printed_metrics(printed: str) -> dict:
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory):
     folder = tmp_path_factory.mktemp("phantom")
-    assert main(["phantom", str(folder), "--subjects", "1", "--seed", "3"]) == 0
+    assert main(["phantom", str(folder), "--subjects", "1", "--seed", "3", "--shape", "128", "128", "65"]) == 0
     (t2,) = folder.glob("*-T2.nii.gz")
     (pd,) = folder.glob("*-PD.nii.gz")
     return t2, pd

@@ -404,3 +404,37 @@ def test_without_a_gpu_the_training_form_starts_cpu_sized(make_napari_viewer):
         assert (widget._width.value, widget._epochs.value) == (0.25, 4)
         assert widget._size_note.value.startswith("no GPU found: a CPU-sized run")
         assert (widget.options()["epochs"], widget.options()["width"]) == (4, "0.25")  # what Start runs
+
+
+def test_folder_mode_synthesizes_every_file_with_progress_and_reports_the_bad_one(
+    make_napari_viewer, qtbot, runs, phantom_dir, tmp_path, notifications
+):
+    import shutil
+
+    checkpoint = tiny_checkpoint(runs / "t2-pd-G3" / "best.pt")
+    data = tmp_path / "data"
+    shutil.copytree(phantom_dir, data)
+    (data / "IXI009-Bad-0009-T2.nii.gz").write_bytes(b"not a NIfTI file")
+    viewer = make_napari_viewer()
+    widget = synthesis_widget(viewer, qtbot)
+    widget._generator.value, widget._synthesis_grid.value = str(checkpoint), "report"
+    widget._folder.value, widget._folder_out.value = data, tmp_path / "out"
+    files = []
+    widget._relay.file_started.connect(lambda done, total, name: files.append((done, total, name)))
+    widget.start_folder()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=180_000)
+    assert [done for done, _, _ in files] == [0, 1, 2, 3] and {total for _, total, _ in files} == {4}
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.nii.gz")) == [
+        f"IXI00{i}-Phantom-000{i}-PD_synth.nii.gz" for i in (1, 2, 3)]
+    assert (tmp_path / "out" / "metrics.csv").is_file()
+    assert widget._status.value.startswith(f"3 of 4 files synthesized into {tmp_path / 'out'}, 1 failed: "
+                                           "IXI009-Bad-0009-T2.nii.gz: not a readable NIfTI file")
+    assert [n.message for n in notifications if n.severity == "error"][-1].startswith("IXI009-Bad-0009-T2.nii.gz")
+    assert widget._run.enabled and widget._run_folder.enabled and not widget._cancel.enabled
+
+    widget._folder_out.value = tmp_path / "again"  # cancelled during the first file: it stops there
+    widget.start_folder()
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget._status.value == "synthesis cancelled"
+    assert not list((tmp_path / "again").glob("*.nii.gz"))

@@ -29,7 +29,7 @@ from ._shared import RUNS, device_choices, narrow, report_error, scrolling_form
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["SynthesisWidget", "grid_tile", "run_synthesis"]
+__all__ = ["SynthesisWidget", "grid_tile", "run_folder_synthesis", "run_synthesis"]
 
 STRIDES = [("8 (the report)", 8), ("16", 16), ("32 (fast, no spread map)", 32)]
 PREVIEW = "preview"  # the label suffix of a one-pass preview's layers until the refinement replaces them
@@ -53,6 +53,16 @@ def run_synthesis(checkpoint, direction, source, truth, grid, stride, device, en
     return result, info
 
 
+def run_folder_synthesis(folder, checkpoint, out, **options):
+    """The worker's job for a folder: :func:`~napari_medsynth.core.batch.synthesize_folder`, then
+    ``metrics.csv``; returns ``(report, files)``."""
+    from ..core.batch import synthesize_folder, write_folder_metrics
+
+    output = synthesize_folder(folder, checkpoint, out, **options)
+    write_folder_metrics(out)
+    return output
+
+
 def metrics_line(metrics: dict) -> str:
     """The figures on the source's grid first (whole volume, head), then the report grid's PSNR."""
     whole, head, report = metrics["source"], metrics["head"], metrics["report"]
@@ -64,6 +74,7 @@ class _Relay(QObject):
     """Carries progress from the worker thread to the GUI thread (a queued Qt connection)."""
 
     progressed = Signal(int, int)
+    file_started = Signal(int, int, str)
 
 
 class _CancelFlag:
@@ -108,6 +119,11 @@ class SynthesisWidget(Container):
         self._preview = CheckBox(text="quick preview first (one pass), then refine", value=True)
         self._side_by_side = CheckBox(text="side by side (grid)", value=False)
         self._run = PushButton(text="Synthesize")
+        self._folder = FileEdit(label="folder", mode="d",
+                                tooltip="a folder of IXI files (flat, or T2/ and PD/): every file of the source "
+                                        "contrast, scored against its partner when there is one")
+        self._folder_out = FileEdit(label="folder output", mode="d", value=RUNS.folder / "syntheses")
+        self._run_folder = PushButton(text="Synthesize folder")
         self._cancel = PushButton(text="Cancel", enabled=False)
         self._progress = ProgressBar(label="patches", value=0, max=1, visible=False)
         self._status = Label(value="")
@@ -121,8 +137,8 @@ class SynthesisWidget(Container):
         self._form = scrolling_form(self, [
             self._source, self._truth, self._mask, self._direction, self._generator, self._other, self._runs,
             self._synthesis_grid, self._stride, self._device, self._engine, self._spread, self._masked_maps,
-            self._preview, self._side_by_side, self._run, self._cancel, self._progress, self._status,
-            self._save_path, self._save, self._restore])
+            self._preview, self._side_by_side, self._run, self._folder, self._folder_out, self._run_folder,
+            self._cancel, self._progress, self._status, self._save_path, self._save, self._restore])
 
         self._worker = None
         self._cancel_flag = _CancelFlag()
@@ -141,6 +157,8 @@ class SynthesisWidget(Container):
         RUNS.changed.connect(self._on_runs_changed)
         self._side_by_side.changed.connect(self._apply_grid)
         self._run.changed.connect(self.start)
+        self._run_folder.changed.connect(self.start_folder)
+        self._relay.file_started.connect(self._on_file)
         self._cancel.changed.connect(self.cancel)
         self._save.changed.connect(lambda: self.save())
         self._restore.changed.connect(self.restore_defaults)
@@ -286,6 +304,64 @@ class SynthesisWidget(Container):
         self._status.value = "previewing..." if self._preview.value else "synthesizing..."
         worker.start()
 
+    def start_folder(self):
+        """Synthesize every file of the folder into the folder output, in a worker thread (files,
+        sidecars and metrics.csv as ``medsynth synthesize DIR``)."""
+        from napari.qt.threading import create_worker
+        from napari.utils import progress
+
+        if self._worker is not None:
+            return
+        folder, out = Path(self._folder.value), Path(self._folder_out.value)
+        try:
+            if str(self._folder.value) in ("", ".") or not folder.is_dir():
+                raise MedSynthError("choose a folder of IXI files")
+            if not self._generator.value:
+                raise MedSynthError(f"no {direction_label(self._direction.value)} generator: pick a checkpoint file")
+        except MedSynthError as error:
+            self._status.value = report_error(error, "folder synthesis")
+            return
+        self._cancel_flag.event.clear()
+        self._settled = False
+        spread = self._spread.value and self._stride.value < 32
+        worker = create_worker(
+            run_folder_synthesis, folder, self._generator.value, out, grid=self._synthesis_grid.value,
+            stride=self._stride.value, device=self._device.value, engine=self._engine.value,
+            maps=out if spread or self._masked_maps.value else None, masked_maps=self._masked_maps.value,
+            on_file=self._relay.file_started.emit, progress=None, cancel=self._cancel_flag,
+            _start_thread=False, _ignore_errors=True,
+        )
+        self._cancel_flag.worker = worker
+        worker.returned.connect(partial(self._on_folder_returned, out))
+        worker.errored.connect(partial(self._on_errored, {}))
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        self._napari_progress = progress(total=0, desc="MedSynth: synthesizing a folder")
+        self._progress.label, self._progress.visible, self._progress.value = "files", True, 0
+        self._run.enabled, self._run_folder.enabled, self._cancel.enabled = False, False, True
+        self._status.value = f"synthesizing the files of {folder}..."
+        worker.start()
+
+    def _on_file(self, done: int, total: int, name: str):
+        if self._settled:
+            return
+        self._progress.max, self._progress.value = total, done
+        self._status.value = f"file {done + 1} of {total}: {name}"
+        if self._napari_progress is not None:
+            if self._napari_progress.total != total:
+                self._napari_progress.total = total
+            self._napari_progress.update(done - self._napari_progress.n)
+
+    def _on_folder_returned(self, out: Path, output):
+        self._settled = True
+        report, files = output
+        for line in report.failed:
+            report_error(MedSynthError(line), "folder synthesis")
+        line = (f"{len(report.written)} of {len(files)} files synthesized into {out}"
+                + (f", {len(report.skipped)} skipped" if report.skipped else "")
+                + (f", {len(report.failed)} failed: {report.failed[0]}" if report.failed else ""))
+        self._status.value = line
+
     def cancel(self):
         """Stop the running synthesis after its current batch of patches."""
         self._cancel_flag.event.set()
@@ -395,8 +471,8 @@ class SynthesisWidget(Container):
         if self._napari_progress is not None:
             self._napari_progress.close()
             self._napari_progress = None
-        self._progress.visible = False
-        self._run.enabled, self._cancel.enabled = True, False
+        self._progress.label, self._progress.visible = "patches", False
+        self._run.enabled, self._run_folder.enabled, self._cancel.enabled = True, True, False
 
     # showing and saving --------------------------------------------------------------------------
     def _apply_grid(self, *_):
