@@ -1,5 +1,6 @@
-"""Save docs/napari_synthesis_widget.png (the `medsynth demo` window, both docks) and
-docs/napari_training_widget.png (live curves), at 1600x1000.
+"""Save docs/napari_synthesis_widget.png (the `medsynth demo` window, both docks),
+docs/napari_folder_mode.png (a folder under way) and docs/napari_training_widget.png (live
+curves), at 1600x1000.
 
 Run under a display (or ``xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshot_widgets.py PHANTOM_DIR``),
 where PHANTOM_DIR holds a few subjects from ``medsynth phantom``.
@@ -52,6 +53,14 @@ def screenshots(data: Path, docs: Path) -> None:
     depth = viewer.dims.range[0]
     viewer.dims.set_point(0, depth.start + 0.55 * (depth.stop - depth.start))
     viewer.screenshot(str(docs / "napari_synthesis_widget.png"), canvas_only=False, flash=False)
+
+    synthesis._folder.value, synthesis._folder_out.value = data, Path(tempfile.mkdtemp()) / "syntheses"
+    synthesis._stride.value = 16
+    synthesis.start_folder()
+    wait(lambda: synthesis._progress.value >= 1, 1800)  # the second file under way
+    synthesis._form.root_native_widget.verticalScrollBar().setValue(10_000)  # the folder fields in view
+    viewer.screenshot(str(docs / "napari_folder_mode.png"), canvas_only=False, flash=False)
+    wait(lambda: synthesis.worker is None, 1800)
 
     raise_dock(training)
     training._data.value = data
