@@ -1,4 +1,5 @@
 """Save docs/napari_synthesis_widget.png (the `medsynth demo` window, both docks),
+docs/napari_save_as_nifti.png (File > Save Selected Layers with the NIfTI type),
 docs/napari_folder_mode.png (a folder under way) and docs/napari_training_widget.png (live
 curves), at 1600x1000.
 
@@ -15,7 +16,8 @@ import warnings
 from pathlib import Path
 
 import napari
-from qtpy.QtWidgets import QApplication, QDockWidget
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QApplication, QComboBox, QDockWidget, QLineEdit
 
 from napari_medsynth._widgets._shared import RUNS
 from napari_medsynth._widgets.training import TrainingWidget
@@ -39,6 +41,26 @@ def raise_dock(widget) -> None:
     QApplication.processEvents()
 
 
+def save_dialog_screenshot(viewer, layer_name: str, out: Path) -> None:
+    """File > Save Selected Layers on ``layer_name``, with the NIfTI type chosen: the whole screen,
+    grabbed while napari's (modal) dialog is open, which is then cancelled."""
+    viewer.layers.selection = {viewer.layers[layer_name]}
+
+    def grab():
+        dialog = QApplication.activeModalWidget()
+        types = dialog.findChild(QComboBox, "fileTypeCombo") or dialog.findChildren(QComboBox)[-1]
+        nifti = next(i for i in range(types.count()) if ".nii" in types.itemText(i))
+        types.setCurrentIndex(nifti)
+        types.activated.emit(nifti)
+        dialog.findChild(QLineEdit, "fileNameEdit").setText("phantom_T2_synth_G4RL.nii.gz")
+        QApplication.processEvents()
+        QApplication.primaryScreen().grabWindow(0).save(str(out))
+        dialog.reject()
+
+    QTimer.singleShot(1500, grab)
+    viewer.window._qt_viewer._save_layers_dialog(selected=True)
+
+
 def screenshots(data: Path, docs: Path) -> None:
     """One 1600x1000 window with both docks (tabbed on the right): the demo's side-by-side grid, then
     a small training run's live curves."""
@@ -53,6 +75,8 @@ def screenshots(data: Path, docs: Path) -> None:
     depth = viewer.dims.range[0]
     viewer.dims.set_point(0, depth.start + 0.55 * (depth.stop - depth.start))
     viewer.screenshot(str(docs / "napari_synthesis_widget.png"), canvas_only=False, flash=False)
+
+    save_dialog_screenshot(viewer, "phantom T2 synth [G4+RL]", docs / "napari_save_as_nifti.png")
 
     synthesis._folder.value, synthesis._folder_out.value = data, Path(tempfile.mkdtemp()) / "syntheses"
     synthesis._stride.value = 16
