@@ -15,6 +15,7 @@ import random
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,6 +54,7 @@ from .data import (
     find_pairs_or_fail,
     load_volume_pairs,
 )
+from .lock import RunLock
 from .losses import IN_PLANE_DIMS, VOLUME_DIMS, adversarial_loss, gradient_difference_loss, reconstruction_loss
 
 __all__ = ["VARIANT_LOSSES", "Trainer", "TrainingStopped"]
@@ -173,10 +175,13 @@ class Trainer:
         self.dist = _Distributed.from_env()
         self.progress = _Progress()
         self._resume_state = None
+        self._lock = RunLock(self.run_dir)
+        if resume and not (self.run_dir / "last.pt").is_file():
+            # stopped (or killed) before its first save: nothing to continue, so start afresh
+            warnings.warn(f"{self.run_dir}: nothing was saved yet (no last.pt): starting afresh", stacklevel=2)
+            resume = self.resume = False
         if resume:
             last = self.run_dir / "last.pt"
-            if not last.is_file():
-                raise MedSynthError(f"{last}: nothing to resume (no last.pt in the run folder)")
             self._resume_state = read_checkpoint(last)
             stored = TrainConfig(**self._resume_state["training"]["config"])
             config = TrainConfig(**{**asdict(stored), "epochs": config.epochs, "device": config.device,
@@ -193,6 +198,10 @@ class Trainer:
         self._setup_device()
         if self.dist.main:
             make_folder(self.run_dir)
+            self._lock.acquire()  # one trainer per run folder
+            if self._resume_state is None:  # the records of a run that saved nothing belong to no run
+                for name in ("events.jsonl", "metrics.csv"):
+                    (self.run_dir / name).unlink(missing_ok=True)
         self._load_data()
         self._build_models()
         self._build_optimizers()
@@ -316,6 +325,7 @@ class Trainer:
             self.setup()
             return self._train()
         finally:
+            self._lock.release()
             if self.dist.active and dist.is_initialized():
                 # DDP wrappers (reference cycles) hold the process group: free them first, or gloo's
                 # threads outlive destroy_process_group and abort the process at interpreter exit.

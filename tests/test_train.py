@@ -126,8 +126,13 @@ def test_interrupted_and_resumed_equals_uninterrupted(phantom_dir, tmp_path):
 
 
 def test_refusals_are_one_line(phantom_dir, tmp_path, g3_run, capsys):
+    (tmp_path / "held").mkdir()
+    hold = (f"import time; from src_train.lock import RunLock; lock = RunLock({str(tmp_path / 'held')!r}).acquire(); "
+            "print('held', flush=True); time.sleep(120)")
+    holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
     cases = [
-        (["--out", str(tmp_path / "none"), "--resume"], "nothing to resume"),
+        (["--out", str(tmp_path / "held"), "--resume"], f"is being trained by PID {holder.pid} on"),
         (["--out", str(g3_run)], "already holds a run (last.pt): pass --resume"),
         (["--out", str(tmp_path / "nan"), "--lr", "1e38"], "loss became nan"),
         (["--out", str(tmp_path / "b1"), "--variant", "G2", "--batch-size", "1"], "use --batch-size 2 or more"),
@@ -143,7 +148,26 @@ def test_refusals_are_one_line(phantom_dir, tmp_path, g3_run, capsys):
         errors = [line for line in err.splitlines() if line.startswith("medsynth-train: error:")]
         assert len(errors) == 1 and message in errors[0], err
         assert "Traceback" not in err
+    holder.kill()
+    holder.wait()
     assert not (tmp_path / "nan" / "last.pt").exists()
+
+
+def test_a_run_killed_before_its_first_save_resumes_afresh_and_takes_over_its_lock(phantom_dir, tmp_path, capsys):
+    """What SIGKILL in the first epoch leaves: a lock record of a dead PID, events and no last.pt."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / "killed"
+    out.mkdir()
+    (out / ".lock").write_text(json.dumps({"pid": dead.pid, "host": "here", "since": "then"}))
+    (out / "events.jsonl").write_text('{"kind": "start", "epochs": 99}\n{"kind": "step", "epo')  # half-written
+    assert main(["train", "--data", str(phantom_dir), "--out", str(out), *TINY, "--epochs", "1", "--resume"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("medsynth-train: warning:")]
+    assert any("nothing was saved yet (no last.pt): starting afresh" in w for w in warnings), warnings
+    assert any(f"taking over from PID {dead.pid}" in w for w in warnings), warnings
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert events[0]["kind"] == "start" and events[0]["epochs"] == 1  # only this run's events
+    assert (out / "last.pt").is_file() and not (out / ".lock").exists()
 
 
 def test_sigint_saves_and_resume_finishes(phantom_dir, tmp_path):

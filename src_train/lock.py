@@ -1,0 +1,77 @@
+"""One trainer per run folder: an exclusive lock on ``RUN_DIR/.lock`` that names its holder.
+
+The lock is ``fcntl.flock`` on that file, so the kernel releases it when the holder dies, even
+by SIGKILL; the file keeps the holder's PID and host, so a second trainer is refused in one line
+that names them, and a trainer that finds a dead holder's record takes the folder over with a
+warning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import warnings
+from pathlib import Path
+
+from napari_medsynth.core.errors import MedSynthError
+
+__all__ = ["RunLock"]
+
+
+class RunLock:
+    """The lock of ``run_dir``; :meth:`acquire` takes it or raises, :meth:`release` gives it back."""
+
+    def __init__(self, run_dir):
+        self.path = Path(run_dir) / ".lock"
+        self._handle = None
+
+    def acquire(self) -> RunLock:
+        """Take the lock.
+
+        Raises
+        ------
+        MedSynthError
+            Another live process holds it.
+        """
+        import fcntl
+
+        handle = open(self.path, "a+")  # noqa: SIM115 (held open as long as the lock)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(handle)
+            handle.close()
+            raise MedSynthError(
+                f"{self.path.parent} is being trained by PID {holder.get('pid', '?')} on {holder.get('host', '?')} "
+                f"(since {holder.get('since', '?')}): one trainer per run folder; stop that one first"
+            ) from None
+        previous = _holder(handle)
+        if previous.get("pid") not in (None, os.getpid()):
+            warnings.warn(f"{self.path.parent}: taking over from PID {previous['pid']} on {previous.get('host')}, "
+                          "which stopped without releasing the folder", stacklevel=2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        handle.flush()
+        os.fsync(handle.fileno())
+        self._handle = handle
+        return self
+
+    def release(self) -> None:
+        """Give the lock back and remove the record (a no-op when not held)."""
+        if self._handle is not None:
+            self.path.unlink(missing_ok=True)
+            self._handle.close()
+            self._handle = None
+
+
+def _holder(handle) -> dict:
+    handle.seek(0)
+    try:
+        record = json.loads(handle.read() or "{}")
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
