@@ -284,7 +284,7 @@ class SynthesisWidget(Container):
         self._settled = False
         job = {"source_layer": source_layer.name, "truth_layer": truth_layer.name if truth else None,
                "subject": _subject(source_layer), "source": source, "checkpoint": self._generator.value}
-        spread = self._spread.value and self._stride.value < 32  # 32^3 patches at stride 32 do not overlap
+        spread = self._overlapping_spread()
         job["no_spread"] = self._spread.value and not spread
         worker = create_worker(
             run_synthesis, self._generator.value, self._direction.value, source, truth,
@@ -303,6 +303,10 @@ class SynthesisWidget(Container):
         self._run.enabled, self._cancel.enabled = False, True
         self._status.value = "previewing..." if self._preview.value else "synthesizing..."
         worker.start()
+
+    def _overlapping_spread(self) -> bool:
+        """The spread map is asked for and can be non-zero (32^3 patches at stride 32 do not overlap)."""
+        return self._spread.value and self._stride.value < 32
 
     def start_folder(self):
         """Synthesize every file of the folder into the folder output, in a worker thread (files,
@@ -323,7 +327,7 @@ class SynthesisWidget(Container):
             return
         self._cancel_flag.event.clear()
         self._settled = False
-        spread = self._spread.value and self._stride.value < 32
+        spread = self._overlapping_spread()
         worker = create_worker(
             run_folder_synthesis, folder, self._generator.value, out, grid=self._synthesis_grid.value,
             stride=self._stride.value, device=self._device.value, engine=self._engine.value,

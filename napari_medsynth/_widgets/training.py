@@ -156,8 +156,9 @@ class TrainingWidget(Container):
 
         self._data.changed.connect(self._check_data)
         self._data.changed.connect(lambda value: save_settings(data_folder=value))
-        if load_settings()["data_folder"]:
-            self._data.value = load_settings()["data_folder"]
+        data_folder = load_settings()["data_folder"]
+        if data_folder:
+            self._data.value = data_folder
         self._runs.changed.connect(lambda value: RUNS.set(value))
         RUNS.changed.connect(self._on_runs_changed)
         for widget in (self._direction, self._variant, self._residual):

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import __version__
 from .atomic import atomic_output, make_folder
 from .errors import Cancelled, MedSynthError
 from .ixi import find_ixi_pairs, ixi_name, partner_path
@@ -79,7 +80,7 @@ def synthesize_folder(folder, checkpoint, out_dir, *, grid="native", stride=8, d
     files = folder_sources(folder, info.source_contrast)[rank::world_size]
     common = {"checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": _sha256(checkpoint),
               "direction": info.direction, "variant": info.label, "width": info.width, "stride": stride,
-              "grid": grid, "engine": engine, "package_version": _version()}
+              "grid": grid, "engine": engine, "package_version": __version__}
     report = FolderReport()
     for done, source_path in enumerate(files):
         out, sidecar = output_paths(out_dir, source_path, info.target_contrast)
@@ -146,9 +147,3 @@ def _sha256(path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
