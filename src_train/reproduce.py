@@ -113,7 +113,8 @@ def reproduce(args: argparse.Namespace) -> Path:
 def _report(args, out: Path, cache: PreprocessedCache) -> str:
     lines = [
         "# Reproduction of the report's experiments", "",
-        f"Data: `{args.data}`; width {args.width:g}; epochs {args.epochs or 'as the report'}; "
+        f"Data: `{args.data}`; width {args.width:g} (discriminator {args.discriminator_width:g}); "
+        f"epochs {args.epochs or 'as the report'}; "
         f"validation/test stride {args.val_stride}; seed {args.seed}.",
         "Test figures on the source's own grid (whole volume and head mask; native-resolution synthesis) and "
         "on the report's 224x224x32 grid, standardized volumes; PSNR peak = range of the standardized ground "

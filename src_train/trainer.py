@@ -277,11 +277,16 @@ class Trainer:
                 )
             generator.load_state_dict(initial.state_dict())
         self.norm, self.adversarial, self.gdl = VARIANT_LOSSES[config.variant]
-        discriminator = Discriminator() if self.adversarial else None
+        discriminator = Discriminator(width=config.discriminator_width) if self.adversarial else None
         if starting and discriminator is not None:
             stored = read_checkpoint(config.init).get("discriminator")
             if stored is not None:
-                discriminator.load_state_dict(stored)
+                try:
+                    discriminator.load_state_dict(stored)
+                except RuntimeError:
+                    raise MedSynthError(
+                        f"{Path(config.init).name}: its discriminator is not the width-{config.discriminator_width:g} "
+                        "one this run asks for; give --discriminator-width as its run did") from None
         layout = torch.channels_last_3d
         self.generator = set_conv_engine(generator, config.engine).to(self.device, memory_format=layout)
         self.discriminator = discriminator.to(self.device, memory_format=layout) if discriminator else None

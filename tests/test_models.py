@@ -22,6 +22,16 @@ def test_discriminator_parameter_counts_match_the_report():
     assert count_parameters(discriminator, running_statistics=True) == 2_280_225
 
 
+def test_a_narrower_discriminator_scales_every_layer():
+    narrow = Discriminator(width=0.25)
+    convs = [m for m in narrow.modules() if isinstance(m, nn.Conv3d)]
+    assert [c.out_channels for c in convs] == [8, 16, 32, 64]
+    assert [m.out_features for m in narrow.classifier if isinstance(m, nn.Linear)] == [128, 32, 1]
+    assert narrow(torch.randn(2, 1, 32, 32, 32), torch.randn(2, 1, 32, 32, 32)).shape == (2, 1)
+    with pytest.raises(ValueError, match="width must be positive"):
+        Discriminator(width=0)
+
+
 def test_generator_layers_are_the_reports():
     convs = [m for m in Generator().modules() if isinstance(m, nn.Conv3d)]
     assert [c.kernel_size[0] for c in convs] == [9, 3, 3, 3, 9, 3, 3, 7, 3]

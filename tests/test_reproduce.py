@@ -7,8 +7,8 @@ import csv
 from src_train.cli import main
 from src_train.reproduce import PLAN
 
-TINY = ["--epochs", "1", "--width", "0.0625", "--val-stride", "32", "--workers", "0", "--device", "cpu",
-        "--batch-size", "7"]
+TINY = ["--epochs", "1", "--width", "0.0625", "--discriminator-width", "0.125", "--val-stride", "32",
+        "--workers", "0", "--device", "cpu", "--batch-size", "7"]
 
 
 def _table_rows(report: str, heading: str) -> dict[str, list[str]]:
@@ -25,6 +25,7 @@ def test_reproduce_trains_the_plan_and_reports_each_runs_own_epochs(phantom_dir,
     assert main(["train", "--data", str(phantom_dir), "--out", str(g1), *TINY[2:], "--epochs", "2"]) == 0
     untouched = (g1 / "last.pt").stat().st_mtime_ns
     assert main(["reproduce", "--data", str(phantom_dir), "--out", str(out), *TINY]) == 0
+    assert "width 0.0625 (discriminator 0.125)" in (out / "report.md").read_text()
     assert (g1 / "last.pt").stat().st_mtime_ns == untouched
     assert all((out / run.name / "best.pt").is_file() for run in PLAN)
     report = (out / "report.md").read_text()

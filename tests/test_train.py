@@ -21,7 +21,8 @@ from napari_medsynth.core.train_config import TrainConfig
 from src_train.cli import main
 from src_train.trainer import Trainer, TrainingStopped
 
-TINY = ["--width", "0.0625", "--batch-size", "7", "--val-stride", "32", "--workers", "0", "--device", "cpu"]
+TINY = ["--width", "0.0625", "--discriminator-width", "0.125", "--batch-size", "7", "--val-stride", "32",
+        "--workers", "0", "--device", "cpu"]
 
 
 def _rows(path: Path) -> list[dict]:
@@ -30,8 +31,8 @@ def _rows(path: Path) -> list[dict]:
 
 
 def _config(phantom_dir, out, **changes) -> TrainConfig:
-    values = dict(data=str(phantom_dir), out=str(out), width=0.0625, batch_size=7, val_stride=32, workers=0,
-                  device="cpu", epochs=2)
+    values = dict(data=str(phantom_dir), out=str(out), width=0.0625, discriminator_width=0.125, batch_size=7,
+                  val_stride=32, workers=0, device="cpu", epochs=2)
     values.update(changes)
     return TrainConfig(**values)
 
@@ -137,6 +138,8 @@ def test_refusals_are_one_line(phantom_dir, tmp_path, g3_run, capsys):
         (["--out", str(tmp_path / "nan"), "--lr", "1e38"], "loss became nan"),
         (["--out", str(tmp_path / "b1"), "--variant", "G2", "--batch-size", "1"], "use --batch-size 2 or more"),
         (["--out", str(tmp_path / "cuda"), "--device", "cuda"], "sees no GPU"),
+        (["--out", str(tmp_path / "g4"), "--variant", "G4", "--init", str(g3_run / "best.pt"),
+          "--discriminator-width", "0.25"], "its discriminator is not the width-0.25 one"),
         (["--out", str(g3_run / "best.pt" / "run")], "cannot write there"),
     ]
     for extra, message in cases:

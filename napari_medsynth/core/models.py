@@ -81,18 +81,24 @@ class Discriminator(nn.Module):
     ----------
     patch : int, default=32
         Edge of the cubic patches; a multiple of 16.
+    width : float, default=1.0
+        Scales the filter and unit counts, as the generator's ``width`` does: at 1/4 a CPU run
+        no longer spends most of its time in the discriminator.
 
     Input: source and target ``(B, 1, p, p, p)`` each; output ``(B, 1)`` logits.
     """
 
-    def __init__(self, patch: int = 32):
+    def __init__(self, patch: int = 32, width: float = 1.0):
         super().__init__()
         if patch % 16:
             raise ValueError(f"the discriminator needs a patch size divisible by 16, got {patch}")
+        if not width > 0:
+            raise ValueError(f"width must be positive, got {width}")
         self.patch = patch
+        self.width = float(width)
         stages: list[nn.Module] = []
         channels = 2
-        for filters in DISCRIMINATOR_FILTERS:
+        for filters in (max(1, round(f * width)) for f in DISCRIMINATOR_FILTERS):
             stages += [
                 nn.Conv3d(channels, filters, 3, padding=1),
                 nn.BatchNorm3d(filters),
@@ -103,7 +109,7 @@ class Discriminator(nn.Module):
         self.features = nn.Sequential(*stages, nn.Flatten())
         dense: list[nn.Module] = []
         units = channels * (patch // 16) ** 3
-        for size in DISCRIMINATOR_DENSE:
+        for size in (max(1, round(u * width)) for u in DISCRIMINATOR_DENSE):
             dense += [nn.Linear(units, size), nn.LeakyReLU(LEAKY_SLOPE)]
             units = size
         dense.append(nn.Linear(units, 1))

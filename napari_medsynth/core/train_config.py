@@ -51,6 +51,8 @@ class TrainConfig:
     batch_size: int = _option(7, type=int, metavar="B")
     lr: float = _option(2e-4, "Adam learning rate (betas 0.5, 0.999)", type=float)
     width: float = _option(1.0, "filter-count scale (1.0 = the study's model)", type=float)
+    discriminator_width: float = _option(1.0, "the discriminator's filter-count scale (G2-G4; 1.0 = the study's)",
+                                         type=float)
     val_stride: int = _option(8, "validation reconstruction stride", type=int, metavar="S")
     device: str = _option("auto", "auto, cpu, cuda or cuda:N")
     seed: int = _option(0, type=int)
@@ -78,6 +80,8 @@ class TrainConfig:
             raise MedSynthError(f"unknown variant {self.variant!r}; use {', '.join(VARIANTS)}")
         if self.epochs < 1 or self.batch_size < 1 or self.val_stride < 1 or not self.lr > 0:
             raise MedSynthError("epochs, batch size, validation stride and learning rate must be positive")
+        if not (self.width > 0 and self.discriminator_width > 0):
+            raise MedSynthError("--width and --discriminator-width must be positive")
         if self.engine not in ENGINES:
             raise MedSynthError(f"unknown engine {self.engine!r}; use {', '.join(ENGINES)}")
         if self.variant != "G1" and self.batch_size < 2:
