@@ -190,6 +190,8 @@ def save_volume(
         info = np.iinfo(dtype)
         data = np.clip(np.rint(data), info.min, info.max)
     image = nib.Nifti1Image(data.astype(dtype), like.affine, header=header)
+    if image.header["qform_code"] and _qform_problem(image.header):  # pass on no qform that places nothing
+        image.set_qform(like.affine)
     image.set_data_dtype(dtype)
     image.header.set_slope_inter(1.0, 0.0)
     suffix = ".nii.gz" if path.name.lower().endswith(".gz") else ".nii"
