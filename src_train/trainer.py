@@ -12,6 +12,7 @@ import gc
 import math
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -26,11 +27,12 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from napari_medsynth.core.atomic import atomic_output, make_folder
+from napari_medsynth.core.atomic import atomic_output, make_folder, write_failure
 from napari_medsynth.core.checkpoint import checkpoint_payload, load_checkpoint, read_checkpoint, write_atomically
 from napari_medsynth.core.devices import resolve_device
 from napari_medsynth.core.errors import MedSynthError
 from napari_medsynth.core.events import (
+    EVENTS_FILE,
     DoneEvent,
     EventLog,
     StartEvent,
@@ -200,8 +202,10 @@ class Trainer:
             make_folder(self.run_dir)
             self._lock.acquire()  # one trainer per run folder
             if self._resume_state is None:  # the records of a run that saved nothing belong to no run
-                for name in ("events.jsonl", "metrics.csv"):
+                for name in (EVENTS_FILE, "metrics.csv", "val_subjects.csv"):
                     (self.run_dir / name).unlink(missing_ok=True)
+            else:
+                self._trim_records(self._resume_state["training"])
         self._load_data()
         self._build_models()
         self._build_optimizers()
@@ -210,6 +214,28 @@ class Trainer:
             self._restore(self._resume_state)
         self._events = EventLog(self.run_dir)
         self._writer = _open_tensorboard(self.run_dir) if self.dist.main else None
+
+    def _trim_records(self, saved: dict) -> None:
+        """Cut the run's records back to what ``last.pt`` saw: a run killed after its last save
+        leaves events, rows (or half a row) that the resumed run would otherwise write twice."""
+        events = self.run_dir / EVENTS_FILE
+        if events.is_file() and events.stat().st_size > saved.get("events_bytes", events.stat().st_size):
+            with open(events, "r+b") as handle:
+                handle.truncate(saved["events_bytes"])
+        for name in ("metrics.csv", "val_subjects.csv"):
+            path = self.run_dir / name
+            if not path.is_file():
+                continue
+            lines = path.read_text().splitlines(keepends=True)
+            complete = [line for line in lines if line.endswith("\n")]  # a row cut short has no newline
+            reader = csv.DictReader(complete)
+            columns = reader.fieldnames or []
+            rows = [r for r in reader if None not in r.values() and r["epoch"].isdigit()
+                    and int(r["epoch"]) <= saved["epoch"]]
+            with atomic_output(path) as tmp_name, open(tmp_name, "w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=columns)
+                writer.writeheader()
+                writer.writerows(rows)
 
     def _setup_device(self) -> None:
         """The device (this rank's GPU under torchrun), the process group, mixed precision."""
@@ -312,7 +338,7 @@ class Trainer:
         self.sampler = ResumableSampler(dataset, self.dist.world_size, self.dist.rank, config.seed)
         self.loader = DataLoader(dataset, batch_size=config.batch_size, sampler=self.sampler,
                                  num_workers=config.workers, pin_memory=self.device.type == "cuda",
-                                 persistent_workers=False)
+                                 persistent_workers=False, worker_init_fn=_leave_stop_signals_to_the_trainer)
         self.steps_per_epoch = math.ceil(len(self.sampler) / config.batch_size)
 
     # --------------------------------------------------------------- training
@@ -359,18 +385,18 @@ class Trainer:
                     self.progress.sums[name] += value
                 self._emit(StepEvent(epoch=epoch + 1, step=self.progress.step, steps=self.steps_per_epoch, **losses))
                 if self.dist.any(self.stop_requested.is_set(), self.device):
-                    self._save_last()
                     self._emit(StoppedEvent(epoch=epoch + 1, step=self.progress.step))
+                    self._save_last()
                     raise TrainingStopped(f"stopped at epoch {epoch + 1}, step {self.progress.step} of "
                                           f"{self.steps_per_epoch}; last.pt saved: continue with --resume")
             means = {k: v / max(1, self.progress.step) for k, v in self.progress.sums.items()}
             self.progress.epoch, self.progress.step = epoch + 1, 0
             self.progress.sums = dict.fromkeys(LOSS_NAMES, 0.0)
+            stopping = self.dist.any(self.stop_requested.is_set(), self.device) and self.progress.epoch < config.epochs
             if self.dist.main:
-                self._end_epoch(means, time.time() - started)
+                self._end_epoch(means, time.time() - started, stopping)
             self.dist.barrier()
-            if self.dist.any(self.stop_requested.is_set(), self.device) and self.progress.epoch < config.epochs:
-                self._emit(StoppedEvent(epoch=self.progress.epoch, step=0))
+            if stopping:
                 raise TrainingStopped(f"stopped after epoch {self.progress.epoch}; "
                                       "last.pt saved: continue with --resume")
         summary = {"best_epoch": self.progress.best_epoch, "best_psnr": self.progress.best_psnr,
@@ -438,7 +464,9 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
     # ------------------------------------------------------ validation, saving
-    def _end_epoch(self, means: dict, seconds: float) -> None:
+    def _end_epoch(self, means: dict, seconds: float, stopping: bool) -> None:
+        """Validate, then write the epoch's records and last.pt, last: a run killed before last.pt
+        resumes from the epoch before, and :meth:`_trim_records` drops what this one wrote."""
         epoch = self.progress.epoch
         scores = self.validate()
         summary = {name: (float(np.mean(values)), float(np.std(values))) for name, values in scores.items()
@@ -447,7 +475,6 @@ class Trainer:
         if is_best:
             self.progress.best_psnr, self.progress.best_epoch = summary["psnr"][0], epoch
             self._save_best(summary)
-        self._save_last()
         row = {"epoch": epoch, **{k: f"{v:.6g}" for k, v in means.items()},
                "val_mae": summary["mae"][0], "val_mae_std": summary["mae"][1],
                "val_psnr": summary["psnr"][0], "val_psnr_std": summary["psnr"][1],
@@ -467,6 +494,9 @@ class Trainer:
             epoch=epoch, **{k: v[0] for k, v in summary.items()}, **{f"{k}_std": v[1] for k, v in summary.items()},
             best=is_best, best_epoch=self.progress.best_epoch, seconds=seconds, losses=means,
             throughput=self.timing.summary()))
+        if stopping:
+            self._emit(StoppedEvent(epoch=epoch, step=0))
+        self._save_last()
 
     def validate(self) -> dict:
         """Whole-volume MAE, PSNR and SSIM of each validation subject (standardized volumes)."""
@@ -521,6 +551,7 @@ class Trainer:
             "optimizer_d": self.optimizer_d.state_dict() if self.optimizer_d is not None else None,
             "scaler": self.scaler.state_dict(),
             "rng": _rng_state(),
+            "events_bytes": self._events.size(),
         }
         write_atomically(self.run_dir / "last.pt", payload)
 
@@ -549,11 +580,14 @@ class Trainer:
 
 def _append_csv(path: Path, columns, rows) -> None:
     new = not path.exists()
-    with open(path, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
+    try:
+        with open(path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            if new:
+                writer.writeheader()
+            writer.writerows(rows)
+    except OSError as error:
+        raise MedSynthError(write_failure(path, error)) from error
 
 
 def _plot_curves(metrics_csv: Path, png: Path) -> None:
@@ -585,6 +619,14 @@ def _open_tensorboard(run_dir: Path):
     except ImportError:  # tensorboard is optional
         return None
     return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def _leave_stop_signals_to_the_trainer(worker_id: int) -> None:
+    """In each DataLoader worker: ignore Ctrl-C and SIGTERM sent to the whole process group, so that
+    the trainer finishes its step and saves (the loader stops the workers as it closes) instead of
+    failing on a worker killed mid-batch."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _rng_state() -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -173,22 +174,62 @@ def test_a_run_killed_before_its_first_save_resumes_afresh_and_takes_over_its_lo
     assert (out / "last.pt").is_file() and not (out / ".lock").exists()
 
 
-def test_sigint_saves_and_resume_finishes(phantom_dir, tmp_path):
+def _wait_for_step(events: Path, deadline: float, global_step: int = 1, steps_per_epoch: int = 7) -> None:
+    """Until the run in ``events``' folder has logged its ``global_step``-th step (counted over epochs)."""
+    while time.time() < deadline:
+        lines = events.read_text().splitlines() if events.exists() else []
+        steps = [json.loads(line) for line in lines if line.startswith('{"kind": "step"') and line.endswith("}")]
+        if steps and (steps[-1]["epoch"] - 1) * steps_per_epoch + steps[-1]["step"] >= global_step:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{events}: step {global_step} not reached")
+
+
+def test_sigterm_to_the_process_group_with_loader_workers_saves_and_resume_finishes(phantom_dir, tmp_path):
+    """As a job scheduler or `timeout` stops a run: SIGTERM to the trainer and its DataLoader workers."""
     out = tmp_path / "interrupted"
     command = [sys.executable, "-m", "src_train", "train", "--data", str(phantom_dir), "--out", str(out), *TINY,
-               "--epochs", "2"]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    events = out / "events.jsonl"
-    while time.time() < deadline and not (events.exists() and '"step"' in events.read_text()):
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
+               "--epochs", "2", "--workers", "2"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for_step(out / "events.jsonl", time.time() + 240)
+    os.killpg(process.pid, signal.SIGTERM)
     _, err = process.communicate(timeout=240)
     assert process.returncode == 130, err
-    assert "last.pt saved: continue with --resume" in err and "Traceback" not in err
+    assert "last.pt saved: continue with --resume" in err and "Traceback" not in err, err
     assert (out / "last.pt").exists()
     assert main(["train", "--data", str(phantom_dir), "--out", str(out), *TINY, "--epochs", "2", "--resume"]) == 0
     assert [int(r["epoch"]) for r in _rows(out / "metrics.csv")] == [1, 2]
+
+
+@pytest.mark.slow
+def test_sigkill_at_five_random_points_resumes_to_the_uninterrupted_weights(phantom_dir, tmp_path):
+    """SIGKILL (no chance to save) at 5 seeded random steps of a 3-epoch run: each rerun with --resume
+    continues from the last epoch saved, and the end is the uninterrupted run, records included."""
+    options = dict(variant="G1", epochs=3, engine="direct")
+    Trainer(_config(phantom_dir, tmp_path / "whole", **options)).run()
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "src_train", "train", "--data", str(phantom_dir), "--out", str(out), *TINY,
+               "--variant", "G1", "--epochs", "3", "--engine", "direct", "--resume"]
+    for global_step in sorted(random.Random(18).sample(range(1, 3 * 7 + 1), 5)):
+        process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+        _wait_for_step(out / "events.jsonl", time.time() + 240, global_step)
+        process.kill()
+        process.wait()
+    assert main(["train", "--data", str(phantom_dir), "--out", str(out), *TINY, "--variant", "G1", "--epochs", "3",
+                 "--engine", "direct", "--resume"]) == 0
+
+    whole = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)
+    resumed = torch.load(out / "last.pt", weights_only=True)
+    for key, value in whole["generator"].items():
+        torch.testing.assert_close(resumed["generator"][key], value, rtol=0, atol=0)
+    drop = ("seconds",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in _rows(out / "metrics.csv")] == \
+           [{k: v for k, v in r.items() if k not in drop} for r in _rows(tmp_path / "whole" / "metrics.csv")]
+    assert [int(r["epoch"]) for r in _rows(out / "val_subjects.csv")] == [1, 2, 3]
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    steps = [(e["epoch"], e["step"]) for e in events if e["kind"] == "step"]
+    assert steps == [(epoch, step) for epoch in (1, 2, 3) for step in range(1, 8)]  # none twice, none missing
+    assert [e["epoch"] for e in events if e["kind"] == "validation"] == [1, 2, 3]
 
 
 def test_two_process_gloo_torchrun(phantom_dir, tmp_path):

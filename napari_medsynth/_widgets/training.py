@@ -264,8 +264,7 @@ class TrainingWidget(Container):
         except Exception as error:
             self._status.value = report_error(error, "training")
             return None
-        if not resume:
-            self._events = None
+        self._events = None  # reread from the start: a resumed run first cuts what its last.pt did not see
         self._load_curves()
         self._status.value = f"{'resuming' if resume else 'training'}: {self.run_dir}"
         self._start.enabled, self._resume.enabled, self._stop.enabled = False, False, True

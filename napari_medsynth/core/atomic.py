@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .errors import MedSynthError
 
-__all__ = ["atomic_output", "make_folder"]
+__all__ = ["atomic_output", "make_folder", "write_failure"]
 
 
 @contextmanager
 def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str]:
-    """Yield a temporary file name beside ``path``; rename it onto ``path`` on success.
+    """Yield a temporary file name beside ``path``; flush it to disk and rename it onto ``path``
+    on success.
 
     On any exception (including KeyboardInterrupt) the temporary file is removed and
     ``path`` is left as it was. The file gets the usual permissions (0666 less the umask).
+    The temporary file is fsynced before the rename and the folder after it, so that a
+    power cut leaves either the old file or the whole new one.
 
     Raises
     ------
     MedSynthError
-        The folder cannot be created or written.
+        The folder cannot be created or written, or the disk is full (the message gives
+        the free space).
     """
     path = Path(path)
     try:
@@ -37,12 +43,42 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp_name, 0o666 & ~umask)
+        _fsync(tmp_name)
         os.replace(tmp_name, path)
+        if os.name == "posix":  # the rename itself, in the folder's entry
+            _fsync(path.parent)
     except BaseException as error:
         Path(tmp_name).unlink(missing_ok=True)
         if isinstance(error, OSError):
-            raise MedSynthError(f"{path}: cannot write ({error.strerror})") from error
+            raise MedSynthError(write_failure(path, error)) from error
         raise
+
+
+def write_failure(path: str | os.PathLike, error: OSError) -> str:
+    """One line for a failed write of ``path``: the reason, and the free space when the disk is full."""
+    reason = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        with suppress(OSError):
+            reason += f"; {_size(shutil.disk_usage(Path(path).parent).free)} free there"
+    return f"{path}: cannot write ({reason})"
+
+
+def _fsync(path: str | os.PathLike) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _size(count: float) -> str:
+    """``count`` bytes in decimal units: ``"512 bytes"``, ``"3.2 MB"``."""
+    if count < 1000:
+        return f"{count:.0f} bytes"
+    for unit in ("kB", "MB", "GB", "TB"):
+        count /= 1000
+        if count < 1000 or unit == "TB":
+            return f"{count:.1f} {unit}"
 
 
 def make_folder(path: str | os.PathLike) -> Path:

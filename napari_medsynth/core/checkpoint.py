@@ -139,6 +139,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a broken file
+        if "Unsupported global" in str(error):
+            raise MedSynthError(f"{path.name}: refused: it holds Python objects that would run code when loaded; "
+                                "a generator checkpoint holds only tensors and numbers") from error
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         # torch wraps any unpickling failure in a long paragraph about weights_only: leave it out
         detail = "" if reason.startswith("Weights only load failed") else f" ({reason})"

@@ -14,6 +14,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import ClassVar
 
+from .atomic import write_failure
+from .errors import MedSynthError
+
 __all__ = [
     "EVENTS_FILE",
     "DoneEvent",
@@ -113,8 +116,18 @@ class EventLog:
 
     def append(self, event: TrainingEvent) -> None:
         """Add ``event`` as one line (with the current time)."""
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps({"kind": event.kind, "time": time.time(), **asdict(event)}) + "\n")
+        try:
+            with open(self.path, "a") as handle:
+                handle.write(json.dumps({"kind": event.kind, "time": time.time(), **asdict(event)}) + "\n")
+        except OSError as error:
+            raise MedSynthError(write_failure(self.path, error)) from error
+
+    def size(self) -> int:
+        """The log's length in bytes (0 before the first event)."""
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def read_new(self) -> list[TrainingEvent]:
         """The complete events written since the previous call (none if the file is missing)."""
