@@ -115,8 +115,10 @@ def write_atomically(path: str | os.PathLike, payload: dict) -> Path:
         The folder cannot be created or written.
     """
     path = Path(path)
-    with atomic_output(path) as tmp_name:
-        torch.save(payload, tmp_name)
+    # through a Python file object, so that a full disk raises OSError (torch's own writer
+    # reports it as an obscure RuntimeError)
+    with atomic_output(path) as tmp_name, open(tmp_name, "wb") as handle:
+        torch.save(payload, handle)
     return path
 
 
