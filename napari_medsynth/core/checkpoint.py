@@ -14,6 +14,7 @@ import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -23,6 +24,9 @@ from .choices import DIRECTIONS, VARIANTS, direction_label, parse_direction, run
 from .errors import MedSynthError
 from .models import Generator
 from .preprocess import KEEP_EVERY, KEEP_OFFSET, RESAMPLED_SHAPE, Standardization
+
+if TYPE_CHECKING:
+    from .export import ExportedGenerator
 
 __all__ = [
     "CheckpointInfo",
@@ -181,13 +185,18 @@ def checkpoint_info(payload: dict, name: str = "checkpoint") -> CheckpointInfo:
     )
 
 
-def load_checkpoint(path: str | os.PathLike, direction: str | None = None) -> tuple[Generator, CheckpointInfo]:
+def load_checkpoint(
+    path: str | os.PathLike, direction: str | None = None
+) -> tuple[Generator | ExportedGenerator, CheckpointInfo]:
     """The generator of a checkpoint, in eval mode on the CPU, and what the file says about it.
 
     Parameters
     ----------
     path : path-like
-        A file written by :func:`save_checkpoint` or by training (``last.pt``, ``best.pt``).
+        A file written by :func:`save_checkpoint` or by training (``last.pt``, ``best.pt``); or
+        a ``.ts`` or ``.onnx`` file written by ``medsynth export`` with its sidecar JSON, which
+        comes back as the plain callable the synthesis runs as it is
+        (:func:`~napari_medsynth.core.export.load_exported`).
     direction : str, optional
         ``"t2-pd"`` or ``"pd-t2"``: refuse a generator of the other direction.
 
@@ -196,13 +205,21 @@ def load_checkpoint(path: str | os.PathLike, direction: str | None = None) -> tu
     MedSynthError
         Unreadable file, weights of another architecture, or the other direction.
     """
+    from .export import is_exported, load_exported
+
     name = Path(path).name
-    payload = read_checkpoint(path)
-    info = checkpoint_info(payload, name)
+    exported = is_exported(path)
+    if exported:
+        generator, info = load_exported(path)
+    else:
+        payload = read_checkpoint(path)
+        info = checkpoint_info(payload, name)
     if direction is not None and parse_direction(direction) != info.direction:
         raise MedSynthError(
             f"{name}: a {direction_label(info.direction)} generator, but {direction_label(direction)} was asked for"
         )
+    if exported:
+        return generator, info
     generator = Generator(residual=info.residual, width=info.width)
     try:
         generator.load_state_dict(payload["generator"])
