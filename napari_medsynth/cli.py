@@ -1,4 +1,4 @@
-"""The ``medsynth`` command: ``phantom``, ``check``, ``synthesize``, ``demo``."""
+"""The ``medsynth`` command: ``phantom``, ``check``, ``synthesize``, ``export``, ``demo``."""
 
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="T2 or PD volume (.nii or .nii.gz), or a folder of IXI files (flat, or T2/ and PD/): "
                             "every file of the generator's source contrast, each scored against its IXI partner "
                             "when there is one; under torchrun each process takes its share of the files")
-    synth.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT", help="generator checkpoint (.pt)")
+    synth.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT",
+                       help="generator checkpoint (.pt), or a .ts/.onnx from `medsynth export` with its sidecar .json")
     synth.add_argument("--out", type=Path, required=True, metavar="OUT",
                        help="output .nii.gz (a folder for a folder SOURCE: <subject>-<contrast>_synth.nii.gz, "
                             "a JSON sidecar each and metrics.csv)")
@@ -84,6 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
              "maps, into DIR (default: beside the synthesis)",
     )
     synth.set_defaults(handler=_synthesize)
+
+    export = commands.add_parser(
+        "export",
+        help="write a generator as TorchScript, ONNX or a MONAI bundle, for use without this package",
+        description=(
+            "Write the generator of CKPT as it runs at inference (eval mode, BatchNorm folded into the "
+            "convolutions): a TorchScript .ts, an ONNX .onnx (dynamic batch and spatial axes) or a MONAI "
+            "bundle folder. A .ts or .onnx gets a sidecar OUT.json with the direction, preprocessing and "
+            "intensities, so that `medsynth synthesize --checkpoint OUT` runs it."
+        ),
+    )
+    export.add_argument("checkpoint", type=Path, metavar="CKPT", help="generator checkpoint (.pt)")
+    export.add_argument("--format", required=True, dest="model_format", metavar="torchscript|onnx|monai-bundle",
+                        help="torchscript (PATH ends in .ts), onnx (.onnx) or monai-bundle (PATH: a new folder)")
+    export.add_argument("--out", type=Path, required=True, metavar="PATH", help="the file or the bundle's folder")
+    export.set_defaults(handler=_export)
 
     demo = commands.add_parser(
         "demo",
@@ -212,6 +229,18 @@ def _synthesize(args) -> int:
         print("(standardized volumes; PSNR peak = range of the standardized ground truth)")
     for path in written[1:]:
         print(f"wrote {path}")
+    return 0
+
+
+def _export(args) -> int:
+    from .core.export import export_generator, sidecar_path
+
+    out = export_generator(args.checkpoint, args.model_format, args.out)
+    if out.is_dir():
+        size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+        print(f"wrote the MONAI bundle {out} ({size / 1e6:.2f} MB)")
+    else:
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {sidecar_path(out).name}")
     return 0
 
 
