@@ -22,6 +22,7 @@ from ..core.catalog import (
 from ..core.checkpoint import load_checkpoint
 from ..core.choices import DIRECTIONS, direction_label
 from ..core.errors import Cancelled, MedSynthError
+from ..core.export import EXPORT_FORMATS, SUFFIXES, export_generator
 from ..core.nifti import save_volume
 from ._settings import load_settings, restore_defaults, save_settings
 from ._shared import RUNS, device_choices, narrow, report_error, scrolling_form
@@ -35,6 +36,7 @@ STRIDES = [("8 (the report)", 8), ("16", 16), ("32 (fast, no spread map)", 32)]
 PREVIEW = "preview"  # the label suffix of a one-pass preview's layers until the refinement replaces them
 GRID_CHOICES = [("native: every slice", "native"), ("report: one slice in three", "report")]
 ENGINE_CHOICES = [("auto (the faster per layer)", "auto"), ("direct", "direct"), ("fft (transform domain)", "fft")]
+EXPORT_CHOICES = list(zip(("TorchScript (.ts)", "ONNX (.onnx)", "MONAI bundle (a new folder)"), EXPORT_FORMATS))
 
 
 def run_synthesis(checkpoint, direction, source, truth, grid, stride, device, engine, spread, preview, mask,
@@ -129,6 +131,14 @@ class SynthesisWidget(Container):
         self._status = Label(value="")
         self._save_path = FileEdit(label="save as", mode="w", filter="*.nii.gz")
         self._save = PushButton(text="Save synthesis", enabled=False)
+        self._export_format = ComboBox(label="export as", choices=EXPORT_CHOICES, value="torchscript")
+        self._export_path = FileEdit(label="export to", mode="w",
+                                     tooltip="a .ts or .onnx file (a sidecar .json goes beside it), or a new "
+                                             "folder for the MONAI bundle")
+        self._export = PushButton(text="Export generator",
+                                  tooltip="the chosen generator as TorchScript, ONNX or a MONAI bundle, for use "
+                                          "without napari-medsynth")
+        self._export_worker = None
         self._restore = PushButton(text="Restore defaults",
                                    tooltip="forget the remembered runs folder, direction, grid, stride, device "
                                            "and convolutions")
@@ -138,7 +148,8 @@ class SynthesisWidget(Container):
             self._source, self._truth, self._mask, self._direction, self._generator, self._other, self._runs,
             self._synthesis_grid, self._stride, self._device, self._engine, self._spread, self._masked_maps,
             self._preview, self._side_by_side, self._run, self._folder, self._folder_out, self._run_folder,
-            self._cancel, self._progress, self._status, self._save_path, self._save, self._restore])
+            self._cancel, self._progress, self._status, self._save_path, self._save, self._export_format,
+            self._export_path, self._export, self._restore])
 
         self._worker = None
         self._cancel_flag = _CancelFlag()
@@ -162,6 +173,9 @@ class SynthesisWidget(Container):
         self._cancel.changed.connect(self.cancel)
         self._save.changed.connect(lambda: self.save())
         self._restore.changed.connect(self.restore_defaults)
+        self._generator.changed.connect(self._suggest_export_path)
+        self._export_format.changed.connect(self._suggest_export_path)
+        self._export.changed.connect(self.export)
         self._apply_settings(load_settings())
         for key, widget in self._remembered().items():
             widget.changed.connect(lambda value, key=key: save_settings(**{key: value}))
@@ -477,6 +491,40 @@ class SynthesisWidget(Container):
             self._napari_progress = None
         self._progress.label, self._progress.visible = "patches", False
         self._run.enabled, self._run_folder.enabled, self._cancel.enabled = True, True, False
+
+    # exporting -----------------------------------------------------------------------------------
+    def _suggest_export_path(self, *_):
+        """``exports/<generator>.ts`` (``.onnx``, ``-bundle``) in the runs folder, for the chosen generator."""
+        if not self._generator.value:
+            return
+        checkpoint = Path(self._generator.value)
+        stem = checkpoint.parent.name if checkpoint.stem in ("best", "last") else checkpoint.stem
+        ending = SUFFIXES.get(self._export_format.value, "-bundle")
+        self._export_path.value = RUNS.folder / "exports" / f"{stem}{ending}"
+
+    def export(self):
+        """Export the chosen generator in a worker thread (core's :func:`export_generator`); one status line."""
+        from napari.qt.threading import create_worker
+
+        if self._export_worker is not None:
+            return
+        checkpoint, out = self._generator.value, Path(self._export_path.value)
+        if not checkpoint:
+            self._status.value = report_error(MedSynthError("choose a generator to export"), "export")
+            return
+        worker = create_worker(export_generator, checkpoint, self._export_format.value, out,
+                               _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(lambda written: setattr(self._status, "value", f"exported to {written}"))
+        worker.errored.connect(lambda error: setattr(self._status, "value", report_error(error, "export")))
+        worker.finished.connect(self._on_export_finished)
+        self._export_worker = worker
+        self._export.enabled = False
+        self._status.value = f"exporting {Path(checkpoint).name} as {self._export_format.value}..."
+        worker.start()
+
+    def _on_export_finished(self):
+        self._export_worker = None
+        self._export.enabled = True
 
     # showing and saving --------------------------------------------------------------------------
     def _apply_grid(self, *_):
