@@ -36,6 +36,8 @@ setup(
     extras_require={
         # ruff pinned: a new release may add checks that fail CI on unchanged code
         "test": ["pytest", "pytest-qt", "monai", "torchio<2", "ruff==0.17.6"],
+        # medsynth export --format onnx (onnx checks the file) and synthesize --checkpoint X.onnx
+        "export": ["onnx", "onnxruntime"],
     },
     entry_points={
         "napari.manifest": ["napari-medsynth = napari_medsynth:napari.yaml"],
