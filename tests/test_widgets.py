@@ -286,14 +286,30 @@ def test_training_widget_trains_stops_resumes_and_lists_the_best_checkpoint(
     assert any("training finished" in n.message for n in notifications)
 
 
-def test_closing_napari_stops_training_with_a_resumable_checkpoint(make_napari_viewer, qtbot, runs, phantom_dir):
+def test_closing_napari_during_a_synthesis_and_a_training_leaves_no_process_and_a_resumable_run(
+    make_napari_viewer, qtbot, runs, phantom_dir
+):
+    import psutil
+    from qtpy.QtCore import QThreadPool
+
+    checkpoint = tiny_checkpoint(runs / "tiny" / "best.pt")
     viewer = make_napari_viewer()
-    widget = training_widget(viewer, phantom_dir, runs, epochs=3)
-    process = widget.start()
-    qtbot.waitUntil(lambda: (runs / "t2-pd-G3" / "events.jsonl").exists(), timeout=120_000)
+    open_phantom_subject(viewer, phantom_dir)
+    synthesis = synthesis_widget(viewer, qtbot, stride=8)  # 8: still running when napari closes
+    synthesis._generator.value = str(checkpoint)
+    training = training_widget(viewer, phantom_dir, runs, epochs=3)
+    training._variant.value, training._workers.value = "G1", 2  # the trainer has loader workers of its own
+    process, run_dir = training.start(), training.run_dir
+    qtbot.waitUntil(lambda: (run_dir / "events.jsonl").exists(), timeout=120_000)
+    synthesis.start()
+    qtbot.waitUntil(lambda: synthesis._progress.value > 0, timeout=60_000)
+    assert psutil.Process().children(recursive=True)
+
     viewer.close()
     assert process.poll() == 130
-    assert (runs / "t2-pd-G3" / "last.pt").is_file()
+    assert QThreadPool.globalInstance().waitForDone(5_000)  # the synthesis thread stopped
+    assert psutil.Process().children(recursive=True) == []  # trainer and its loader workers: all gone
+    assert (run_dir / "last.pt").is_file()
 
 
 def test_training_without_pairs_is_one_notification(make_napari_viewer, runs, tmp_path, notifications):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,14 +80,25 @@ class _Relay(QObject):
 
 
 class _CancelFlag:
-    """Set by the Cancel button, by napari closing (``worker.quit``) or by the widget going away."""
+    """Set by the Cancel button, by napari closing (``worker.quit``) or by the widget going away
+    (then ``closed`` too: the worker's last signals find no widget to update)."""
 
     def __init__(self):
         self.event = threading.Event()
         self.worker = None
+        self.closed = False
 
     def is_set(self) -> bool:
         return self.event.is_set() or bool(self.worker is not None and self.worker.abort_requested)
+
+
+def _while_open(slot):
+    """A slot of a worker's signal that does nothing once napari has deleted the widget's Qt parts."""
+    @wraps(slot)
+    def guarded(self, *args):
+        if not self._cancel_flag.closed:
+            slot(self, *args)
+    return guarded
 
 
 class SynthesisWidget(Container):
@@ -360,6 +371,7 @@ class SynthesisWidget(Container):
         self._status.value = f"synthesizing the files of {folder}..."
         worker.start()
 
+    @_while_open
     def _on_file(self, done: int, total: int, name: str):
         if self._settled:
             return
@@ -370,6 +382,7 @@ class SynthesisWidget(Container):
                 self._napari_progress.total = total
             self._napari_progress.update(done - self._napari_progress.n)
 
+    @_while_open
     def _on_folder_returned(self, out: Path, output):
         self._settled = True
         report, files = output
@@ -389,6 +402,7 @@ class SynthesisWidget(Container):
         """The running worker, or None."""
         return self._worker
 
+    @_while_open
     def _on_progress(self, done: int, total: int):
         if self._settled:  # a late progress signal must not overwrite the outcome
             return
@@ -399,10 +413,12 @@ class SynthesisWidget(Container):
                 self._napari_progress.total = total
             self._napari_progress.update(done - self._napari_progress.n)
 
+    @_while_open
     def _on_preview(self, job: dict, output):
         name = self._add_result(job, output, stride=PREVIEW)
         self._status.value = f"{name}: one-pass preview; refining at stride {self._stride.value}..."
 
+    @_while_open
     def _on_returned(self, job: dict, output):
         self._settled = True
         self._remove_preview(job)
@@ -473,6 +489,7 @@ class SynthesisWidget(Container):
                 existing.move(existing.index(kwargs["name"]), existing.index(previous) + 1)
         return names
 
+    @_while_open
     def _on_errored(self, job: dict, error):
         self._settled = True
         kept = self._keep_what_is_finished(job)
@@ -484,6 +501,7 @@ class SynthesisWidget(Container):
             return
         self._status.value = report_error(error, "synthesis") + kept
 
+    @_while_open
     def _on_finished(self):
         self._worker = None
         if self._napari_progress is not None:
@@ -514,14 +532,23 @@ class SynthesisWidget(Container):
             return
         worker = create_worker(export_generator, checkpoint, self._export_format.value, out,
                                _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(lambda written: setattr(self._status, "value", f"exported to {written}"))
-        worker.errored.connect(lambda error: setattr(self._status, "value", report_error(error, "export")))
+        worker.returned.connect(self._on_exported)
+        worker.errored.connect(self._on_export_errored)
         worker.finished.connect(self._on_export_finished)
         self._export_worker = worker
         self._export.enabled = False
         self._status.value = f"exporting {Path(checkpoint).name} as {self._export_format.value}..."
         worker.start()
 
+    @_while_open
+    def _on_exported(self, written):
+        self._status.value = f"exported to {written}"
+
+    @_while_open
+    def _on_export_errored(self, error):
+        self._status.value = report_error(error, "export")
+
+    @_while_open
     def _on_export_finished(self):
         self._export_worker = None
         self._export.enabled = True
@@ -622,5 +649,6 @@ def _default_save_path(source, layer_name: str) -> Path:
 
 
 def _stop_on_close(cancel_flag: _CancelFlag, runs, slot, *_):
+    cancel_flag.closed = True
     cancel_flag.event.set()
     runs.changed.disconnect(slot)
