@@ -92,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Write the generator of CKPT as it runs at inference (eval mode, BatchNorm folded into the "
             "convolutions): a TorchScript .ts, an ONNX .onnx (dynamic batch and spatial axes) or a MONAI "
-            "bundle folder. A .ts or .onnx gets a sidecar OUT.json with the direction, preprocessing and "
-            "intensities, so that `medsynth synthesize --checkpoint OUT` runs it."
+            "bundle folder. A .ts or .onnx gets a sidecar PATH.json (model.ts.json) with the direction, "
+            "preprocessing and intensities, so that `medsynth synthesize --checkpoint PATH` runs it."
         ),
     )
     export.add_argument("checkpoint", type=Path, metavar="CKPT", help="generator checkpoint (.pt)")

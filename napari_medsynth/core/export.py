@@ -158,15 +158,16 @@ def load_exported(path: str | os.PathLike) -> tuple[ExportedGenerator, Checkpoin
         raise MedSynthError(f"{sidecar_file.name}: not a readable sidecar ({error})") from error
     if not isinstance(sidecar, dict) or sidecar.get("format") != SIDECAR_FORMAT:
         raise MedSynthError(f"{sidecar_file.name}: not a napari-medsynth export sidecar")
-    if sidecar.get("format_version", 0) > SIDECAR_VERSION:
-        raise MedSynthError(f"{sidecar_file.name}: export format {sidecar['format_version']} is newer than this "
-                            f"napari-medsynth reads ({SIDECAR_VERSION}); update napari-medsynth")
     try:
+        newer = int(sidecar["format_version"]) > SIDECAR_VERSION
         info = checkpoint_info(sidecar, sidecar_file.name)
         model = sidecar["model"]
         model_format, digest = model["format"], model["sha256"]
     except (KeyError, TypeError, ValueError) as error:
-        raise MedSynthError(f"{sidecar_file.name}: incomplete sidecar (no {error})") from error
+        raise MedSynthError(f"{sidecar_file.name}: incomplete or malformed sidecar ({error!r})") from error
+    if newer:
+        raise MedSynthError(f"{sidecar_file.name}: export format {sidecar['format_version']} is newer than this "
+                            f"napari-medsynth reads ({SIDECAR_VERSION}); update napari-medsynth")
     if _sha256(path) != digest:
         raise MedSynthError(f"{name}: not the model its sidecar {sidecar_file.name} describes (SHA-256 differs): "
                             "truncated, changed or another model; export it again")
