@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import shutil
 import tempfile
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from .errors import MedSynthError
 
-__all__ = ["atomic_output", "make_folder", "write_failure"]
+__all__ = ["atomic_output", "file_sha256", "make_folder", "write_failure"]
 
 
 @contextmanager
@@ -97,3 +98,12 @@ def make_folder(path: str | os.PathLike) -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise MedSynthError(f"{path}: cannot write there (permission denied)")
     return path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, in hex (read in 1 MB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

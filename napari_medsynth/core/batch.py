@@ -11,7 +11,6 @@ the report and the others still run. Under ``torchrun`` each rank synthesizes ev
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import time
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
-from .atomic import atomic_output, make_folder
+from .atomic import atomic_output, file_sha256, make_folder
 from .errors import Cancelled, MedSynthError
 from .ixi import find_ixi_pairs, ixi_name, partner_path
 
@@ -78,7 +77,7 @@ def synthesize_folder(folder, checkpoint, out_dir, *, grid="native", stride=8, d
     generator, info = load_checkpoint(checkpoint)
     out_dir = make_folder(out_dir)
     files = folder_sources(folder, info.source_contrast)[rank::world_size]
-    common = {"checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": _sha256(checkpoint),
+    common = {"checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": file_sha256(checkpoint),
               "direction": info.direction, "variant": info.label, "width": info.width, "stride": stride,
               "grid": grid, "engine": engine, "package_version": __version__}
     report = FolderReport()
@@ -141,9 +140,3 @@ def write_folder_metrics(out_dir) -> Path | None:
     return path
 
 
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

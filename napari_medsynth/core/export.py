@@ -25,7 +25,6 @@ plain callable that :func:`~napari_medsynth.core.reconstruct.reconstruct_volume`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -40,7 +39,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from .atomic import atomic_output, write_failure
+from .atomic import atomic_output, file_sha256, write_failure
 from .checkpoint import ARCHITECTURE, CheckpointInfo, checkpoint_info, load_checkpoint
 from .choices import DIRECTIONS, direction_label
 from .errors import MedSynthError
@@ -122,7 +121,7 @@ def export_generator(checkpoint: str | os.PathLike, model_format: str, out: str 
         raise MedSynthError(f"{out}: exists and is not an empty folder; choose a new folder for the bundle")
     generator, info = load_checkpoint(checkpoint)
     plain = plain_generator(generator)
-    origin = {"checkpoint": checkpoint.name, "checkpoint_sha256": _sha256(checkpoint),
+    origin = {"checkpoint": checkpoint.name, "checkpoint_sha256": file_sha256(checkpoint),
               "package_version": __version__, "torch": str(torch.__version__)}
     if model_format == "torchscript":
         _write_model(out, info, origin, lambda name: _save_torchscript(plain, name))
@@ -168,7 +167,7 @@ def load_exported(path: str | os.PathLike) -> tuple[ExportedGenerator, Checkpoin
     if newer:
         raise MedSynthError(f"{sidecar_file.name}: export format {sidecar['format_version']} is newer than this "
                             f"napari-medsynth reads ({SIDECAR_VERSION}); update napari-medsynth")
-    if _sha256(path) != digest:
+    if file_sha256(path) != digest:
         raise MedSynthError(f"{name}: not the model its sidecar {sidecar_file.name} describes (SHA-256 differs): "
                             "truncated, changed or another model; export it again")
     expected = SUFFIXES.get(model_format)
@@ -281,7 +280,7 @@ def _write_model(out: Path, info: CheckpointInfo, origin: dict, save) -> None:
 
 def _model_record(out: Path, written: str) -> dict:
     model_format = next(f for f, suffix in SUFFIXES.items() if out.suffix.lower() == suffix)
-    record = {"file": out.name, "format": model_format, "sha256": _sha256(written),
+    record = {"file": out.name, "format": model_format, "sha256": file_sha256(written),
               "input": INPUT_NAME, "output": OUTPUT_NAME,
               "shape": "(batch, 1, z, y, x), any batch and size; float32, standardized units",
               "batchnorm": "folded into the convolutions"}
@@ -512,14 +511,6 @@ def _quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         yield
-
-
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _first_line(error: Exception) -> str:
