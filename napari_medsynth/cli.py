@@ -233,7 +233,8 @@ def _synthesize(args) -> int:
 
 
 def _export(args) -> int:
-    from .core.export import export_generator, sidecar_path
+    from .core.export import export_generator
+    from .core.exported import sidecar_path
 
     out = export_generator(args.checkpoint, args.model_format, args.out)
     if out.is_dir():

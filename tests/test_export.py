@@ -19,13 +19,8 @@ from napari_medsynth.core import export as export_module
 from napari_medsynth.core.catalog import BUNDLED_DIR
 from napari_medsynth.core.checkpoint import load_checkpoint, save_checkpoint
 from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.export import (
-    ONNX_OPSET,
-    ExportedGenerator,
-    export_generator,
-    plain_generator,
-    sidecar_path,
-)
+from napari_medsynth.core.export import ONNX_OPSET, export_generator, plain_generator
+from napari_medsynth.core.exported import ExportedGenerator, sidecar_path
 from napari_medsynth.core.fftconv import set_conv_engine
 from napari_medsynth.core.models import Generator
 from napari_medsynth.core.nifti import load_volume

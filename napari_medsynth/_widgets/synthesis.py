@@ -22,7 +22,8 @@ from ..core.catalog import (
 from ..core.checkpoint import load_checkpoint
 from ..core.choices import DIRECTIONS, direction_label
 from ..core.errors import Cancelled, MedSynthError
-from ..core.export import EXPORT_FORMATS, SUFFIXES, export_generator
+from ..core.export import EXPORT_FORMATS, export_generator
+from ..core.exported import SUFFIXES
 from ..core.nifti import save_volume
 from ._settings import load_settings, restore_defaults, save_settings
 from ._shared import RUNS, device_choices, narrow, report_error, scrolling_form

@@ -14,7 +14,6 @@ import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -22,11 +21,9 @@ from torch import nn
 from .atomic import atomic_output
 from .choices import DIRECTIONS, VARIANTS, direction_label, parse_direction, run_label
 from .errors import MedSynthError
+from .exported import ExportedGenerator, is_exported, read_exported, sidecar_path
 from .models import Generator
 from .preprocess import KEEP_EVERY, KEEP_OFFSET, RESAMPLED_SHAPE, Standardization
-
-if TYPE_CHECKING:
-    from .export import ExportedGenerator
 
 __all__ = [
     "CheckpointInfo",
@@ -196,7 +193,7 @@ def load_checkpoint(
         A file written by :func:`save_checkpoint` or by training (``last.pt``, ``best.pt``); or
         a ``.ts`` or ``.onnx`` file written by ``medsynth export`` with its sidecar JSON, which
         comes back as the plain callable the synthesis runs as it is
-        (:func:`~napari_medsynth.core.export.load_exported`).
+        (:func:`~napari_medsynth.core.exported.read_exported`).
     direction : str, optional
         ``"t2-pd"`` or ``"pd-t2"``: refuse a generator of the other direction.
 
@@ -205,12 +202,14 @@ def load_checkpoint(
     MedSynthError
         Unreadable file, weights of another architecture, or the other direction.
     """
-    from .export import is_exported, load_exported
-
     name = Path(path).name
     exported = is_exported(path)
     if exported:
-        generator, info = load_exported(path)
+        generator, sidecar = read_exported(path)
+        try:
+            info = checkpoint_info(sidecar, sidecar_path(path).name)
+        except (KeyError, TypeError, ValueError) as error:
+            raise MedSynthError(f"{sidecar_path(path).name}: incomplete or malformed sidecar ({error!r})") from error
     else:
         payload = read_checkpoint(path)
         info = checkpoint_info(payload, name)

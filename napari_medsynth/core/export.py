@@ -18,8 +18,8 @@ units, any batch and spatial size.
 Each model file gets a sidecar ``<file>.json`` (``model.ts.json``, ``model.onnx.json``) holding
 what the checkpoint says about the generator (direction, variant, width, residual, patch,
 preprocessing, provenance with the targets' intensities), the model file's SHA-256 and where it
-came from. :func:`load_exported` reads a ``.ts`` or ``.onnx`` file and its sidecar back as the
-plain callable that :func:`~napari_medsynth.core.reconstruct.reconstruct_volume` calls, so
+came from. :mod:`napari_medsynth.core.exported` reads a ``.ts`` or ``.onnx`` file and its sidecar back as
+the plain callable that :func:`~napari_medsynth.core.reconstruct.reconstruct_volume` calls, so
 :func:`~napari_medsynth.core.checkpoint.load_checkpoint` hands it to the usual synthesis.
 """
 
@@ -29,8 +29,6 @@ import json
 import os
 import shutil
 import tempfile
-import warnings
-from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -40,35 +38,30 @@ from torch import nn
 
 from .. import __version__
 from .atomic import atomic_output, file_sha256, write_failure
-from .checkpoint import ARCHITECTURE, CheckpointInfo, checkpoint_info, load_checkpoint
+from .checkpoint import ARCHITECTURE, CheckpointInfo, load_checkpoint
 from .choices import DIRECTIONS, direction_label
 from .errors import MedSynthError
+from .exported import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    SIDECAR_FORMAT,
+    SIDECAR_VERSION,
+    SUFFIXES,
+    is_exported,
+    quiet_torch_deprecations,
+    sidecar_path,
+)
 from .fftconv import set_conv_engine
 from .inference import fold_batchnorm
 from .models import GENERATOR_LAYERS
 
-__all__ = [
-    "EXPORT_FORMATS",
-    "ONNX_OPSET",
-    "SUFFIXES",
-    "ExportedGenerator",
-    "export_generator",
-    "is_exported",
-    "load_exported",
-    "plain_generator",
-    "sidecar_path",
-]
+__all__ = ["EXPORT_FORMATS", "ONNX_OPSET", "export_generator", "plain_generator"]
 
 EXPORT_FORMATS = ("torchscript", "onnx", "monai-bundle")
-SUFFIXES = {"torchscript": ".ts", "onnx": ".onnx"}
 ONNX_OPSET = 17
-INPUT_NAME, OUTPUT_NAME = "source", "synthesis"
-SIDECAR_FORMAT = "napari-medsynth-exported-generator"
-SIDECAR_VERSION = 1
 MONAI_TESTED = "1.6.1"  # the MONAI release the bundle's configs are tested with (tests/test_export.py)
 SLIDING_WINDOW_OVERLAP = 0.75  # roi 32, overlap 0.75: MONAI's scan interval int(32 * 0.25) = 8, the report's stride
 _TRACE_SHAPE = (1, 1, 8, 8, 8)  # any size traces the same graph: no layer depends on it
-_PROBE_SHAPE = (2, 1, 5, 6, 7)  # what a loaded model must map to its own shape
 
 
 def plain_generator(generator: nn.Module) -> nn.Module:
@@ -76,17 +69,6 @@ def plain_generator(generator: nn.Module) -> nn.Module:
     (:func:`~napari_medsynth.core.inference.fold_batchnorm`), every convolution a plain
     ``nn.Conv3d``, no gradients; ``generator`` itself is left untouched."""
     return set_conv_engine(fold_batchnorm(generator), "direct").requires_grad_(False)
-
-
-def sidecar_path(path: str | os.PathLike) -> Path:
-    """The sidecar of an exported model file: ``model.ts`` -> ``model.ts.json``."""
-    path = Path(path)
-    return path.with_name(path.name + ".json")
-
-
-def is_exported(path: str | os.PathLike) -> bool:
-    """Whether ``path`` names an exported model (``.ts`` or ``.onnx``) rather than a checkpoint."""
-    return Path(path).suffix.lower() in SUFFIXES.values()
 
 
 def export_generator(checkpoint: str | os.PathLike, model_format: str, out: str | os.PathLike) -> Path:
@@ -132,139 +114,6 @@ def export_generator(checkpoint: str | os.PathLike, model_format: str, out: str 
     return out
 
 
-def load_exported(path: str | os.PathLike) -> tuple[ExportedGenerator, CheckpointInfo]:
-    """An exported ``.ts`` or ``.onnx`` generator as a callable ``(B, 1, Z, Y, X) -> (B, 1, Z, Y, X)``
-    tensor map on the input's device, and what its sidecar says about it.
-
-    Raises
-    ------
-    MedSynthError
-        No sidecar or an unreadable one, a model file that is not the one its sidecar describes
-        (another model, truncated, changed), a file its runtime cannot load or that does not map
-        a small batch to its own shape, or ``onnxruntime`` not installed for an ``.onnx`` file.
-    """
-    path = Path(path)
-    name = path.name
-    if not path.is_file():
-        raise MedSynthError(f"{name}: no such model file")
-    sidecar_file = sidecar_path(path)
-    try:
-        sidecar = json.loads(sidecar_file.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise MedSynthError(f"{name}: no sidecar {sidecar_file.name} beside it (medsynth export writes one with "
-                            "the direction, preprocessing and intensities)") from error
-    except (OSError, ValueError) as error:
-        raise MedSynthError(f"{sidecar_file.name}: not a readable sidecar ({error})") from error
-    if not isinstance(sidecar, dict) or sidecar.get("format") != SIDECAR_FORMAT:
-        raise MedSynthError(f"{sidecar_file.name}: not a napari-medsynth export sidecar")
-    try:
-        newer = int(sidecar["format_version"]) > SIDECAR_VERSION
-        info = checkpoint_info(sidecar, sidecar_file.name)
-        model = sidecar["model"]
-        model_format, digest = model["format"], model["sha256"]
-    except (KeyError, TypeError, ValueError) as error:
-        raise MedSynthError(f"{sidecar_file.name}: incomplete or malformed sidecar ({error!r})") from error
-    if newer:
-        raise MedSynthError(f"{sidecar_file.name}: export format {sidecar['format_version']} is newer than this "
-                            f"napari-medsynth reads ({SIDECAR_VERSION}); update napari-medsynth")
-    if file_sha256(path) != digest:
-        raise MedSynthError(f"{name}: not the model its sidecar {sidecar_file.name} describes (SHA-256 differs): "
-                            "truncated, changed or another model; export it again")
-    expected = SUFFIXES.get(model_format)
-    if path.suffix.lower() != expected:
-        raise MedSynthError(f"{name}: its sidecar describes a {model_format} model, which ends in {expected}")
-    generator = ExportedGenerator(path, model_format,
-                                  _TorchScriptRunner(path) if model_format == "torchscript" else _OnnxRunner(path))
-    _check_runs(generator)
-    return generator, info
-
-
-def _check_runs(generator: ExportedGenerator) -> None:
-    """Refuse a model that fails on, or changes the shape of, a small odd-sized batch (a generator keeps it).
-
-    Raises
-    ------
-    MedSynthError
-        It fails or returns another shape.
-    """
-    probe = torch.zeros(_PROBE_SHAPE)
-    try:
-        with torch.inference_mode():
-            shape = tuple(generator(probe).shape)
-    except Exception as error:  # whatever the runtime raises for a model of another kind
-        lines = [line for line in str(error).splitlines() if line.strip()]  # TorchScript's reason comes last
-        detail = lines[-1].strip() if lines else type(error).__name__
-        raise MedSynthError(f"{generator.path.name}: does not run as a generator ({detail})") from error
-    if shape != _PROBE_SHAPE:
-        raise MedSynthError(f"{generator.path.name}: maps {_PROBE_SHAPE} to {shape}; a generator keeps the shape")
-
-
-class ExportedGenerator:
-    """An exported generator as the synthesis calls one: a ``(B, 1, Z, Y, X)`` float32 tensor in,
-    the synthesis of the same shape out, on the input's device. Not an ``nn.Module``: the
-    pipeline runs it as it is (its BatchNorm is already folded, its convolutions are fixed).
-
-    Attributes
-    ----------
-    path : Path
-        The model file.
-    model_format : str
-        ``"torchscript"`` or ``"onnx"``.
-    """
-
-    def __init__(self, path: Path, model_format: str, runner):
-        self.path, self.model_format, self._runner = path, model_format, runner
-
-    def __call__(self, source: torch.Tensor) -> torch.Tensor:
-        return self._runner(source)
-
-    def __repr__(self) -> str:
-        return f"ExportedGenerator({self.model_format}: {self.path.name})"
-
-
-class _TorchScriptRunner:
-    """A TorchScript generator, moved to the input's device at the first call there."""
-
-    def __init__(self, path: Path):
-        try:
-            with _quiet():
-                self.module = torch.jit.load(str(path), map_location="cpu").eval()
-        except Exception as error:  # torch raises RuntimeError, ValueError ... for a file it cannot read
-            raise MedSynthError(f"{path.name}: not a loadable TorchScript file ({_first_line(error)})") from error
-        for parameter in self.module.parameters():
-            parameter.requires_grad_(False)
-        self.device = torch.device("cpu")
-
-    def __call__(self, source: torch.Tensor) -> torch.Tensor:
-        if source.device != self.device:
-            with torch.inference_mode(False):  # parameters stay normal tensors whatever mode calls first
-                self.module = self.module.to(source.device)
-            self.device = source.device
-        return self.module(source.float())
-
-
-class _OnnxRunner:
-    """An ONNX Runtime session (CUDA when that runtime has it, else the CPU); tensors pass through NumPy."""
-
-    def __init__(self, path: Path):
-        try:
-            import onnxruntime
-        except ImportError as error:
-            raise MedSynthError(f"{path.name}: running ONNX needs onnxruntime "
-                                "(pip install 'napari-medsynth[export]')") from error
-        available = onnxruntime.get_available_providers()
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-        try:
-            self.session = onnxruntime.InferenceSession(str(path), providers=providers)
-        except Exception as error:  # onnxruntime's own exception types for a malformed model
-            raise MedSynthError(f"{path.name}: not a loadable ONNX model ({_first_line(error)})") from error
-
-    def __call__(self, source: torch.Tensor) -> torch.Tensor:
-        array = np.ascontiguousarray(source.detach().float().cpu().numpy())
-        (output,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: array})
-        return torch.from_numpy(output).to(source.device)
-
-
 # Writing -----------------------------------------------------------------------------------------
 
 
@@ -307,7 +156,7 @@ def _sidecar(info: CheckpointInfo, origin: dict, model: dict) -> dict:
 
 
 def _save_torchscript(plain: nn.Module, name: str) -> None:
-    with _quiet(), torch.no_grad():
+    with quiet_torch_deprecations(), torch.no_grad():
         traced = torch.jit.trace(plain, torch.zeros(_TRACE_SHAPE), check_trace=False)
         torch.jit.save(traced, name)
 
@@ -318,7 +167,7 @@ def _save_onnx(plain: nn.Module, name: str) -> None:
     except ImportError as error:
         raise MedSynthError("exporting ONNX needs onnx (pip install 'napari-medsynth[export]')") from error
     spatial = {0: "batch", 2: "z", 3: "y", 4: "x"}
-    with _quiet(), torch.no_grad():
+    with quiet_torch_deprecations(), torch.no_grad():
         torch.onnx.export(plain, (torch.zeros(_TRACE_SHAPE),), name, dynamo=False, opset_version=ONNX_OPSET,
                           input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           dynamic_axes={INPUT_NAME: spatial, OUTPUT_NAME: spatial})
@@ -502,20 +351,6 @@ def _json_ready(value):
     if isinstance(value, (list, tuple)):
         return [_json_ready(item) for item in value]
     return value.tolist() if torch.is_tensor(value) else value
-
-
-@contextmanager
-def _quiet():
-    """Without torch's deprecation notices of TorchScript and its TorchScript-based ONNX exporter (both
-    still supported by torch 2.13; the block holds only torch's own calls)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        yield
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _installed(package: str) -> str:
