@@ -101,10 +101,10 @@ def test_g4_starts_from_g3s_best_weights(g3_run, phantom_dir, tmp_path):
 
 
 def test_interrupted_and_resumed_equals_uninterrupted(phantom_dir, tmp_path):
-    whole = Trainer(_config(phantom_dir, tmp_path / "whole", variant="G2"))
+    whole = Trainer(_config(phantom_dir, tmp_path / "whole", variant="G2", epochs=1))
     whole.run()
 
-    stopped = Trainer(_config(phantom_dir, tmp_path / "split", variant="G2"))
+    stopped = Trainer(_config(phantom_dir, tmp_path / "split", variant="G2", epochs=1))
 
     def stop_mid_epoch(event):
         if isinstance(event, StepEvent) and event.epoch == 1 and event.step == 3:
@@ -114,7 +114,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(phantom_dir, tmp_path):
     with pytest.raises(TrainingStopped, match="stopped at epoch 1, step 3 of 7"):
         stopped.run()
     assert not (tmp_path / "split" / "metrics.csv").exists()
-    Trainer(_config(phantom_dir, tmp_path / "split", variant="G2"), resume=True).run()
+    Trainer(_config(phantom_dir, tmp_path / "split", variant="G2", epochs=1), resume=True).run()
 
     a = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "split" / "last.pt", weights_only=True)
@@ -203,19 +203,19 @@ def test_sigterm_to_the_process_group_with_loader_workers_saves_and_resume_finis
 
 @pytest.mark.slow
 def test_sigkill_at_five_random_points_resumes_to_the_uninterrupted_weights(phantom_dir, tmp_path):
-    """SIGKILL (no chance to save) at 5 seeded random steps of a 3-epoch run: each rerun with --resume
+    """SIGKILL (no chance to save) at 5 seeded random steps of a 2-epoch run: each rerun with --resume
     continues from the last epoch saved, and the end is the uninterrupted run, records included."""
-    options = dict(variant="G1", epochs=3, engine="direct")
+    options = dict(variant="G1", epochs=2, engine="direct")
     Trainer(_config(phantom_dir, tmp_path / "whole", **options)).run()
     out = tmp_path / "killed"
     command = [sys.executable, "-m", "src_train", "train", "--data", str(phantom_dir), "--out", str(out), *TINY,
-               "--variant", "G1", "--epochs", "3", "--engine", "direct", "--resume"]
-    for global_step in sorted(random.Random(18).sample(range(1, 3 * 7 + 1), 5)):
+               "--variant", "G1", "--epochs", "2", "--engine", "direct", "--resume"]
+    for global_step in sorted(random.Random(18).sample(range(1, 2 * 7 + 1), 5)):
         process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
         _wait_for_step(out / "events.jsonl", time.time() + 240, global_step)
         process.kill()
         process.wait()
-    assert main(["train", "--data", str(phantom_dir), "--out", str(out), *TINY, "--variant", "G1", "--epochs", "3",
+    assert main(["train", "--data", str(phantom_dir), "--out", str(out), *TINY, "--variant", "G1", "--epochs", "2",
                  "--engine", "direct", "--resume"]) == 0
 
     whole = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)
@@ -225,11 +225,11 @@ def test_sigkill_at_five_random_points_resumes_to_the_uninterrupted_weights(phan
     drop = ("seconds",)
     assert [{k: v for k, v in r.items() if k not in drop} for r in _rows(out / "metrics.csv")] == \
            [{k: v for k, v in r.items() if k not in drop} for r in _rows(tmp_path / "whole" / "metrics.csv")]
-    assert [int(r["epoch"]) for r in _rows(out / "val_subjects.csv")] == [1, 2, 3]
+    assert [int(r["epoch"]) for r in _rows(out / "val_subjects.csv")] == [1, 2]
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     steps = [(e["epoch"], e["step"]) for e in events if e["kind"] == "step"]
-    assert steps == [(epoch, step) for epoch in (1, 2, 3) for step in range(1, 8)]  # none twice, none missing
-    assert [e["epoch"] for e in events if e["kind"] == "validation"] == [1, 2, 3]
+    assert steps == [(epoch, step) for epoch in (1, 2) for step in range(1, 8)]  # none twice, none missing
+    assert [e["epoch"] for e in events if e["kind"] == "validation"] == [1, 2]
 
 
 def test_two_process_gloo_torchrun(phantom_dir, tmp_path):
@@ -262,11 +262,11 @@ def test_evaluate_writes_its_tables(g3_run, phantom_dir, tmp_path, capsys):
 
 def test_all_stacks_trains_on_every_slice(phantom_dir, tmp_path):
     out = tmp_path / "stacks"
-    assert main(["train", "--data", str(phantom_dir), "--out", str(out), "--epochs", "1", "--all-stacks", *TINY]) == 0
-    events = EventLog(out).read_new()
-    assert events[0].steps == 21  # 3 stacks x 49 patches of the one training subject, batches of 7
-    (validation,) = [e for e in events if isinstance(e, ValidationEvent)]
-    assert validation.throughput["patches"] == 147
+    trainer = Trainer(_config(phantom_dir, out, epochs=1, all_stacks=True))
+    trainer.on_event = lambda event: isinstance(event, StepEvent) and trainer.stop_requested.set()
+    with pytest.raises(TrainingStopped, match="step 1 of 21"):  # 3 stacks x 49 patches, batches of 7
+        trainer.run()
+    assert len(trainer.loader.dataset) == 147
     cached = sorted((out / "cache").glob("*.npy"))
     assert cached and all(np.load(p, mmap_mode="r").shape == (224, 224, 96) for p in cached)
 

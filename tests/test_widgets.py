@@ -244,6 +244,7 @@ def training_widget(viewer, data, runs, epochs=1):
     widget._data.value = data
     widget._epochs.value = epochs
     widget._width.value = 0.0625
+    widget._discriminator_width.value = 0.125
     widget._lr.value = 1e-3
     widget._val_stride.value = 32
     widget._device.value = "cpu"
@@ -417,9 +418,14 @@ def test_without_a_gpu_the_training_form_starts_cpu_sized(make_napari_viewer):
     if torch.cuda.is_available():
         assert (widget._width.value, widget._epochs.value) == (1.0, 32) and not widget._size_note.visible
     else:
-        assert (widget._width.value, widget._epochs.value) == (0.25, 4)
+        assert (widget._width.value, widget._discriminator_width.value, widget._epochs.value) == (0.25, 0.25, 4)
         assert widget._size_note.value.startswith("no GPU found: a CPU-sized run")
-        assert (widget.options()["epochs"], widget.options()["width"]) == (4, "0.25")  # what Start runs
+        widget._variant.value = "G3"
+        options = widget.options()  # what Start runs
+        assert (options["epochs"], options["width"], options["discriminator_width"]) == (4, "0.25", "0.25")
+        assert "--discriminator-width 0.25" in widget._command.value
+        widget._variant.value = "G1"  # no discriminator to size
+        assert not widget._discriminator_width.visible and "--discriminator-width" not in widget._command.value
 
 
 def test_folder_mode_synthesizes_every_file_with_progress_and_reports_the_bad_one(

@@ -53,7 +53,7 @@ WIDTHS = [("1 (the report)", 1.0), ("1/2", 0.5), ("1/4", 0.25), ("1/8", 0.125), 
 POLL_MS = 250
 # Without a GPU the report's size (width 1, 32 epochs) takes days; the form starts at a size that
 # trains in minutes to an hour on a CPU, and says so.
-CPU_DEFAULTS = {"width": 0.25, "epochs": 4}
+CPU_DEFAULTS = {"width": 0.25, "discriminator_width": 0.25, "epochs": 4}
 STOP_WAIT_S = 120  # how long closing napari waits for the trainer to save last.pt
 
 
@@ -126,6 +126,8 @@ class TrainingWidget(Container):
         self._batch = SpinBox(label="batch size", min=1, max=512, value=defaults["batch_size"])
         self._lr = FloatSpinBox(label="learning rate", min=1e-6, max=1.0, step=1e-4, value=defaults["lr"])
         self._width = ComboBox(label="width", choices=WIDTHS, value=defaults["width"])
+        self._discriminator_width = ComboBox(label="discriminator width", choices=WIDTHS,
+                                             value=defaults["discriminator_width"])
         self._val_stride = ComboBox(label="validation stride", choices=[8, 16, 32], value=defaults["val_stride"])
         self._device = ComboBox(label="device", choices=device_choices(), value=defaults["device"])
         self._workers = SpinBox(label="loader workers", min=0, max=64, value=defaults["workers"])
@@ -137,13 +139,14 @@ class TrainingWidget(Container):
         self._resume = PushButton(text="Resume", enabled=False)
         self._progress = ProgressBar(label="progress", value=0, max=1)
         self._status = Label(value="")
-        self._size_note = Label(value="no GPU found: a CPU-sized run (width 1/4, 4 epochs); the report trains "
-                                      "width 1 for 32 epochs" if on_cpu else "", visible=on_cpu)
+        self._size_note = Label(value="no GPU found: a CPU-sized run (width 1/4, discriminator 1/4, 4 epochs); "
+                                      "the report trains width 1 for 32 epochs" if on_cpu else "", visible=on_cpu)
         self._plot = LossPlot()
         narrow(self._pairs, self._status, self._size_note, self._direction)  # before the form measures them
         self._form = scrolling_form(self, [
             self._data, self._pairs, self._runs, self._name, self._direction, self._variant, self._residual,
-            self._init, self._epochs, self._batch, self._lr, self._width, self._size_note, self._val_stride,
+            self._init, self._epochs, self._batch, self._lr, self._width, self._discriminator_width, self._size_note,
+            self._val_stride,
             self._device, self._workers, self._command, self._start, self._stop, self._resume, self._progress,
             self._status])
         self._form.native.layout().addWidget(self._plot)
@@ -164,8 +167,8 @@ class TrainingWidget(Container):
         for widget in (self._direction, self._variant, self._residual):
             widget.changed.connect(self._suggest_name)
         for widget in (self._data, self._runs, self._name, self._direction, self._variant, self._residual,
-                       self._init, self._epochs, self._batch, self._lr, self._width, self._val_stride, self._device,
-                       self._workers):
+                       self._init, self._epochs, self._batch, self._lr, self._width, self._discriminator_width,
+                       self._val_stride, self._device, self._workers):
             widget.changed.connect(self._show_command)
         self._start.changed.connect(lambda: self.start())
         self._stop.changed.connect(lambda: self.stop())
@@ -209,6 +212,7 @@ class TrainingWidget(Container):
         self._name.value = f"{self._direction.value}-{run_label(self._variant.value, self._residual.value)}"
         g4 = self._variant.value == "G4"
         self._init.visible = g4
+        self._discriminator_width.visible = self._variant.value != "G1"  # G1 trains no discriminator
         if g4:
             g3 = Path(self._runs.value) / f"{self._direction.value}-{run_label('G3', self._residual.value)}" / "best.pt"
             if g3.is_file():
@@ -223,6 +227,7 @@ class TrainingWidget(Container):
             "variant": self._variant.value, "residual": self._residual.value, "init": init,
             "epochs": self._epochs.value, "batch_size": self._batch.value, "lr": f"{self._lr.value:g}",
             "width": f"{self._width.value:g}", "val_stride": self._val_stride.value, "device": self._device.value,
+            "discriminator_width": f"{self._discriminator_width.value:g}" if self._variant.value != "G1" else None,
             "workers": self._workers.value, "resume": resume,
         }
 
