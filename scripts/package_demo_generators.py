@@ -1,117 +1,166 @@
-"""Bundle the phantom-trained generators of a ``medsynth-train reproduce`` run as package data.
+"""Bundle the demo generators trained by ``scripts/make_demo_generators.sh`` as package data.
 
-Usage (the last step of ``scripts/make_demo_generators.sh``, the whole recipe)::
+Usage (the recipe's last step)::
 
-    python scripts/package_demo_generators.py REPRO_DIR PHANTOM_DIR
+    python scripts/package_demo_generators.py WORK [--stride 8] [--device auto]
 
-For every generator of the report's tables it copies ``REPRO_DIR/<run>/best.pt`` into
-``napari_medsynth/data/generators/<run>.pt``, labelled as trained on the synthetic phantom,
-with the recipe that made it (the text of make_demo_generators.sh) and its held-out test
-metrics. It also fits the per-voxel
-intensity-mapping baseline of each direction on the same training subjects and writes it
-beside them, so that the demo can compare against it, and writes docs/demo_generators.md
-from the recipe and ``REPRO_DIR/report.md``.
+WORK holds ``phantom10/`` (the training data), ``heldout/`` (subjects no run saw) and
+``repro/<run>/`` (one folder per training run). For every generator in :data:`BUNDLE` this copies
+``repro/<run>/best.pt`` (without its discriminator) into ``napari_medsynth/data/generators/``,
+labelled as trained on the synthetic phantom, with the recipe, its training time and its
+held-out figures. It fits the per-voxel intensity-mapping baseline of each direction on the
+training subjects of ``phantom10`` and writes it beside them; scores every bundled generator and
+both baselines on the held-out subjects, on the source grid (whole volume and head mask) and on
+the report grid; and writes ``docs/demo_generators.md`` with those tables and the checks of
+issue 13 (each G4 beats the mapping by >= 1 dB on the source grid with a lower MAE, G1 < G2 < G3 <
+G4 on T2->PD on the report grid, +RL beats no-RL on PD->T2).
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
-import sys
-from collections import defaultdict
 from pathlib import Path
-
-import numpy as np
 
 from napari_medsynth.core.atomic import atomic_output
 from napari_medsynth.core.catalog import BUNDLED_DIR, MAPPING_FILE
-from napari_medsynth.core.checkpoint import read_checkpoint, write_atomically
-from src_train.data import PreprocessedCache, SubjectSplit
-from src_train.reproduce import PLAN, REPORTED, fit_intensity_mapping
+from napari_medsynth.core.checkpoint import load_checkpoint, read_checkpoint, write_atomically
+from napari_medsynth.core.choices import direction_label
+from src_train.data import PreprocessedCache, SubjectSplit, pairs_of
+from src_train.evaluate import Evaluation, evaluate_predictor, generator_score, markdown_table
+from src_train.reproduce import evaluate_baselines, fit_intensity_mapping
 
+# The bundled generators (run folders of the recipe), and the G3 each G4 was fine-tuned from.
+BUNDLE = ("t2-pd-G1", "t2-pd-G2", "t2-pd-G3", "t2-pd-G4", "t2-pd-G4+RL", "pd-t2-G4", "pd-t2-G4+RL")
+PARENT = {"t2-pd-G4": "t2-pd-G3", "t2-pd-G4+RL": "t2-pd-G3+RL", "pd-t2-G4": "pd-t2-G3", "pd-t2-G4+RL": "pd-t2-G3+RL"}
 TRAINED_ON = "synthetic phantom (medsynth phantom --subjects 10 --seed 0), not real MRI"
 RECIPE = Path(__file__).with_name("make_demo_generators.sh")
 DOC = Path(__file__).resolve().parent.parent / "docs" / "demo_generators.md"
+MARGIN_DB = 1.0  # how far every G4 must beat the intensity mapping on the source grid
 
 
-def main(repro: Path, data: Path) -> None:
-    command = RECIPE.read_text()
-    cache = PreprocessedCache(repro / "cache")
-    test_metrics = _test_metrics(repro)
+def main(work: Path, stride: int, device: str) -> None:
+    repro, heldout = work / "repro", pairs_of(work / "heldout")
+    split = SubjectSplit.load(repro / BUNDLE[0] / "split.json")
+    cache = PreprocessedCache(repro / "cache", "native")
+    evaluations, mappings = {}, {}
+    for direction in ("t2-pd", "pd-t2"):
+        mapping = fit_intensity_mapping(work / "phantom10", direction, split, cache)
+        mappings[direction] = {"trained_on": TRAINED_ON, "train_subjects": list(split.train),
+                               "test_subjects": [p.subject for p in heldout], "mapping": mapping.to_dict()}
+        evaluations.update({(direction, e.name): e for e in evaluate_baselines(direction, mapping, heldout)})
+    for run in BUNDLE:
+        generator, info = load_checkpoint(repro / run / "best.pt")
+        evaluations[(info.direction, run)] = evaluate_predictor(
+            info.label, info.direction, generator_score(generator, info, stride=stride, device=device), heldout)
+
     BUNDLED_DIR.mkdir(parents=True, exist_ok=True)
-    mappings = {}
-    for run in (r for r in PLAN if r.name in REPORTED):
-        payload = read_checkpoint(repro / run.name / "best.pt")
+    for stale in BUNDLED_DIR.glob("*.pt"):
+        if stale.stem not in BUNDLE:
+            stale.unlink()
+    hours = {run: _training_hours(repro, run) for run in BUNDLE}
+    for run in BUNDLE:
+        payload = read_checkpoint(repro / run / "best.pt")
         payload.pop("discriminator", None)  # best.pt keeps it for G4's fine-tuning; the demo needs G only
-        provenance = payload["provenance"]
-        provenance.update(trained_on=TRAINED_ON, command=command, data_set="phantom10",
-                          test=test_metrics[run.direction][run.label])
-        init = Path(provenance.get("init") or "")
-        if init.is_absolute():  # as the recipe names it (from the work folder), not this machine's path
-            provenance["init"] = init.relative_to(repro.parent.resolve()).as_posix()
-        write_atomically(BUNDLED_DIR / f"{run.name}.pt", payload)
-        if run.direction not in mappings:
-            split = SubjectSplit.load(repro / run.name / "split.json")
-            mapping = fit_intensity_mapping(data, run.direction, split, cache)
-            mappings[run.direction] = {"trained_on": TRAINED_ON, "train_subjects": list(split.train),
-                                       "test_subjects": list(split.test), "mapping": mapping.to_dict()}
-        print(f"bundled {run.name}: test PSNR {test_metrics[run.direction][run.label]['psnr']:.3f} dB")
+        evaluation = evaluations[(payload["direction"], run)]
+        payload["provenance"].update(
+            trained_on=TRAINED_ON, command=RECIPE.read_text(), data_set="phantom10", training_hours=hours[run],
+            test={"subjects": evaluation.subjects, "stride": stride, "grid": "native",
+                  **{scope: {m: evaluation.summary(m, scope)[0] for m in ("mae", "psnr", "ssim")}
+                     for scope in evaluation.scores}},
+        )
+        init = Path(payload["provenance"].get("init") or "")
+        if init.is_absolute():  # as the recipe names it (from WORK), not this machine's path
+            payload["provenance"]["init"] = init.relative_to(work.resolve()).as_posix()
+        write_atomically(BUNDLED_DIR / f"{run}.pt", payload)
     with atomic_output(BUNDLED_DIR / MAPPING_FILE) as tmp_name:
         Path(tmp_name).write_text(json.dumps(mappings))
     size = sum(p.stat().st_size for p in BUNDLED_DIR.iterdir())
-    print(f"wrote {BUNDLED_DIR} ({size / 1e6:.2f} MB)")
-    report = (repro / "report.md").read_text().split("\n", 1)[1]
+    checks = _checks(evaluations)
     with atomic_output(DOC) as tmp_name:
-        Path(tmp_name).write_text(_DOC_HEAD.format(size=size / 1e6, recipe=command.strip()) + report)
-    print(f"wrote {DOC}")
+        Path(tmp_name).write_text(_document(evaluations, checks, hours, stride, size, len(heldout)))
+    print(f"wrote {BUNDLED_DIR} ({size / 1e6:.2f} MB) and {DOC}")
+    for line, passed in checks:
+        print(f"{'PASS' if passed else 'FAIL'}  {line}")
+
+
+def _training_hours(repro: Path, run: str) -> float:
+    """Wall time of the run's epochs (and of the G3 it was fine-tuned from), from metrics.csv."""
+    total = 0.0
+    for name in (PARENT.get(run), run):
+        if name is not None:
+            with open(repro / name / "metrics.csv", newline="") as handle:
+                total += sum(float(row["seconds"]) for row in csv.DictReader(handle))
+    return round(total / 3600, 2)
+
+
+def _checks(evaluations: dict[tuple[str, str], Evaluation]) -> list[tuple[str, bool]]:
+    """Issue 13's claims, each with whether the figures bear it out."""
+    checks = []
+    for direction in ("t2-pd", "pd-t2"):
+        mapping = evaluations[(direction, "intensity mapping (baseline)")]
+        for run in (r for r in BUNDLE if r.startswith(direction) and "-G4" in r):
+            generator = evaluations[(direction, run)]
+            for scope, where in (("source", "whole volume"), ("head", "head mask")):
+                gain = generator.summary("psnr", scope)[0] - mapping.summary("psnr", scope)[0]
+                lower_mae = generator.summary("mae", scope)[0] < mapping.summary("mae", scope)[0]
+                checks.append((f"{direction_label(direction)} {generator.name} vs the intensity mapping, source grid, "
+                               f"{where}: {gain:+.2f} dB PSNR, MAE {'lower' if lower_mae else 'not lower'}",
+                               gain >= MARGIN_DB and lower_mae))
+    order = [evaluations[("t2-pd", f"t2-pd-{label}")].summary("psnr", "report")[0]
+             for label in ("G1", "G2", "G3", "G4")]
+    checks.append(("T2->PD G1 < G2 < G3 < G4 on the report grid: " + " < ".join(f"{v:.2f}" for v in order) + " dB",
+                   order == sorted(order) and len(set(order)) == 4))
+    rl, plain = (evaluations[("pd-t2", run)].summary("psnr", "source")[0] for run in ("pd-t2-G4+RL", "pd-t2-G4"))
+    checks.append((f"PD->T2 G4+RL beats G4 on the source grid: {rl:.2f} vs {plain:.2f} dB", rl > plain))
+    return checks
+
+
+def _document(evaluations, checks, hours, stride, size, subjects) -> str:
+    lines = [_DOC_HEAD.format(size=size / 1e6, subjects=subjects, stride=stride, recipe=RECIPE.read_text().strip()),
+             "## What the figures show", ""]
+    lines += [f"- {'yes' if passed else '**no**'}: {line}" for line, passed in checks]
+    for direction in ("t2-pd", "pd-t2"):
+        rows = [e for (d, _), e in evaluations.items() if d == direction]
+        rows.sort(key=lambda e: (e.name.endswith("(baseline)"), e.name))
+        lines += ["", f"## {direction_label(direction)}: {subjects} held-out subjects, mean (std)", "",
+                  markdown_table(rows)]
+    lines += ["", "## Training time (2 CPU cores, one thread, G4 including its G3)", "",
+              "| Generator | Hours |", "|---|---:|"]
+    lines += [f"| {run} | {hours[run]:.2f} |" for run in BUNDLE]
+    return "\n".join(lines) + "\n"
 
 
 _DOC_HEAD = """# The demo generators
 
-`napari_medsynth/data/generators/` holds six generators ({size:.1f} MB in all), made with this
+`napari_medsynth/data/generators/` holds seven generators ({size:.1f} MB in all), made with this
 project's own `medsynth-train` on the synthetic phantom (`medsynth phantom`, 10 subjects, seed 0:
-7 training, 1 validation and 2 test subjects by the report's proportions). They are small (width
-1/8: 59,576 parameters against the report's 3,638,592) and trained for minutes on a 2-core CPU:
-they show the pipeline at work and are no stand-in for models trained on real MRI. Each file is a
-self-describing checkpoint whose provenance says it was trained on the phantom, holds the recipe
-below and its test figures; `intensity-mapping.json` beside them is the per-voxel mapping baseline
-fitted on the same training subjects.
+7 training, 1 validation and 2 test subjects by the report's proportions), at width 1/4 (232,080
+parameters against the report's 3,638,592), on all three interleaved slice stacks of each subject,
+on a 2-core CPU. They show the pipeline at work and are no stand-in for models trained on real MRI.
+Each file is a self-describing checkpoint whose provenance says it was trained on the phantom and
+holds the recipe below, its training time and its held-out figures; `intensity-mapping.json`
+beside them is the per-voxel mapping baseline fitted on the same training subjects.
 
-The default demo generator, used by `medsynth demo`, is PD->T2 G4+RL. Its runs and those of
-T2->PD G3 and G4 differ from the rest of the plan, as the recipe records: more optimizer steps
-before G4's 4 epochs, PD->T2 G3+RL at batch 7 rather than the report's 49 for 20 epochs, and
-T2->PD G3 (at the report's batch 7) for 40 epochs rather than 4. In the first 4-epoch runs no
-generator had overtaken the per-voxel intensity mapping (with 49-patch batches an epoch of the 7
-training subjects is 7 steps). T2->PD G3 and both G4s then beat that baseline on the test
-subjects. The other three (T2->PD G1 and G2, PD->T2 G4 without residual) had 4 epochs each and
-stay below it, as the tables show: they are there to compare the variants.
+The figures below are on {subjects} held-out subjects (`medsynth phantom heldout --subjects 3
+--seed 7`, subjects 7001-7003, which no run saw), synthesized on the native grid at stride
+{stride}: on the source's own grid first (what the user sees and saves; whole volume and head
+mask), then on the report's 224x224x32 grid. The default demo generator (`medsynth demo`) is
+PD->T2 G4+RL.
 
 ## The recipe (`scripts/make_demo_generators.sh`)
 
 ```bash
 {recipe}
 ```
-
-## Their figures
 """
 
 
-def _test_metrics(repro: Path) -> dict:
-    """Mean test MAE/PSNR/SSIM per direction and generator label, from the reproduce tables."""
-    metrics = defaultdict(dict)
-    for direction in ("t2-pd", "pd-t2"):
-        rows = defaultdict(list)
-        with open(repro / direction / "test_subjects.csv", newline="") as handle:
-            for row in csv.DictReader(handle):
-                rows[row["generator"]].append(row)
-        for name, subject_rows in rows.items():
-            metrics[direction][name] = {
-                key: float(np.mean([float(r[key]) for r in subject_rows])) for key in ("mae", "psnr", "ssim")
-            } | {"subjects": [r["subject"] for r in subject_rows]}
-    return metrics
-
-
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit(__doc__.split("\n\n")[1])
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("work", type=Path, help="the recipe's work folder")
+    parser.add_argument("--stride", type=int, default=8, help="held-out synthesis stride (default 8)")
+    parser.add_argument("--device", default="auto")
+    arguments = parser.parse_args()
+    main(arguments.work, arguments.stride, arguments.device)

@@ -29,7 +29,7 @@ from .data import PreprocessedCache, SubjectSplit, load_volume_pairs, pairs_of
 from .evaluate import Evaluation, evaluate_predictor, generator_score, markdown_table, write_evaluations
 from .run import run_training
 
-__all__ = ["PLAN", "PUBLISHED", "Run", "fit_intensity_mapping", "plan_configs", "reproduce"]
+__all__ = ["PLAN", "PUBLISHED", "Run", "evaluate_baselines", "fit_intensity_mapping", "plan_configs", "reproduce"]
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,8 @@ def _report(args, out: Path, cache: PreprocessedCache) -> str:
         runs = [r for r in PLAN if r.direction == direction and r.name in REPORTED]
         split = SubjectSplit.load(out / runs[0].name / "split.json")
         evaluations = [_evaluate_run(out, run, split, args) for run in runs]
-        evaluations += _baselines(args.data, direction, split, cache)
+        evaluations += evaluate_baselines(direction, fit_intensity_mapping(args.data, direction, split, cache),
+                                          pairs_of(args.data, split.test))
         write_evaluations(out / direction, evaluations)
         lines += [f"## {title}: validation (best epoch by mean PSNR)", "",
                   "| Generator | Best epoch | MAE | PSNR (dB) | Report: best epoch | Report: MAE | Report: PSNR |",
@@ -162,10 +163,9 @@ def fit_intensity_mapping(data, direction: str, split: SubjectSplit, cache) -> Q
     )
 
 
-def _baselines(data, direction: str, split: SubjectSplit, cache) -> list[Evaluation]:
-    test = pairs_of(data, split.test)
-    mapping = fit_intensity_mapping(data, direction, split, cache)
+def evaluate_baselines(direction: str, mapping: QuantileIntensityMapping, pairs) -> list[Evaluation]:
+    """The standardized source and ``mapping``'s prediction, each scored on ``pairs``."""
     return [
-        evaluate_predictor(name, direction, lambda s, t, p=predict: score_voxelwise(p, s, t), test)
+        evaluate_predictor(name, direction, lambda s, t, p=predict: score_voxelwise(p, s, t), pairs)
         for name, predict in zip(BASELINES, (lambda source: source, mapping.predict))
     ]
