@@ -25,7 +25,7 @@ from napari_medsynth.core.fftconv import set_conv_engine
 from napari_medsynth.core.models import Generator
 from napari_medsynth.core.nifti import load_volume
 from napari_medsynth.core.preprocess import preprocess_volume
-from napari_medsynth.core.reconstruct import reconstruct_volume
+from napari_medsynth.core.reconstruct import preview_volume, reconstruct_volume
 from napari_medsynth.core.synthesis import synthesize
 
 BUNDLED = BUNDLED_DIR / "pd-t2-G4+RL.pt"  # the default demo generator: residual, width 1/8
@@ -354,3 +354,14 @@ def test_an_exported_file_copied_elsewhere_keeps_working(exported, tmp_path):
     shutil.copy(sidecar_path(source), tmp_path / "copy.ts.json")
     runner, info = load_checkpoint(tmp_path / "copy.ts")
     assert info.direction == "pd-t2" and runner(torch.zeros(1, 1, 8, 8, 8)).shape == (1, 1, 8, 8, 8)
+
+
+def test_a_tiled_preview_of_an_exported_file_uses_its_receptive_radius(exported):
+    """A preview tiled for a small GPU (here forced by ``tile``) gives the untiled result: the exported
+    generator brings its receptive radius (29) for the halo, as a module does."""
+    runner, _ = load_checkpoint(exported["bundled"][1]["torchscript"])
+    assert runner.receptive_radius == 29
+    volume = np.random.default_rng(2).normal(size=(24, 20, 18)).astype(np.float32)
+    whole = preview_volume(runner, volume, device="cpu")
+    np.testing.assert_allclose(preview_volume(runner, volume, device="cpu", tile=8), whole, atol=1e-5)
+

@@ -69,6 +69,7 @@ def read_exported(path: str | os.PathLike) -> tuple[ExportedGenerator, dict]:
         newer = int(sidecar["format_version"]) > SIDECAR_VERSION
         model = sidecar["model"]
         model_format, digest = model["format"], model["sha256"]
+        radius = int(sidecar["receptive_radius"])
     except (KeyError, TypeError, ValueError) as error:
         raise MedSynthError(f"{sidecar_file.name}: incomplete or malformed sidecar ({error!r})") from error
     if newer:
@@ -81,7 +82,8 @@ def read_exported(path: str | os.PathLike) -> tuple[ExportedGenerator, dict]:
     if path.suffix.lower() != expected:
         raise MedSynthError(f"{name}: its sidecar describes a {model_format} model, which ends in {expected}")
     generator = ExportedGenerator(path, model_format,
-                                  _TorchScriptRunner(path) if model_format == "torchscript" else _OnnxRunner(path))
+                                  _TorchScriptRunner(path) if model_format == "torchscript" else _OnnxRunner(path),
+                                  radius)
     _check_runs(generator)
     return generator, sidecar
 
@@ -117,10 +119,13 @@ class ExportedGenerator:
         The model file.
     model_format : str
         ``"torchscript"`` or ``"onnx"``.
+    receptive_radius : int
+        Voxels each output sees on either side (the sidecar's): the halo a tiled preview needs.
     """
 
-    def __init__(self, path: Path, model_format: str, runner):
+    def __init__(self, path: Path, model_format: str, runner, receptive_radius: int):
         self.path, self.model_format, self._runner = path, model_format, runner
+        self.receptive_radius = receptive_radius
 
     def __call__(self, source: torch.Tensor) -> torch.Tensor:
         return self._runner(source)

@@ -237,8 +237,9 @@ def preview_volume(
     parts = _stacks(volume, stacks)
     shape = tuple(parts[0].shape)
     compute = resolve_device(device)
-    if halo is None and isinstance(generator, nn.Module):
-        halo = receptive_radius(generator)
+    if halo is None:  # an exported generator knows its own
+        halo = receptive_radius(generator) if isinstance(generator, nn.Module) else getattr(
+            generator, "receptive_radius", None)
     if halo is not None and halo < 0:
         raise ValueError(f"halo must not be negative, got {halo}")
     tiles = _tile_shape(shape, tile) if tile is not None else _fitting_tile(generator, shape, halo or 0, compute)
