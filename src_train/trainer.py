@@ -551,7 +551,7 @@ class Trainer:
             "optimizer_d": self.optimizer_d.state_dict() if self.optimizer_d is not None else None,
             "scaler": self.scaler.state_dict(),
             "rng": _rng_state(),
-            "events_bytes": self._events.size(),
+            "events_bytes": self._events.sync(),  # on disk before last.pt says they were written
         }
         write_atomically(self.run_dir / "last.pt", payload)
 
@@ -586,6 +586,8 @@ def _append_csv(path: Path, columns, rows) -> None:
             if new:
                 writer.writeheader()
             writer.writerows(rows)
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before last.pt, written next, says the epoch is done
     except OSError as error:
         raise MedSynthError(write_failure(path, error)) from error
 

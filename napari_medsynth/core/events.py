@@ -122,12 +122,13 @@ class EventLog:
         except OSError as error:
             raise MedSynthError(write_failure(self.path, error)) from error
 
-    def size(self) -> int:
-        """The log's length in bytes (0 before the first event)."""
-        try:
-            return self.path.stat().st_size
-        except FileNotFoundError:
+    def sync(self) -> int:
+        """Flush the log to disk (fsync); return its length in bytes (0 before the first event)."""
+        if not self.path.exists():
             return 0
+        with open(self.path, "ab") as handle:  # writable: fsync of a read-only handle fails on Windows
+            os.fsync(handle.fileno())
+            return handle.tell()
 
     def read_new(self) -> list[TrainingEvent]:
         """The complete events written since the previous call (none if the file is missing)."""
