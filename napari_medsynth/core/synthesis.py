@@ -153,7 +153,14 @@ def synthesize(
             stacklevel=2,
         )
         scale = prepared.standardization
-    on_source = to_source_grid(standardized, prepared)
+    if info.residual and grid == "native":
+        # A residual generator adds its output to the source: resample only what it added, and keep
+        # the source's own detail, which the 224 x 224 x 96 round trip would smooth, as it is (the
+        # report grid stays the report's pipeline, to the bit).
+        on_source = (prepared.standardization.apply(source.data)
+                     + to_source_grid(standardized - prepared.data, prepared))
+    else:
+        on_source = to_source_grid(standardized, prepared)
     result = SynthesisResult(
         synthesis=scale.invert(on_source),
         standardized=standardized,
