@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="epochs per run (default: the report's 34, 32, 76, 4 and 24)")
     reproduce.add_argument("--batch-size", type=int, default=None, metavar="B",
                            help="default: the report's 7 for T2->PD and 49 for PD->T2")
+    reproduce.add_argument("--grid", choices=GRIDS, default="native",
+                           help="synthesize the test subjects on every slice (native, default) or one in three "
+                                "(report); the figures are given on the source grid and on the report grid either way")
     add_train_arguments(reproduce, only=REPRODUCE_OPTIONS)
     reproduce.set_defaults(handler=_reproduce)
     add_debug_argument(parser, commands)

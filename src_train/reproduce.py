@@ -116,7 +116,7 @@ def _report(args, out: Path, cache: PreprocessedCache) -> str:
         f"Data: `{args.data}`; width {args.width:g} (discriminator {args.discriminator_width:g}); "
         f"epochs {args.epochs or 'as the report'}; "
         f"validation/test stride {args.val_stride}; seed {args.seed}.",
-        "Test figures on the source's own grid (whole volume and head mask; native-resolution synthesis) and "
+        f"Test figures on the source's own grid (whole volume and head mask; {args.grid}-grid synthesis) and "
         "on the report's 224x224x32 grid, standardized volumes; PSNR peak = range of the standardized ground "
         "truth. Validation figures are on the training grid. The report's figures are on real IXI subjects, "
         "its grid and full-width models.", "",
@@ -150,7 +150,7 @@ def _epochs_done(run_dir: Path) -> int:
 
 def _evaluate_run(out: Path, run: Run, split: SubjectSplit, args) -> Evaluation:
     generator, info = load_checkpoint(out / run.name / "best.pt")
-    score = generator_score(generator, info, stride=args.val_stride, device=args.device)
+    score = generator_score(generator, info, grid=args.grid, stride=args.val_stride, device=args.device)
     return evaluate_predictor(run.label, run.direction, score, pairs_of(args.data, split.test))
 
 

@@ -24,8 +24,9 @@ def test_reproduce_trains_the_plan_and_reports_each_runs_own_epochs(phantom_dir,
     g1 = out / "t2-pd-G1"
     assert main(["train", "--data", str(phantom_dir), "--out", str(g1), *TINY[2:], "--epochs", "2"]) == 0
     untouched = (g1 / "last.pt").stat().st_mtime_ns
-    assert main(["reproduce", "--data", str(phantom_dir), "--out", str(out), *TINY]) == 0
+    assert main(["reproduce", "--data", str(phantom_dir), "--out", str(out), *TINY, "--grid", "report"]) == 0
     assert "width 0.0625 (discriminator 0.125)" in (out / "report.md").read_text()
+    assert "(whole volume and head mask; report-grid synthesis)" in (out / "report.md").read_text()
     assert (g1 / "last.pt").stat().st_mtime_ns == untouched
     assert all((out / run.name / "best.pt").is_file() for run in PLAN)
     report = (out / "report.md").read_text()
