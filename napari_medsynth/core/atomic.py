@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import MedSynthError
 
-__all__ = ["atomic_output", "file_sha256", "make_folder", "write_failure"]
+__all__ = ["atomic_folder", "atomic_output", "file_sha256", "human_size", "make_folder", "write_failure"]
 
 
 @contextmanager
@@ -41,9 +41,7 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str
         raise MedSynthError(f"{path.parent}: cannot write there ({error.strerror})") from error
     try:
         yield tmp_name
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)
+        os.chmod(tmp_name, 0o666 & ~_umask())
         _fsync(tmp_name)
         os.replace(tmp_name, path)
         if os.name == "posix":  # the rename itself, in the folder's entry
@@ -55,13 +53,48 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str
         raise
 
 
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path`` to fill; rename it onto ``path`` (which must not
+    exist, or be an empty folder) on success, and remove it on any exception.
+
+    Raises
+    ------
+    MedSynthError
+        The folder cannot be created or written, or the disk is full.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as error:
+        raise MedSynthError(write_failure(path.parent, error)) from error
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~_umask())
+        os.replace(staging, path)
+        if os.name == "posix":
+            _fsync(path.parent)
+    except BaseException as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, OSError):
+            raise MedSynthError(write_failure(path, error)) from error
+        raise
+
+
 def write_failure(path: str | os.PathLike, error: OSError) -> str:
     """One line for a failed write of ``path``: the reason, and the free space when the disk is full."""
     reason = error.strerror or str(error)
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         with suppress(OSError):
-            reason += f"; {_size(shutil.disk_usage(Path(path).parent).free)} free there"
+            reason += f"; {human_size(shutil.disk_usage(Path(path).parent).free)} free there"
     return f"{path}: cannot write ({reason})"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync(path: str | os.PathLike) -> None:
@@ -72,14 +105,14 @@ def _fsync(path: str | os.PathLike) -> None:
         os.close(descriptor)
 
 
-def _size(count: float) -> str:
-    """``count`` bytes in decimal units: ``"512 bytes"``, ``"3.2 MB"``."""
-    if count < 1000:
-        return f"{count:.0f} bytes"
-    for unit in ("kB", "MB", "GB", "TB"):
-        count /= 1000
-        if count < 1000 or unit == "TB":
-            return f"{count:.1f} {unit}"
+def human_size(count: float) -> str:
+    """A byte count for people, in decimal units: ``"512 B"``, ``"1.2 kB"``, ``"4 TB"``."""
+    value = float(count)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000:
+            return f"{value:.3g} {unit}"
+        value /= 1000
+    return f"{value:.3g} TB"
 
 
 def make_folder(path: str | os.PathLike) -> Path:

@@ -25,7 +25,7 @@ import nibabel as nib
 import numpy as np
 from nibabel import orientations as nio
 
-from .atomic import atomic_output
+from .atomic import atomic_output, human_size
 from .errors import MedSynthError
 
 __all__ = [
@@ -279,12 +279,12 @@ def _check_header(path: Path, label: str) -> None:
         held = _bytes_held(path, stream, len(block), claimed) if compressed else path.stat().st_size
         if offset >= held:
             raise MedSynthError(
-                f"{label}: the header's vox_offset ({offset}) lies at or past the end of the file ({_size(held)})"
+                f"{label}: the header's vox_offset ({offset}) lies at or past the end of the file ({human_size(held)})"
             )
         if claimed > held:
             raise MedSynthError(
-                f"{label}: the header claims {_size(claimed - offset)} of voxels but the file holds "
-                f"{_size(held - offset)} after its vox_offset"
+                f"{label}: the header claims {human_size(claimed - offset)} of voxels but the file holds "
+                f"{human_size(held - offset)} after its vox_offset"
             )
         if block[size:size + 1] not in (b"", b"\0"):
             _check_extensions(stream, size + 4, offset, byteorder, label)
@@ -410,16 +410,6 @@ def _affine_problem(affine: np.ndarray) -> str | None:
     if abs(np.linalg.det(affine[:3, :3] / sizes)) < 1e-6:
         return "has voxel axes that are (nearly) parallel"
     return None
-
-
-def _size(n: int) -> str:
-    """A byte count for people: ``"1.2 kB"``, ``"4 TB"``."""
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000:
-            return f"{value:.3g} {unit}"
-        value /= 1000
-    return f"{value:.3g} TB"
 
 
 def _mm(sizes) -> str:
