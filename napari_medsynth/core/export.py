@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -37,7 +35,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from .atomic import atomic_output, file_sha256, write_failure
+from .atomic import atomic_folder, atomic_output, file_sha256
 from .checkpoint import ARCHITECTURE, CheckpointInfo, load_checkpoint
 from .choices import DIRECTIONS, direction_label
 from .errors import MedSynthError
@@ -176,12 +174,7 @@ def _save_onnx(plain: nn.Module, name: str) -> None:
 
 def _write_bundle(out: Path, plain: nn.Module, info: CheckpointInfo, origin: dict) -> None:
     """The bundle's files in a temporary folder beside ``out``, renamed onto it when complete."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    except OSError as error:
-        raise MedSynthError(write_failure(out.parent, error)) from error
-    try:
+    with atomic_folder(out) as staging:
         for folder in ("configs", "models", "docs"):
             (staging / folder).mkdir()
         model = staging / "models" / "model.ts"
@@ -195,13 +188,6 @@ def _write_bundle(out: Path, plain: nn.Module, info: CheckpointInfo, origin: dic
         for relative, content in files.items():
             (staging / relative).write_text(json.dumps(content, indent=1) + "\n", encoding="utf-8")
         (staging / "docs" / "README.md").write_text(_bundle_readme(info, origin), encoding="utf-8")
-        os.chmod(staging, 0o777 & ~_umask())
-        os.replace(staging, out)
-    except BaseException as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(error, OSError):
-            raise MedSynthError(write_failure(out, error)) from error
-        raise
 
 
 def _bundle_metadata(info: CheckpointInfo, sidecar: dict) -> dict:
@@ -359,8 +345,3 @@ def _installed(package: str) -> str:
     except PackageNotFoundError:
         return "unknown"
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
