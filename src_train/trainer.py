@@ -219,7 +219,7 @@ class Trainer:
         """Cut the run's records back to what ``last.pt`` saw: a run killed after its last save
         leaves events, rows (or half a row) that the resumed run would otherwise write twice."""
         events = self.run_dir / EVENTS_FILE
-        if events.is_file() and events.stat().st_size > saved.get("events_bytes", events.stat().st_size):
+        if "events_bytes" in saved and events.is_file() and events.stat().st_size > saved["events_bytes"]:
             with open(events, "r+b") as handle:
                 handle.truncate(saved["events_bytes"])
         for name in ("metrics.csv", "val_subjects.csv"):

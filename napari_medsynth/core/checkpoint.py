@@ -203,22 +203,17 @@ def load_checkpoint(
         Unreadable file, weights of another architecture, or the other direction.
     """
     name = Path(path).name
-    exported = is_exported(path)
-    if exported:
-        generator, sidecar = read_exported(path)
+    if is_exported(path):
+        exported, sidecar = read_exported(path)
         try:
             info = checkpoint_info(sidecar, sidecar_path(path).name)
         except (KeyError, TypeError, ValueError) as error:
             raise MedSynthError(f"{sidecar_path(path).name}: incomplete or malformed sidecar ({error!r})") from error
-    else:
-        payload = read_checkpoint(path)
-        info = checkpoint_info(payload, name)
-    if direction is not None and parse_direction(direction) != info.direction:
-        raise MedSynthError(
-            f"{name}: a {direction_label(info.direction)} generator, but {direction_label(direction)} was asked for"
-        )
-    if exported:
-        return generator, info
+        _refuse_other_direction(info, direction, name)
+        return exported, info
+    payload = read_checkpoint(path)
+    info = checkpoint_info(payload, name)
+    _refuse_other_direction(info, direction, name)
     generator = Generator(residual=info.residual, width=info.width)
     try:
         generator.load_state_dict(payload["generator"])
@@ -229,6 +224,13 @@ def load_checkpoint(
             f"{name}: the weights do not fit the width-{info.width:g} generator it describes ({detail})"
         ) from error
     return generator.eval(), info
+
+
+def _refuse_other_direction(info: CheckpointInfo, direction: str | None, name: str) -> None:
+    if direction is not None and parse_direction(direction) != info.direction:
+        raise MedSynthError(
+            f"{name}: a {direction_label(info.direction)} generator, but {direction_label(direction)} was asked for"
+        )
 
 
 def _plain(value):
