@@ -290,7 +290,6 @@ class SynthesisWidget(Container):
     def start(self):
         """Run the synthesis in a worker thread (napari's ``thread_worker``)."""
         from napari.qt.threading import create_worker
-        from napari.utils import progress
 
         if self._worker is not None:
             return
@@ -306,8 +305,6 @@ class SynthesisWidget(Container):
         except Exception as error:
             self._status.value = report_error(error, "synthesis")
             return
-        self._cancel_flag.event.clear()
-        self._settled = False
         job = {"source_layer": source_layer.name, "truth_layer": truth_layer.name if truth else None,
                "subject": _subject(source_layer), "source": source, "checkpoint": self._generator.value}
         spread = self._overlapping_spread()
@@ -318,16 +315,25 @@ class SynthesisWidget(Container):
             spread, self._preview.value, mask, self._masked_maps.value, self._relay.progressed.emit,
             self._cancel_flag, _start_thread=False, _ignore_errors=True,  # errors: notifications in _on_errored
         )
-        self._cancel_flag.worker = worker
         worker.yielded.connect(partial(self._on_preview, job))
         worker.returned.connect(partial(self._on_returned, job))
         worker.errored.connect(partial(self._on_errored, job))
+        self._launch(worker, "MedSynth: synthesizing", "patches",
+                     "previewing..." if self._preview.value else "synthesizing...")
+
+    def _launch(self, worker, description: str, unit: str, status: str) -> None:
+        """Start ``worker`` as the widget's one running job, with Cancel, both progress bars and a status."""
+        from napari.utils import progress
+
+        self._cancel_flag.event.clear()
+        self._cancel_flag.worker = worker
+        self._settled = False
         worker.finished.connect(self._on_finished)
         self._worker = worker
-        self._napari_progress = progress(total=0, desc="MedSynth: synthesizing")
-        self._progress.visible, self._progress.value = True, 0
-        self._run.enabled, self._cancel.enabled = False, True
-        self._status.value = "previewing..." if self._preview.value else "synthesizing..."
+        self._napari_progress = progress(total=0, desc=description)
+        self._progress.label, self._progress.visible, self._progress.value = unit, True, 0
+        self._run.enabled, self._run_folder.enabled, self._cancel.enabled = False, False, True
+        self._status.value = status
         worker.start()
 
     def _overlapping_spread(self) -> bool:
@@ -338,7 +344,6 @@ class SynthesisWidget(Container):
         """Synthesize every file of the folder into the folder output, in a worker thread (files,
         sidecars and metrics.csv as ``medsynth synthesize DIR``)."""
         from napari.qt.threading import create_worker
-        from napari.utils import progress
 
         if self._worker is not None:
             return
@@ -351,8 +356,6 @@ class SynthesisWidget(Container):
         except MedSynthError as error:
             self._status.value = report_error(error, "folder synthesis")
             return
-        self._cancel_flag.event.clear()
-        self._settled = False
         spread = self._overlapping_spread()
         worker = create_worker(
             run_folder_synthesis, folder, self._generator.value, out, grid=self._synthesis_grid.value,
@@ -361,16 +364,9 @@ class SynthesisWidget(Container):
             on_file=self._relay.file_started.emit, progress=None, cancel=self._cancel_flag,
             _start_thread=False, _ignore_errors=True,
         )
-        self._cancel_flag.worker = worker
         worker.returned.connect(partial(self._on_folder_returned, out))
         worker.errored.connect(partial(self._on_errored, {}))
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
-        self._napari_progress = progress(total=0, desc="MedSynth: synthesizing a folder")
-        self._progress.label, self._progress.visible, self._progress.value = "files", True, 0
-        self._run.enabled, self._run_folder.enabled, self._cancel.enabled = False, False, True
-        self._status.value = f"synthesizing the files of {folder}..."
-        worker.start()
+        self._launch(worker, "MedSynth: synthesizing a folder", "files", f"synthesizing the files of {folder}...")
 
     @_while_open
     def _on_file(self, done: int, total: int, name: str):
