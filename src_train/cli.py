@@ -11,8 +11,8 @@ from napari_medsynth.core.train_config import add_train_arguments, config_from_a
 
 PROG = "medsynth-train"
 # The training options that ``reproduce`` passes to every run of its plan.
-REPRODUCE_OPTIONS = ("width", "discriminator_width", "lr", "val_stride", "device", "seed", "workers", "engine",
-                     "all_stacks")
+REPRODUCE_OPTIONS = ("width", "discriminator_width", "lr", "lr_schedule", "val_stride", "device", "seed", "workers",
+                     "engine", "all_stacks")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -412,6 +412,7 @@ class Trainer:
         source = source.to(self.device, non_blocking=True).contiguous(memory_format=layout)
         target = target.to(self.device, non_blocking=True).contiguous(memory_format=layout)
         losses = dict.fromkeys(LOSS_NAMES, 0.0)
+        self._set_learning_rate()
         try:
             self.timing.start(len(source))
             with self._autocast():
@@ -452,6 +453,21 @@ class Trainer:
                       loss_adv=float(loss_adv.detach()), loss_gdl=float(loss_gdl.detach()))
         self.timing.step_done()
         return losses
+
+    def _set_learning_rate(self) -> None:
+        """Both optimizers' rate at this step: ``--lr``, or with ``--lr-schedule cosine`` a half
+        cosine from ``--lr`` at the run's first step to 1/100 of it at its last. A function of the
+        step alone, so that a resumed run follows the uninterrupted one's rates."""
+        config = self.config
+        rate = config.lr
+        if config.lr_schedule == "cosine":
+            done = self.progress.epoch * self.steps_per_epoch + self.progress.step
+            fraction = done / max(1, config.epochs * self.steps_per_epoch - 1)
+            rate = config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, fraction))))
+        for optimizer in (self.optimizer_g, self.optimizer_d):
+            if optimizer is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = rate
 
     def _check_finite(self, loss: torch.Tensor, which: str) -> None:
         if not torch.isfinite(loss):

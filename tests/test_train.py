@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import random
@@ -101,10 +102,18 @@ def test_g4_starts_from_g3s_best_weights(g3_run, phantom_dir, tmp_path):
 
 
 def test_interrupted_and_resumed_equals_uninterrupted(phantom_dir, tmp_path):
-    whole = Trainer(_config(phantom_dir, tmp_path / "whole", variant="G2", epochs=1))
+    # With the cosine schedule: a resumed run must take the uninterrupted run's rates as well.
+    cosine = dict(variant="G2", epochs=1, lr_schedule="cosine")
+    whole = Trainer(_config(phantom_dir, tmp_path / "whole", **cosine))
+    rates = []
+    whole.on_event = lambda event: rates.append(whole.optimizer_g.param_groups[0]["lr"]) \
+        if isinstance(event, StepEvent) else None
     whole.run()
+    assert rates[0] == pytest.approx(2e-4) and rates[-1] == pytest.approx(2e-6)
+    assert all(a > b for a, b in itertools.pairwise(rates)) and len(rates) == 7
+    assert whole.optimizer_d.param_groups[0]["lr"] == rates[-1]
 
-    stopped = Trainer(_config(phantom_dir, tmp_path / "split", variant="G2", epochs=1))
+    stopped = Trainer(_config(phantom_dir, tmp_path / "split", **cosine))
 
     def stop_mid_epoch(event):
         if isinstance(event, StepEvent) and event.epoch == 1 and event.step == 3:
@@ -114,7 +123,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(phantom_dir, tmp_path):
     with pytest.raises(TrainingStopped, match="stopped at epoch 1, step 3 of 7"):
         stopped.run()
     assert not (tmp_path / "split" / "metrics.csv").exists()
-    Trainer(_config(phantom_dir, tmp_path / "split", variant="G2", epochs=1), resume=True).run()
+    Trainer(_config(phantom_dir, tmp_path / "split", **cosine), resume=True).run()
 
     a = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "split" / "last.pt", weights_only=True)

@@ -16,6 +16,7 @@ from .choices import DIRECTIONS, ENGINES, VARIANTS, parse_direction
 from .errors import MedSynthError
 
 __all__ = [
+    "LR_SCHEDULES",
     "REPORT_FRACTIONS",
     "TRAIN_MODULE",
     "TrainConfig",
@@ -27,6 +28,8 @@ __all__ = [
 
 # The report's subject split: 250 training, 35 validation and 70 test subjects of 355.
 REPORT_FRACTIONS = (250 / 355, 35 / 355, 70 / 355)
+# How the learning rate moves over a run's steps (see ``src_train.trainer``).
+LR_SCHEDULES = ("constant", "cosine")
 # What the GUI runs (``python -m src_train train ...``): training is started by module name.
 TRAIN_MODULE = "src_train"
 
@@ -50,6 +53,8 @@ class TrainConfig:
     epochs: int = _option(32, type=int)
     batch_size: int = _option(7, type=int, metavar="B")
     lr: float = _option(2e-4, "Adam learning rate (betas 0.5, 0.999)", type=float)
+    lr_schedule: str = _option("constant", "the learning rate over the run: constant (the report's), or cosine from "
+                                           "--lr down to 1/100 of it at the last step", choices=LR_SCHEDULES)
     width: float = _option(1.0, "filter-count scale (1.0 = the study's model)", type=float)
     discriminator_width: float = _option(1.0, "the discriminator's filter-count scale (G2-G4; 1.0 = the study's)",
                                          type=float)
@@ -82,6 +87,8 @@ class TrainConfig:
             raise MedSynthError("epochs, batch size, validation stride and learning rate must be positive")
         if not (self.width > 0 and self.discriminator_width > 0):
             raise MedSynthError("--width and --discriminator-width must be positive")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise MedSynthError(f"unknown learning-rate schedule {self.lr_schedule!r}; use {', '.join(LR_SCHEDULES)}")
         if self.engine not in ENGINES:
             raise MedSynthError(f"unknown engine {self.engine!r}; use {', '.join(ENGINES)}")
         if self.variant != "G1" and self.batch_size < 2:
