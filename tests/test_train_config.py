@@ -22,19 +22,20 @@ def test_a_default_changed_in_the_one_definition_shows_in_the_cli_the_widget_and
     monkeypatch.setattr(options["lr"], "default", 5e-4)
     monkeypatch.setattr(options["batch_size"], "default", 5)  # (without a GPU the widget sizes width and epochs)
     monkeypatch.setattr(options["workers"], "default", 0)
+    monkeypatch.setattr(options["lr_schedule"], "default", "cosine")
 
     train = build_parser().parse_args(["train", "--data", "d", "--out", "o"])
-    assert (train.lr, train.batch_size, train.workers) == (5e-4, 5, 0)
+    assert (train.lr, train.lr_schedule, train.batch_size, train.workers) == (5e-4, "cosine", 5, 0)
     assert config_from_args(train).lr == 5e-4
 
     widget = TrainingWidget(make_napari_viewer())
     assert (widget._lr.value, widget._batch.value, widget._workers.value) == (5e-4, 5, 0)
-    assert widget.options()["lr"] == "0.0005"
+    assert widget.options()["lr"] == "0.0005" and widget.options()["lr_schedule"] == "cosine"
 
     reproduce = build_parser().parse_args(["reproduce", "--data", "d", "--out", str(tmp_path)])
     configs = plan_configs(reproduce)
     assert [c.out for c in configs] == [str(tmp_path / run.name) for run in PLAN]
-    assert {(c.lr, c.workers) for c in configs} == {(5e-4, 0)}
+    assert {(c.lr, c.lr_schedule, c.workers) for c in configs} == {(5e-4, "cosine", 0)}
     assert [c.epochs for c in configs] == [run.epochs for run in PLAN]  # the plan's own lengths
 
 

@@ -35,7 +35,7 @@ from ..core.console import EXIT_INTERRUPTED
 from ..core.errors import MedSynthError
 from ..core.events import EventLog, StartEvent, StepEvent, TrainingEvent, ValidationEvent
 from ..core.ixi import find_ixi_pairs
-from ..core.train_config import TRAIN_MODULE, train_argv, train_defaults
+from ..core.train_config import LR_SCHEDULES, TRAIN_MODULE, train_argv, train_defaults
 from ._settings import load_settings, save_settings
 from ._shared import RUNS, device_choices, narrow, report_error, scrolling_form
 from .loss_plot import LossPlot
@@ -125,6 +125,7 @@ class TrainingWidget(Container):
         self._epochs = SpinBox(label="epochs", min=1, max=1000, value=defaults["epochs"])
         self._batch = SpinBox(label="batch size", min=1, max=512, value=defaults["batch_size"])
         self._lr = FloatSpinBox(label="learning rate", min=1e-6, max=1.0, step=1e-4, value=defaults["lr"])
+        self._lr_schedule = ComboBox(label="rate schedule", choices=list(LR_SCHEDULES), value=defaults["lr_schedule"])
         self._width = ComboBox(label="width", choices=WIDTHS, value=defaults["width"])
         self._discriminator_width = ComboBox(label="discriminator width", choices=WIDTHS,
                                              value=defaults["discriminator_width"])
@@ -145,7 +146,8 @@ class TrainingWidget(Container):
         narrow(self._pairs, self._status, self._size_note, self._direction)  # before the form measures them
         self._form = scrolling_form(self, [
             self._data, self._pairs, self._runs, self._name, self._direction, self._variant, self._residual,
-            self._init, self._epochs, self._batch, self._lr, self._width, self._discriminator_width, self._size_note,
+            self._init, self._epochs, self._batch, self._lr, self._lr_schedule, self._width, self._discriminator_width,
+            self._size_note,
             self._val_stride,
             self._device, self._workers, self._command, self._start, self._stop, self._resume, self._progress,
             self._status])
@@ -167,8 +169,8 @@ class TrainingWidget(Container):
         for widget in (self._direction, self._variant, self._residual):
             widget.changed.connect(self._suggest_name)
         for widget in (self._data, self._runs, self._name, self._direction, self._variant, self._residual,
-                       self._init, self._epochs, self._batch, self._lr, self._width, self._discriminator_width,
-                       self._val_stride, self._device, self._workers):
+                       self._init, self._epochs, self._batch, self._lr, self._lr_schedule, self._width,
+                       self._discriminator_width, self._val_stride, self._device, self._workers):
             widget.changed.connect(self._show_command)
         self._start.changed.connect(lambda: self.start())
         self._stop.changed.connect(lambda: self.stop())
@@ -226,6 +228,7 @@ class TrainingWidget(Container):
             "data": Path(self._data.value), "out": self.run_dir, "direction": self._direction.value,
             "variant": self._variant.value, "residual": self._residual.value, "init": init,
             "epochs": self._epochs.value, "batch_size": self._batch.value, "lr": f"{self._lr.value:g}",
+            "lr_schedule": self._lr_schedule.value,
             "width": f"{self._width.value:g}", "val_stride": self._val_stride.value, "device": self._device.value,
             "discriminator_width": f"{self._discriminator_width.value:g}" if self._variant.value != "G1" else None,
             "workers": self._workers.value, "resume": resume,
