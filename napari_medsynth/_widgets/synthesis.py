@@ -307,12 +307,11 @@ class SynthesisWidget(Container):
             return
         job = {"source_layer": source_layer.name, "truth_layer": truth_layer.name if truth else None,
                "subject": _subject(source_layer), "source": source, "checkpoint": self._generator.value}
-        spread = self._overlapping_spread()
-        job["no_spread"] = self._spread.value and not spread
+        job["spread"] = self._spread.value
         worker = create_worker(
             run_synthesis, self._generator.value, self._direction.value, source, truth,
             self._synthesis_grid.value, self._stride.value, self._device.value, self._engine.value,
-            spread, self._preview.value, mask, self._masked_maps.value, self._relay.progressed.emit,
+            self._spread.value, self._preview.value, mask, self._masked_maps.value, self._relay.progressed.emit,
             self._cancel_flag, _start_thread=False, _ignore_errors=True,  # errors: notifications in _on_errored
         )
         worker.yielded.connect(partial(self._on_preview, job))
@@ -336,10 +335,6 @@ class SynthesisWidget(Container):
         self._status.value = status
         worker.start()
 
-    def _overlapping_spread(self) -> bool:
-        """The spread map is asked for and can be non-zero (32^3 patches at stride 32 do not overlap)."""
-        return self._spread.value and self._stride.value < 32
-
     def start_folder(self):
         """Synthesize every file of the folder into the folder output, in a worker thread (files,
         sidecars and metrics.csv as ``medsynth synthesize DIR``)."""
@@ -356,11 +351,10 @@ class SynthesisWidget(Container):
         except MedSynthError as error:
             self._status.value = report_error(error, "folder synthesis")
             return
-        spread = self._overlapping_spread()
         worker = create_worker(
             run_folder_synthesis, folder, self._generator.value, out, grid=self._synthesis_grid.value,
             stride=self._stride.value, device=self._device.value, engine=self._engine.value,
-            maps=out if spread or self._masked_maps.value else None, masked_maps=self._masked_maps.value,
+            maps=out if self._spread.value or self._masked_maps.value else None, masked_maps=self._masked_maps.value,
             on_file=self._relay.file_started.emit, progress=None, cancel=self._cancel_flag,
             _start_thread=False, _ignore_errors=True,
         )
@@ -422,8 +416,8 @@ class SynthesisWidget(Container):
         name = self._add_result(job, output, stride=self._stride.value)
         metrics = output[0].metrics
         line = f"{name}: {metrics_line(metrics)}" if metrics else f"{name} (no ground truth: no metrics)"
-        if job.get("no_spread"):
-            line += "; no spread map at stride 32 (its patches do not overlap)"
+        if job.get("spread") and output[0].spread is None:
+            line += f"; no spread map at stride {self._stride.value} (its patches do not overlap)"
         self._status.value = line
         self._finished = (*self._last, line)
 

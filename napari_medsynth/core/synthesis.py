@@ -54,7 +54,8 @@ class SynthesisResult:
         ``"native"`` (every resampled slice synthesized) or ``"report"`` (one in three).
     spread : np.ndarray or None
         Standard deviation of the overlapping patch predictions, on the source's grid,
-        in standardized units.
+        in standardized units; None unless asked for, in a preview, and at a stride of a
+        patch or more (the patches do not overlap).
     metrics : dict of dict
         When a ground truth was given: for each of :data:`METRIC_SCOPES`, ``mae``,
         ``psnr`` (dB) and ``ssim`` (see :func:`compare_on_grids`).
@@ -134,6 +135,7 @@ def synthesize(
         mask = check_mask(mask, source.data.shape)
     prepared = preprocess_volume(source, grid)
     count = KEEP_EVERY if grid == "native" else 1
+    spread = spread and stride < info.patch  # patches that do not overlap do not disagree
     if preview:
         standardized = preview_volume(generator, prepared.data, device=device, stacks=count, engine=engine,
                                       progress=progress, cancel=cancel)
