@@ -446,8 +446,10 @@ def test_folder_mode_synthesizes_every_file_with_progress_and_reports_the_bad_on
     widget.start_folder()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=180_000)
     assert [done for done, _, _ in files] == [0, 1, 2, 3] and {total for _, total, _ in files} == {4}
+    # each file with its error maps (its PD partner is there), and no spread map at stride 32
     assert sorted(p.name for p in (tmp_path / "out").glob("*.nii.gz")) == [
-        f"IXI00{i}-Phantom-000{i}-PD_synth.nii.gz" for i in (1, 2, 3)]
+        f"IXI00{i}-Phantom-000{i}-PD_synth{suffix}.nii.gz" for i in (1, 2, 3)
+        for suffix in ("", "_gradient_difference", "_squared_error")]
     assert (tmp_path / "out" / "metrics.csv").is_file()
     assert widget._status.value.startswith(f"3 of 4 files synthesized into {tmp_path / 'out'}, 1 failed: "
                                            "IXI009-Bad-0009-T2.nii.gz: not a readable NIfTI file")
