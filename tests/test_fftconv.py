@@ -192,6 +192,14 @@ def test_auto_rule():
     # the rule measured on this CPU: at width 1/8 only the 9^3 8 -> 8 layer, from batches of 8 on
     assert conv_engines(model, (16, 1, 32, 32, 32)) == ["direct"] * 4 + ["fft"] + ["direct"] * 4
     assert conv_engines(model, (1, 1, 32, 32, 32)) == ["direct"] * 9
+    # training on a CPU: every 7^3 and 9^3 layer in the transform domain (their direct backward is the slow one)
+    assert conv_engines(model, (1, 1, 32, 32, 32), training=True) == ["fft" if k > 3 else "direct" for k in kernels]
+    first = next(m for m in model.modules() if isinstance(m, FFTConv3d))  # 9^3 1 -> 4, direct in inference
+    x = torch.randn(2, 1, 32, 32, 32)
+    with torch.no_grad():
+        by_fft = fft_conv3d(x, first.weight, first.bias, first.dilation)
+        assert not torch.equal(first(x), by_fft)
+    assert torch.equal(first(x), by_fft)  # autograd records the weight: the transform domain's result, to the bit
     full = set_conv_engine(Generator(width=1.0), "auto")
     assert conv_engines(full, (8, 1, 32, 32, 32)) == ["direct"] * 4 + ["fft"] + ["direct"] * 2 + ["fft", "direct"]
     x = torch.randn(16, 1, 32, 32, 32)

@@ -106,6 +106,15 @@ on an idle CPU) and the 9^3 1->C first layer (up to 2.5x). It picks: full width,
 64->64 and 7^3 layers at any batch, plus 3^3 64->64 at batch 16; width 1/4, the 9^3 layer
 from batch 2; width 1/8, the 9^3 layer from batch 7; on previews (282x282x90) the 9^3 and 7^3
 layers at widths 1 and 1/4 and the 9^3 at 1/8 (7^3 8->8: 2.5x, 9^3 8->8: 4.3x measured).
+
+The rule counts the forward pass. When autograd records a layer on a CPU (training), its
+backward dominates, and PyTorch's direct backward of a large kernel is far slower than its
+multiply-adds: forward and backward of a batch of seven 32^3 patches on 2 idle cores took,
+direct against transform domain, 9^3 1->8 0.50 against 0.042 s, 9^3 16->16 1.04 against 0.22 s,
+7^3 8->8 0.34 against 0.061 s, 7^3 2->2 0.10 against 0.025 s, but 3^3 8->8 0.028 against
+0.084 s. So in training every kernel of 5^3 (``TRAINING_KERNEL``) or more goes to the transform
+domain, the 3^3 layers keep the forward rule: a width-1/4 generator's training step (batch 7,
+one thread, a contended CPU) 1.71 -> 1.05 s, width 1/16 1.49 -> 0.37 s.
 """
 from __future__ import annotations
 
@@ -132,6 +141,7 @@ STREAM_COST = 15  # multiply-adds that cost as much as one element read or writt
 COPY_COST = 60  # ... by a strided copy
 OVERHEAD_COST = 4.5e9  # multiply-add equivalents of one call's fixed latency (see "auto" above)
 AUTO_RATIO = 1.5  # "auto" uses the transform domain above this ratio of estimated costs
+TRAINING_KERNEL = 5**3  # ... and, when training on a CPU, for kernels of this many voxels or more
 
 
 class _Axis(NamedTuple):
@@ -484,16 +494,20 @@ class FFTConv3d(nn.Conv3d):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if not _eligible(self):
             raise ValueError(f"FFTConv3d needs stride 1, groups 1, zero 'same' padding and odd kernels: {self}")
-        if self.engine == "auto" and not self.uses_fft(tuple(input.shape)):
+        training = (input.device.type == "cpu" and torch.is_grad_enabled()
+                    and (input.requires_grad or self.weight.requires_grad))
+        if self.engine == "auto" and not self.uses_fft(tuple(input.shape), training):
             return super().forward(input)
         return fft_conv3d(input, self.weight, self.bias, self.dilation)
 
-    def uses_fft(self, input_shape: tuple) -> bool:
+    def uses_fft(self, input_shape: tuple, training: bool = False) -> bool:
         """Whether this layer convolves an input of ``input_shape`` (B, C, D, H, W) through the
-        transform domain (always for ``engine == "fft"``)."""
+        transform domain (always for ``engine == "fft"``); ``training``: autograd records it on a
+        CPU, where every kernel of ``TRAINING_KERNEL`` voxels or more goes there."""
+        if self.engine == "fft" or (training and math.prod(self.kernel_size) >= TRAINING_KERNEL):
+            return True
         shape = (input_shape[0], *input_shape[2:])
-        return self.engine == "fft" or _fft_wins(shape, self.in_channels, self.out_channels, self.kernel_size,
-                                                 self.dilation)
+        return _fft_wins(shape, self.in_channels, self.out_channels, self.kernel_size, self.dilation)
 
 
 def _eligible(conv: nn.Module) -> bool:
@@ -544,16 +558,16 @@ def set_conv_engine(model: nn.Module, engine: str) -> nn.Module:
     return model
 
 
-def conv_engines(model: nn.Module, input_shape: tuple | None = None) -> list[str]:
+def conv_engines(model: nn.Module, input_shape: tuple | None = None, training: bool = False) -> list[str]:
     """The engine of each ``nn.Conv3d`` of ``model``, in module order: ``"direct"``, ``"fft"`` or
     ``"auto"``; with ``input_shape`` (B, C, D, H, W) of the convolutions' input (the batch and
     spatial size: channels are each layer's own), ``"auto"`` layers report the engine they pick
-    for it (``"fft"`` or ``"direct"``)."""
+    for it (``"fft"`` or ``"direct"``), in CPU training with ``training``."""
     engines = []
     for module in model.modules():
         if isinstance(module, FFTConv3d):
             if module.engine == "auto" and input_shape is not None:
-                engines.append("fft" if module.uses_fft(tuple(input_shape)) else "direct")
+                engines.append("fft" if module.uses_fft(tuple(input_shape), training) else "direct")
             else:
                 engines.append(module.engine)
         elif isinstance(module, nn.Conv3d):
