@@ -1,8 +1,9 @@
-"""Benchmark training steps with the direct and the transform-domain (FFT) convolution engine.
+"""Benchmark training steps with the direct and the transform-domain (FFT) convolution engine,
+and with "auto" (the default: per layer).
 
-Two trainers, identical but for ``--engine`` (same seed, same phantom data, same batches),
+Three trainers, identical but for ``--engine`` (same seed, same phantom data, same batches),
 each run ``--steps`` G3 steps (discriminator and generator updates, batch 7, one loader
-order); it reports the median step time of each engine, their ratio, and the largest
+order); it reports the median step time of each engine, their ratios to direct, and the largest
 difference between the two loss curves step by step. A third run, the direct engine with
 every initial weight moved by one float32 rounding (a relative 2^-24, random sign), shows how
 far a rounding-sized difference carries through the same steps of adversarial training with
@@ -69,7 +70,7 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         write_phantom_dataset(work / "data", 3, seed=0)
-        runs = {engine: run_engine(work / "data", work, engine, args) for engine in ("direct", "fft")}
+        runs = {engine: run_engine(work / "data", work, engine, args) for engine in ("direct", "fft", "auto")}
         runs["direct-perturbed"] = run_engine(work / "data", work, "direct", args, perturb=True)
     medians = {engine: statistics.median(times[1:] or times) for engine, (times, _) in runs.items()
                if engine != "direct-perturbed"}
@@ -78,14 +79,15 @@ def main(argv=None) -> dict:
     summary = {"width": args.width, "batch_size": args.batch_size, "steps": args.steps, "device": args.device,
                "threads": torch.get_num_threads(), "torch": torch.__version__,
                "median_step_s": medians, "speedup": medians["direct"] / medians["fft"],
+               "speedup_auto": medians["direct"] / medians["auto"],
                "max_relative_loss_difference": difference,
                "max_relative_loss_difference_one_rounding": rounding,
                "losses": {engine: losses for engine, (_, losses) in runs.items()},
                "step_s": {engine: times for engine, (times, _) in runs.items()}}
     text = (f"width {args.width:g}, batch {args.batch_size}, {args.steps} G3 steps on {args.device} "
             f"({summary['threads']} threads): median step direct {medians['direct']:.2f} s, "
-            f"fft {medians['fft']:.2f} s, "
-            f"{summary['speedup']:.2f}x; largest relative difference of the losses step by step "
+            f"fft {medians['fft']:.2f} s ({summary['speedup']:.2f}x), auto {medians['auto']:.2f} s "
+            f"({summary['speedup_auto']:.2f}x); largest relative difference of the losses step by step "
             f"{difference:.1e} (direct against direct with its initial weights moved by one float32 "
             f"rounding: {rounding:.1e})")
     print(text)

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The recipe of the bundled demo generators (napari_medsynth/data/generators/): CPU only, width 1/4,
 # all three interleaved slice stacks of each training subject, the transform-domain engine where it
-# is faster. Two lines of runs go side by side, one core each (JOBS=1: one after the other). Run
-# from the repository root with the venv's commands on PATH; rerun it to continue: every run resumes
-# from its last.pt and a finished run is skipped. Its time on 2 cores is in docs/demo_generators.md.
+# is faster. Run from the repository root with the venv's commands on PATH; rerun it to continue:
+# every run resumes from its last.pt and a finished run is skipped. Its time on 2 cores is in
+# docs/demo_generators.md.
 set -euo pipefail
 work=${1:-demo-work}
 mkdir -p "$work" && cd "$work"
@@ -25,26 +25,28 @@ train() {  # RUN EPOCHS LR [options]: train repro/RUN, or continue it from its l
 g3() { train "$1-G3$2" 8 1e-3 --direction "$1" --variant G3 --lr-schedule cosine --discriminator-width 0.25 ${3:-}; }
 # G4 = G3's best fine-tuned with L1 (the report: 4 epochs at G3's rate; here 3, cosine from 1e-4)
 g4() { train "$1-G4$2" 3 1e-4 --direction "$1" --variant G4 --init "repro/$1-G3$2/best.pt" --lr-schedule cosine \
-              --discriminator-width "$3" ${4:-}; }
-first_line() {  # the default demo generator first, then PD->T2 without residual learning, then T2->PD G1
-    # PD->T2 G3+RL came first: a constant rate, mean losses, the report's full-width discriminator
-    train pd-t2-G3+RL 8 1e-3 --direction pd-t2 --variant G3 --residual --reduction mean --discriminator-width 1
-    g4 pd-t2 +RL 1 --residual
-    g3 pd-t2 ""
-    g4 pd-t2 "" 0.25
+              --discriminator-width 0.25 ${3:-}; }
+# Three lines of runs side by side (each run waits for the G3 it fine-tunes); JOBS=1: one after another
+default_line() {  # the default demo generator first, then T2->PD G1
+    g3 pd-t2 +RL --residual
+    g4 pd-t2 +RL --residual
     train t2-pd-G1 8 1e-3 --direction t2-pd --variant G1 --lr-schedule cosine
 }
-second_line() {  # T2->PD G3 and G4, with and without residual learning, then G2
+plain_line() {  # PD->T2 without residual learning
+    g3 pd-t2 ""
+    g4 pd-t2 ""
+}
+t2_pd_line() {  # T2->PD G3 and G4, without and with residual learning, then G2
     g3 t2-pd ""
-    g4 t2-pd "" 0.25
+    g4 t2-pd ""
     g3 t2-pd +RL --residual
-    g4 t2-pd +RL 0.25 --residual
+    g4 t2-pd +RL --residual
     train t2-pd-G2 8 1e-3 --direction t2-pd --variant G2 --lr-schedule cosine --discriminator-width 0.25
 }
-if [ "${JOBS:-2}" = 1 ]; then
-    first_line && second_line
+if [ "${JOBS:-3}" = 1 ]; then
+    default_line && plain_line && t2_pd_line
 else
-    first_line & second_line & wait
+    default_line & plain_line & t2_pd_line & wait
 fi
 cd - >/dev/null
-python scripts/package_demo_generators.py "$work"
+python scripts/package_demo_generators.py "$work" --stride 16
