@@ -147,6 +147,10 @@ def describe(entry: GeneratorEntry) -> str:
         parts.append(f"best epoch {provenance['best_epoch']}")
     if provenance.get("val_psnr") is not None:
         parts.append(f"validation PSNR {float(provenance['val_psnr']):.2f} dB")
+    held_out = provenance.get("test") or {}
+    if isinstance(held_out.get("source"), dict) and held_out["source"].get("psnr") is not None:
+        parts.append(f"held-out PSNR {float(held_out['source']['psnr']):.2f} dB on the source grid "
+                     f"({len(held_out.get('subjects', []))} subjects)")
     if provenance.get("trained_on"):
         parts.append(f"trained on {provenance['trained_on']}")
     return ", ".join(parts) + f" ({entry.path})"
