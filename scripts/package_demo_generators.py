@@ -155,6 +155,16 @@ The figures below are on {subjects} held-out subjects (`medsynth phantom heldout
 mask), then on the report's 224x224x32 grid. The default demo generator (`medsynth demo`) is
 PD->T2 G4+RL.
 
+## What limited them
+
+CPU time. Each G3 saw 8 epochs of 147 steps (1,176 steps of 7 patches) at width 1/4; the
+report's best G3 saw 22 epochs of 1,750 steps (38,500 steps) at width 1. This recipe gives a G3
+3% of the report's steps and 6% of its parameters, about an hour of one core each. The
+validation PSNR of every G3 was still rising at its last epoch (`repro/<run>/metrics.csv`).
+The resampling is not what limits them: a perfect prediction on the 224x224x96 grid, brought
+back to the source grid, scores 31.7-35.3 dB there on held-out subject 7001 (both directions,
+with and without the residual path), 7-11 dB above the intensity mapping.
+
 ## The recipe (`scripts/make_demo_generators.sh`)
 
 ```bash
