@@ -22,9 +22,10 @@ import argparse
 import csv
 import json
 import statistics
+from dataclasses import asdict
 from pathlib import Path
 
-from napari_medsynth.core.atomic import atomic_output
+from napari_medsynth.core.atomic import atomic_output, file_sha256
 from napari_medsynth.core.catalog import BUNDLED_DIR, MAPPING_FILE
 from napari_medsynth.core.checkpoint import load_checkpoint, read_checkpoint, write_atomically
 from napari_medsynth.core.choices import direction_label
@@ -52,9 +53,8 @@ def main(work: Path, stride: int, device: str) -> None:
                                "test_subjects": [p.subject for p in heldout], "mapping": mapping.to_dict()}
         evaluations.update({(direction, e.name): e for e in evaluate_baselines(direction, mapping, heldout)})
     for run in BUNDLE:
-        generator, info = load_checkpoint(repro / run / "best.pt")
-        evaluations[(info.direction, run)] = evaluate_predictor(
-            info.label, info.direction, generator_score(generator, info, stride=stride, device=device), heldout)
+        evaluation = _held_out(repro / run, heldout, stride, device)
+        evaluations[(evaluation.direction, run)] = evaluation
 
     BUNDLED_DIR.mkdir(parents=True, exist_ok=True)
     for stale in BUNDLED_DIR.glob("*.pt"):
@@ -84,6 +84,23 @@ def main(work: Path, stride: int, device: str) -> None:
     print(f"wrote {BUNDLED_DIR} ({size / 1e6:.2f} MB) and {DOC}")
     for line, passed in checks:
         print(f"{'PASS' if passed else 'FAIL'}  {line}")
+
+
+def _held_out(run_dir: Path, heldout, stride: int, device: str) -> Evaluation:
+    """The held-out figures of ``run_dir/best.pt``, kept beside it (``heldout-s<stride>.json``, with
+    the checkpoint's SHA-256) so that packaging again scores only what changed."""
+    checkpoint, kept = run_dir / "best.pt", run_dir / f"heldout-s{stride}.json"
+    digest = file_sha256(checkpoint)
+    if kept.is_file():
+        stored = json.loads(kept.read_text())
+        if stored["sha256"] == digest and stored["evaluation"]["subjects"] == [p.subject for p in heldout]:
+            return Evaluation(**stored["evaluation"])
+    generator, info = load_checkpoint(checkpoint)
+    evaluation = evaluate_predictor(info.label, info.direction,
+                                    generator_score(generator, info, stride=stride, device=device), heldout)
+    with atomic_output(kept) as tmp_name:
+        Path(tmp_name).write_text(json.dumps({"sha256": digest, "evaluation": asdict(evaluation)}))
+    return evaluation
 
 
 def _training_hours(repro: Path, run: str) -> float:
