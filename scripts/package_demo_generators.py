@@ -148,7 +148,7 @@ def _document(evaluations, checks, hours, stride, size, subjects) -> str:
         rows.sort(key=lambda e: (e.name.endswith("(baseline)"), e.name))
         lines += ["", f"## {direction_label(direction)}: {subjects} held-out subjects, mean (std)", "",
                   markdown_table(rows)]
-    lines += ["", "## Training time (one thread each, three runs side by side on 2 cores; a G4 includes its G3)",
+    lines += ["", "## Training time (one thread each, four runs sharing 2 cores; a G4 includes its G3)",
               "",
               "| Generator | Hours |", "|---|---:|"]
     lines += [f"| {run} | {hours[run]:.2f} |" for run in BUNDLE]
@@ -176,7 +176,7 @@ PD->T2 G4+RL.
 
 CPU time. Each G3 saw 8 epochs of 147 steps (1,176 steps of 7 patches) at width 1/4; the
 report's best G3 saw 22 epochs of 1,750 steps (38,500 steps) at width 1. This recipe gives a G3
-3% of the report's steps and 6% of its parameters, about an hour of one core each. The
+3% of the report's steps and 6% of its parameters, 0.5-1 h of wall time each with four runs sharing two cores. The
 validation PSNR of every G3 was still rising at its last epoch (`repro/<run>/metrics.csv`).
 The resampling is not what limits them: a perfect prediction on the 224x224x96 grid, brought
 back to the source grid, scores 31.7-35.3 dB there on held-out subject 7001 (both directions,

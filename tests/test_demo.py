@@ -10,23 +10,29 @@ import numpy as np
 from napari_medsynth._widgets.synthesis import grid_tile
 from napari_medsynth.cli import main
 from napari_medsynth.core.baselines import BASELINES
-from napari_medsynth.core.catalog import bundled_generators, bundled_mapping, default_generator
+from napari_medsynth.core.catalog import bundled_generators, bundled_mapping, default_generator, describe
 from napari_medsynth.core.phantom import make_phantom_pair
 from napari_medsynth.demo import open_demo_viewer
 
 
 def test_the_package_bundles_the_reports_generators_labelled_as_phantom_trained():
     labels = {(e.info.direction, e.info.label) for e in bundled_generators()}
-    assert labels == {("t2-pd", "G1"), ("t2-pd", "G2"), ("t2-pd", "G3"), ("t2-pd", "G4"),
+    assert labels == {("t2-pd", "G1"), ("t2-pd", "G2"), ("t2-pd", "G3"), ("t2-pd", "G4"), ("t2-pd", "G4+RL"),
                       ("pd-t2", "G4"), ("pd-t2", "G4+RL")}
     for entry in bundled_generators():
         provenance = entry.info.provenance
         assert "synthetic phantom" in provenance["trained_on"]
-        assert "medsynth-train reproduce --data phantom10" in provenance["command"]
-        assert set(provenance["test"]) >= {"mae", "psnr", "ssim", "subjects"}
-        assert entry.path.stat().st_size < 1_000_000
+        assert "medsynth-train train $common" in provenance["command"]  # the recipe, with its options
+        assert 'common="--data phantom10 --width 0.25' in provenance["command"]
+        assert provenance["training_hours"] > 0 and entry.info.width == 0.25
+        test = provenance["test"]  # three held-out subjects, on the source grid first
+        assert len(test["subjects"]) == 3 and test["grid"] == "native"
+        for scope in ("source", "head", "report"):
+            assert set(test[scope]) == {"mae", "psnr", "ssim"}
+        assert entry.path.stat().st_size < 1_500_000
     default = default_generator()
     assert (default.info.direction, default.info.label) == ("pd-t2", "G4+RL")
+    assert "held-out PSNR" in describe(default) and "on the source grid (3 subjects)" in describe(default)
     assert bundled_mapping("pd-t2").bins == 256
 
 
@@ -58,10 +64,10 @@ def test_demo_without_a_display_runs_headless_writes_the_results_and_beats_both_
     assert summary["direction"] == "PD->T2" and summary["stride"] == 16 and summary["grid"] == "native"
     metrics = summary["metrics"]
     demo = metrics["G4+RL (demo generator)"]
-    for baseline in BASELINES:  # on a subject none of them was fitted on
-        assert demo["report"]["psnr"] > metrics[baseline]["report"]["psnr"], (baseline, metrics)
-    # on the grid the user sees, the width-1/8 demo generator beats the standardized source
-    assert demo["source"]["psnr"] > metrics[BASELINES[0]]["source"]["psnr"], metrics
+    for baseline in BASELINES:  # on a subject none of them was fitted on, on the grid the user sees
+        for scope in ("source", "head"):
+            assert demo[scope]["psnr"] > metrics[baseline][scope]["psnr"], (baseline, scope, metrics)
+            assert demo[scope]["mae"] < metrics[baseline][scope]["mae"], (baseline, scope, metrics)
 
 
 def test_headless_demo_into_an_unwritable_folder_is_one_line(tmp_path, capsys):
