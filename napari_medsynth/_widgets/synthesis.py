@@ -236,6 +236,7 @@ class SynthesisWidget(Container):
             self._generator.value = str(default.path) if default and str(default.path) in values else values[-1]
         entry = self._listed.get(self._generator.value)
         self._generator.tooltip = describe(entry) if entry else ""
+        self._suggest_export_path()  # the list may change under an unchanged index, without a changed event
 
     def _on_runs_changed(self, folder):
         if Path(self._runs.value) != Path(folder):
