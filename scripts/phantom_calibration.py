@@ -1,6 +1,6 @@
 """Compare the phantom's T2/PD contrast with a real IXI pair: a Markdown table.
 
-For the mid-axial slice of phantom subjects (seeds 0..4 by default) it computes
+For the mid-axial slice of phantom subjects (seeds 0..9 by default) it computes
 :func:`napari_medsynth.core.baselines.contrast_pair_statistics` -- the correlation of
 T2 and PD over the head, the PSNR of the standardised T2 taken as the PD ("identity")
 and the PSNR of a 256-bin per-voxel T2 -> PD mapping fitted on that slice -- and
@@ -10,7 +10,7 @@ first seed side by side into a PNG (with Pillow).
 
 Usage::
 
-    PYTHONPATH=. python scripts/phantom_calibration.py [--seeds 0 1 2 3 4]
+    PYTHONPATH=. python scripts/phantom_calibration.py [--seeds 0 1 2 3 4 5 6 7 8 9]
         [--figure docs/phantom_slices.png]
 """
 
@@ -77,7 +77,7 @@ def markdown_table(rows: list[tuple[str, dict]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--figure", type=Path, help="PNG of the first seed's mid-axial slices")
     args = parser.parse_args(argv)
     rows = []
