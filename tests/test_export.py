@@ -28,7 +28,7 @@ from napari_medsynth.core.preprocess import preprocess_volume
 from napari_medsynth.core.reconstruct import preview_volume, reconstruct_volume
 from napari_medsynth.core.synthesis import synthesize
 
-BUNDLED = BUNDLED_DIR / "pd-t2-G4+RL.pt"  # the default demo generator: residual, width 1/8
+BUNDLED = BUNDLED_DIR / "pd-t2-G4+RL.pt"  # the default demo generator: residual, width 1/4
 TORCHSCRIPT_TOLERANCE, ONNX_TOLERANCE = 1e-5, 1e-4
 
 
