@@ -308,10 +308,10 @@ class SynthesisWidget(Container):
             return
         job = {"source_layer": source_layer.name, "truth_layer": truth_layer.name if truth else None,
                "subject": _subject(source_layer), "source": source, "checkpoint": self._generator.value}
-        job["spread"] = self._spread.value
+        job["spread"], job["stride"] = self._spread.value, self._stride.value  # as run, whatever the boxes say later
         worker = create_worker(
             run_synthesis, self._generator.value, self._direction.value, source, truth,
-            self._synthesis_grid.value, self._stride.value, self._device.value, self._engine.value,
+            self._synthesis_grid.value, job["stride"], self._device.value, self._engine.value,
             self._spread.value, self._preview.value, mask, self._masked_maps.value, self._relay.progressed.emit,
             self._cancel_flag, _start_thread=False, _ignore_errors=True,  # errors: notifications in _on_errored
         )
@@ -408,17 +408,17 @@ class SynthesisWidget(Container):
     @_while_open
     def _on_preview(self, job: dict, output):
         name = self._add_result(job, output, stride=PREVIEW)
-        self._status.value = f"{name}: one-pass preview; refining at stride {self._stride.value}..."
+        self._status.value = f"{name}: one-pass preview; refining at stride {job['stride']}..."
 
     @_while_open
     def _on_returned(self, job: dict, output):
         self._settled = True
         self._remove_preview(job)
-        name = self._add_result(job, output, stride=self._stride.value)
+        name = self._add_result(job, output, stride=job["stride"])
         metrics = output[0].metrics
         line = f"{name}: {metrics_line(metrics)}" if metrics else f"{name} (no ground truth: no metrics)"
         if job.get("spread") and output[0].spread is None:
-            line += f"; no spread map at stride {self._stride.value} (its patches do not overlap)"
+            line += f"; no spread map at stride {job['stride']} (its patches do not overlap)"
         self._status.value = line
         self._finished = (*self._last, line)
 
