@@ -26,7 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from napari_medsynth.core.atomic import atomic_output, file_sha256
-from napari_medsynth.core.catalog import BUNDLED_DIR, MAPPING_FILE
+from napari_medsynth.core.catalog import BUNDLED_DIR, DEFAULT_DEMO, MAPPING_FILE
 from napari_medsynth.core.checkpoint import load_checkpoint, read_checkpoint, write_atomically
 from napari_medsynth.core.choices import direction_label
 from napari_medsynth.core.events import EventLog, StartEvent
@@ -40,6 +40,8 @@ PARENT = {"t2-pd-G4": "t2-pd-G3", "t2-pd-G4+RL": "t2-pd-G3+RL", "pd-t2-G4": "pd-
 TRAINED_ON = "synthetic phantom (medsynth phantom --subjects 10 --seed 0), not real MRI"
 RECIPE = Path(__file__).with_name("make_demo_generators.sh")
 DOC = Path(__file__).resolve().parent.parent / "docs" / "demo_generators.md"
+README = DOC.parent.parent / "README.md"
+README_TABLE = ("<!-- demo generators table: written by scripts/package_demo_generators.py -->", "<!-- end -->")
 MARGIN_DB = 1.0  # how far every G4 must beat the intensity mapping on the source grid
 REPORT_G3_STEPS = 22 * 1750  # the report's best G3: epoch 22 of 1,750 steps
 
@@ -83,7 +85,11 @@ def main(work: Path, stride: int, device: str) -> None:
     checks = _checks(evaluations)
     with atomic_output(DOC) as tmp_name:
         Path(tmp_name).write_text(_document(evaluations, checks, hours, _g3_curves(repro), stride, size, len(heldout)))
-    print(f"wrote {BUNDLED_DIR} ({size / 1e6:.2f} MB) and {DOC}")
+    readme = README.read_text()
+    start, end = readme.index(README_TABLE[0]) + len(README_TABLE[0]), readme.index(README_TABLE[1])
+    with atomic_output(README) as tmp_name:
+        Path(tmp_name).write_text(readme[:start] + "\n" + _readme_table(evaluations) + "\n" + readme[end:])
+    print(f"wrote {BUNDLED_DIR} ({size / 1e6:.2f} MB), {DOC} and the table in {README}")
     for line, passed in checks:
         print(f"{'PASS' if passed else 'FAIL'}  {line}")
 
@@ -153,6 +159,27 @@ def _checks(evaluations: dict[tuple[str, str], Evaluation]) -> list[tuple[str, b
     rl, plain = (evaluations[("pd-t2", run)].summary("psnr", "source")[0] for run in ("pd-t2-G4+RL", "pd-t2-G4"))
     checks.append((f"PD->T2 G4+RL beats G4 on the source grid: {rl:.2f} vs {plain:.2f} dB", rl > plain))
     return checks
+
+
+def _readme_table(evaluations: dict[tuple[str, str], Evaluation]) -> str:
+    """The README's summary: per direction the bundled generators, then the baselines; the best
+    generator of each direction (on the source grid) in bold."""
+    lines = ["| Generator | Direction | MAE, source grid | PSNR (dB), source grid | PSNR (dB), head mask "
+             "| PSNR (dB), report grid |", "|---|---|---:|---:|---:|---:|"]
+    for direction in ("t2-pd", "pd-t2"):
+        runs = [(run, evaluations[(direction, run)]) for run in BUNDLE if run.startswith(direction)]
+        best = max(runs, key=lambda item: item[1].summary("psnr", "source")[0])[0]
+        baselines = [(None, e) for (d, _), e in evaluations.items() if d == direction and e.name.endswith("(baseline)")]
+        for run, e in runs + sorted(baselines, key=lambda item: item[1].name):
+            name = e.name + (" (the default)" if run == Path(DEFAULT_DEMO).stem else "")
+            psnr, spread = e.summary("psnr", "source")
+            cells = [name, direction_label(direction), f"{e.summary('mae', 'source')[0]:.3f}",
+                     f"{psnr:.2f} ({spread:.2f})", f"{e.summary('psnr', 'head')[0]:.2f}",
+                     f"{e.summary('psnr', 'report')[0]:.2f}"]
+            if run == best:
+                cells = [c if i == 1 else f"**{c}**" for i, c in enumerate(cells)]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _document(evaluations, checks, hours, curves, stride, size, subjects) -> str:
