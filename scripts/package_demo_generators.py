@@ -156,8 +156,8 @@ def _checks(evaluations: dict[tuple[str, str], Evaluation]) -> list[tuple[str, b
              for label in ("G1", "G2", "G3", "G4")]
     checks.append(("T2->PD G1 < G2 < G3 < G4 on the report grid: " + " < ".join(f"{v:.2f}" for v in order) + " dB",
                    order == sorted(order) and len(set(order)) == 4))
-    for scope, grid in (("source", "source"), ("report", "report")):
-        rl, plain = (evaluations[("pd-t2", run)].summary("psnr", scope)[0] for run in ("pd-t2-G4+RL", "pd-t2-G4"))
+    for grid in ("source", "report"):
+        rl, plain = (evaluations[("pd-t2", run)].summary("psnr", grid)[0] for run in ("pd-t2-G4+RL", "pd-t2-G4"))
         checks.append((f"PD->T2 G4+RL beats G4 on the {grid} grid: {rl:.2f} vs {plain:.2f} dB", rl > plain))
     return checks
 

@@ -108,7 +108,7 @@ def test_figures_and_maps_lie_on_the_source_grid(phantom_dir, identities):
 
 def test_bundled_t2_pd_g4_rl_beats_the_intensity_mapping_on_the_source_grid():
     """Held-out phantom subject (seed 0, no training run used it); mapping fitted on another subject.
-    (The bundled T2->PD G4 without residual learning does not: docs/demo_generators.md.)"""
+    G4+RL: the bundled T2->PD generator furthest above the mapping on held-out subjects (docs/demo_generators.md)."""
     source, truth = make_phantom_pair(seed=0)
     other_t2, other_pd = make_phantom_pair(seed=7)
     mapping = QuantileIntensityMapping().fit(preprocess_volume(other_t2).data, preprocess_volume(other_pd).data)
