@@ -30,7 +30,10 @@ g4() { train "$1-G4$2" 3 1e-4 --direction "$1" --variant G4 --init "repro/$1-G3$
               --discriminator-width 0.25 ${3:-}; }
 # G1 and G2 train half G3's first 8 epochs, the report's ratio (34 and 32 epochs against G3's 76).
 # Four lines of runs side by side (a G4 waits for the G3 it fine-tunes); JOBS=1: one after another
-default_line() { g3 pd-t2 +RL 8 --residual; g4 pd-t2 +RL --residual; }  # the default demo generator
+default_line() {  # the default demo generator
+    g3 pd-t2 +RL 8 --residual && g3 pd-t2 +RL 14 --residual
+    g4 pd-t2 +RL --residual
+}
 pd_t2_line() {
     g3 pd-t2 "" 8 && g3 pd-t2 "" 14
     g4 pd-t2 ""

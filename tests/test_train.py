@@ -81,6 +81,21 @@ def test_best_checkpoint_is_the_best_validation_epoch(g3_run):
     assert last.provenance["epochs"] == 3
 
 
+def test_saved_batchnorm_statistics_are_those_of_the_training_patches(g3_run, phantom_dir):
+    """Not a moving average of the epoch's last batches: the first BatchNorm's running mean is the
+    mean of the first convolution's output over the training subject's patches."""
+    from src_train.data import PatchDataset, PreprocessedCache, SubjectSplit, load_volume_pairs, pairs_of
+
+    generator, info = load_checkpoint(g3_run / "last.pt")
+    split = SubjectSplit.load(g3_run / "split.json")
+    pairs = load_volume_pairs(pairs_of(phantom_dir, split.train), info.direction, PreprocessedCache(g3_run / "cache"))
+    patches = torch.cat([source[None] for source, _ in PatchDataset(pairs)])
+    assert len(patches) == 49
+    with torch.no_grad():
+        channel_means = generator.layers[0](patches).mean(dim=(0, 2, 3, 4))
+    torch.testing.assert_close(generator.layers[1].running_mean, channel_means, rtol=1e-4, atol=1e-6)
+
+
 def test_g4_starts_from_g3s_best_weights(g3_run, phantom_dir, tmp_path):
     best = torch.load(g3_run / "best.pt", weights_only=True)
     seen = {}
