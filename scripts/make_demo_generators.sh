@@ -41,10 +41,7 @@ pd_t2_line() {
 }
 t2_pd_line() {  # the slowest learner: without the residual path a T2->PD G3 starts 3-4 dB behind
     g3 t2-pd "" 8 && g3 t2-pd "" 24
-    # Its G4 at G3's final rate (the cosine's floor, 1e-5), constant: from 1e-4 (and a cosine from
-    # 3e-5) its validation PSNR fell below the G3's from the first epoch
-    train t2-pd-G4 3 1e-5 --direction t2-pd --variant G4 --init repro/t2-pd-G3/best.pt --lr-schedule constant \
-          --discriminator-width 0.25
+    g4 t2-pd ""
     train t2-pd-G1 4 1e-3 --direction t2-pd --variant G1 --lr-schedule cosine
 }
 t2_pd_rl_line() { g3 t2-pd +RL 8 --residual && g3 t2-pd +RL 14 --residual; g4 t2-pd +RL --residual; }
