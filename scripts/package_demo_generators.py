@@ -244,8 +244,9 @@ re-estimate BatchNorm statistics over fixed training patches each epoch; the oth
 moving averages of their last batches in their checkpoints. Those averages alone had moved the
 T2->PD G4's held-out PSNR by 0.4 dB between epochs, at every learning rate tried. With them
 re-estimated, L1 fine-tuning of that G3 (T2->PD without residual learning) still does not raise
-its PSNR: 29.33 dB on the held-out report grid from a cosine from 1e-4, 29.30 at a constant 1e-5,
-against the G3's 29.45 (29.42 with its statistics re-estimated); its MAE barely moves.
+its PSNR on the held-out report grid: 29.33 dB after 3 epochs of a cosine from 1e-4 (the bundled
+one), 29.31 after 6, 29.30 after 3 at a constant 1e-5, against the G3's 29.45 (29.42 with its
+statistics re-estimated); its MAE barely moves.
 """
 
 _DOC_RECIPE = """## The recipe (`scripts/make_demo_generators.sh`)
