@@ -416,9 +416,10 @@ class _Fields:
     def evaluate(self, coefficients: np.ndarray, box) -> np.ndarray:
         """The field of ``coefficients`` on ``box`` (index slices, any step)."""
         bx, by, bz = (self._basis(axis, n, box[axis]) for axis, n in enumerate(coefficients.shape))
-        partial = np.matmul(by, coefficients @ bz.T)  # (a, ny, nz)
-        field = bx @ partial.reshape(partial.shape[0], -1)
-        return field.reshape(len(bx), len(by), len(bz))
+        # einsum's own loops, not BLAS: a multithreaded BLAS rounds differently with each thread
+        # count, and the phantom must not depend on it
+        partial = np.einsum("jb,abk->ajk", by, np.einsum("abc,kc->abk", coefficients, bz))
+        return np.einsum("ia,ajk->ijk", bx, partial)
 
     def _basis(self, axis: int, count: int, index: slice) -> np.ndarray:
         spacing = self._extent[axis] / (count - 3)
