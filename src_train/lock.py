@@ -1,13 +1,14 @@
 """One trainer per run folder: an exclusive lock on ``RUN_DIR/.lock`` that names its holder.
 
-The lock is ``fcntl.flock`` on that file, so the kernel releases it when the holder dies, even
-by SIGKILL; the file keeps the holder's PID and host, so a second trainer is refused in one line
-that names them, and a trainer that finds a dead holder's record takes the folder over with a
-warning.
+The lock is the operating system's (``fcntl.flock``; ``msvcrt.locking`` on Windows), so it is
+released when the holder dies, even by SIGKILL; the file keeps the holder's PID and host, so a
+second trainer is refused in one line that names them, and a trainer that finds a dead holder's
+record takes the folder over with a warning.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -35,12 +36,8 @@ class RunLock:
         MedSynthError
             Another live process holds it.
         """
-        import fcntl
-
         handle = open(self.path, "a+")  # noqa: SIM115 (held open as long as the lock)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _lock_exclusively(handle):
             holder = _holder(handle)
             handle.close()
             raise MedSynthError(
@@ -63,9 +60,37 @@ class RunLock:
     def release(self) -> None:
         """Give the lock back and remove the record (a no-op when not held)."""
         if self._handle is not None:
-            self.path.unlink(missing_ok=True)
+            if os.name == "nt":  # Windows removes no open file: close first
+                self._handle.close()
+            with contextlib.suppress(OSError):  # gone, or (Windows) already opened by the next trainer
+                self.path.unlink(missing_ok=True)
             self._handle.close()
             self._handle = None
+
+
+# Windows locks byte ranges and keeps other processes from reading a locked one: lock a byte
+# past the record, so that a refused trainer can still read who holds the folder.
+_WINDOWS_LOCK_OFFSET = 1 << 20
+
+
+def _lock_exclusively(handle) -> bool:
+    """Take the non-blocking exclusive lock on ``handle``; False when another process holds it."""
+    if os.name == "nt":
+        import msvcrt
+
+        handle.seek(_WINDOWS_LOCK_OFFSET)
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _holder(handle) -> dict:
