@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from napari_medsynth.core.catalog import describe, find_generators
+from pathlib import Path
+
+import napari_medsynth
+from napari_medsynth.core.catalog import bundled_generators, describe, find_generators
 from napari_medsynth.core.checkpoint import save_checkpoint
 from napari_medsynth.core.models import Generator
 
@@ -23,3 +26,12 @@ def test_find_generators_lists_readable_best_checkpoints_of_one_direction(tmp_pa
     assert pd_t2.info.label == "G4+RL"
     assert describe(pd_t2).startswith("PD->T2 G4+RL, width 0.0625, best epoch 3, validation PSNR 31.23 dB")
     assert find_generators(tmp_path / "missing") == [] and find_generators(None) == []
+
+
+def test_the_installed_package_with_its_seven_generators_stays_under_50_mb():
+    """Issue 13: the demo generators must not make the plugin slow to install (the wheel: 8.4 MB)."""
+    package = Path(napari_medsynth.__file__).parent
+    size = sum(p.stat().st_size for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    assert len(bundled_generators()) == 7
+    assert sum(e.path.stat().st_size for e in bundled_generators()) > 1e6  # real weights, not pointers
+    assert size < 50e6
