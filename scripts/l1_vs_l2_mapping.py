@@ -2,10 +2,12 @@
 
 L2 training converges towards the conditional mean of the target given the input, L1 towards
 its conditional median; PSNR is a mean squared error, so where the target's conditional
-distribution is skewed the median trades PSNR for MAE. This fits the mapping of
-``scripts/package_demo_generators.py`` (each source-quantile bin's mean target, on the recipe's
-training subjects), then the same bins with each bin's median target, and scores both on the
-held-out subjects as that script scores its baselines::
+distribution is skewed the median trades PSNR for MAE. This takes the bundled per-voxel mapping
+(``intensity-mapping.json`` beside the demo generators: each source-quantile bin's mean target on
+the recipe's training subjects), maps the same bins to each bin's median target on those subjects,
+and scores both on the held-out subjects as ``scripts/package_demo_generators.py`` scores its
+baselines. WORK needs only the recipe's two phantom folders (``phantom10``, ``heldout``), which
+``medsynth phantom`` regenerates::
 
     python scripts/l1_vs_l2_mapping.py WORK [--direction t2-pd]
 """
@@ -13,21 +15,23 @@ held-out subjects as that script scores its baselines::
 from __future__ import annotations
 
 import argparse
+import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from napari_medsynth.core.baselines import QuantileIntensityMapping
+from napari_medsynth.core.catalog import BUNDLED_DIR, MAPPING_FILE, bundled_mapping
 from napari_medsynth.core.synthesis import score_voxelwise
-from src_train.data import PreprocessedCache, SubjectSplit, load_volume_pairs, pairs_of
+from src_train.data import PreprocessedCache, load_volume_pairs, pairs_of
 from src_train.evaluate import evaluate_predictor, markdown_table
-from src_train.reproduce import fit_intensity_mapping
 
 
 def median_mapping(mean_mapping: QuantileIntensityMapping, source: np.ndarray,
                    target: np.ndarray) -> QuantileIntensityMapping:
     """``mean_mapping``'s bins, each mapped to the median of its voxels' targets."""
-    index = mean_mapping._bin_index(source)
+    index = mean_mapping.bin_index(source)
     order = np.lexsort((target, index))
     target, index = target[order], index[order]
     bins = np.arange(mean_mapping.bins)
@@ -39,12 +43,13 @@ def median_mapping(mean_mapping: QuantileIntensityMapping, source: np.ndarray,
 
 
 def main(work: Path, direction: str) -> None:
-    split = SubjectSplit.load(next((work / "repro").glob("*/split.json")))
-    cache = PreprocessedCache(work / "repro" / "cache", "native")
-    mean = fit_intensity_mapping(work / "phantom10", direction, split, cache)
-    train = load_volume_pairs(pairs_of(work / "phantom10", split.train), direction, cache)
-    median = median_mapping(mean, np.concatenate([p.source.load().ravel() for p in train]).astype(np.float64),
-                            np.concatenate([p.target.load().ravel() for p in train]).astype(np.float64))
+    train_subjects = json.loads((BUNDLED_DIR / MAPPING_FILE).read_text())[direction]["train_subjects"]
+    mean = bundled_mapping(direction)
+    with tempfile.TemporaryDirectory() as scratch:
+        train = load_volume_pairs(pairs_of(work / "phantom10", train_subjects), direction,
+                                  PreprocessedCache(scratch, "native"))
+        median = median_mapping(mean, *(np.concatenate([getattr(p, side).load().ravel() for p in train])
+                                        .astype(np.float64) for side in ("source", "target")))
     heldout = pairs_of(work / "heldout")
     print(markdown_table([
         evaluate_predictor(name, direction, lambda s, t, m=mapping: score_voxelwise(m.predict, s, t), heldout)

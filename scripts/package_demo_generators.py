@@ -278,7 +278,8 @@ L2 training converges towards the target's conditional mean, L1 towards its cond
 and PSNR is a mean squared error: where the target's distribution is skewed, L1 trades PSNR for
 MAE. On the phantom it is, in both directions. The per-voxel intensity mapping with each bin's
 median target, against the same bins' means, on these held-out subjects
-(`python scripts/l1_vs_l2_mapping.py WORK --direction t2-pd`, then `pd-t2`):
+(`python scripts/l1_vs_l2_mapping.py WORK --direction t2-pd`, then `pd-t2`; WORK needs only the
+recipe's two `medsynth phantom` folders):
 
 | Mapping | Direction | MAE, source grid | PSNR (dB), source grid | PSNR (dB), head | PSNR (dB), report grid |
 |---|---|---:|---:|---:|---:|

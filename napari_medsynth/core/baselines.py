@@ -59,7 +59,7 @@ class QuantileIntensityMapping:
             raise MedSynthError("intensity mapping: no voxels to fit (empty image or mask)")
         if self.edges is None:
             self.edges = np.quantile(source, np.linspace(0.0, 1.0, self.bins + 1))
-        index = self._bin_index(source)
+        index = self.bin_index(source)
         self._sums += np.bincount(index, weights=target, minlength=self.bins)
         self._counts += np.bincount(index, minlength=self.bins)
         return self
@@ -77,7 +77,7 @@ class QuantileIntensityMapping:
     def predict(self, source) -> np.ndarray:
         """The mapped intensities, float32, in the shape of ``source``."""
         source = np.asarray(source, dtype=np.float64)
-        return self.values[self._bin_index(source)].astype(np.float32)
+        return self.values[self.bin_index(source)].astype(np.float32)
 
     def to_dict(self) -> dict:
         """Plain lists and numbers (JSON- and checkpoint-safe)."""
@@ -107,7 +107,8 @@ class QuantileIntensityMapping:
             )
         return mapping
 
-    def _bin_index(self, source: np.ndarray) -> np.ndarray:
+    def bin_index(self, source: np.ndarray) -> np.ndarray:
+        """The bin of every source intensity (an integer array in the shape of ``source``)."""
         return np.searchsorted(self.edges[1:-1], source, side="right")
 
 
