@@ -293,10 +293,14 @@ lowered the report-grid MAE in {mae_lower} of {pairs} pairs, while PSNR moved be
 {high:+.2f} dB (down for {fell}). No T2->PD G4 tried rose above the bundled T2->PD G3 (29.45 dB on
 the held-out report grid; 29.42 with its statistics re-estimated): 29.33 after 3 epochs of the
 cosine from 1e-4 (the bundled one), 29.31 after 6, 29.30 after 3 at a constant 1e-5, all with
-re-estimated statistics. Nor does a less converged G3 leave L1 more room: from a G3 trained 14
-epochs instead of 24, still rising on its validation subject (26.80 dB), 3 epochs of L1 gave
-26.83. The report's G4 gained in PSNR on real MRI; on this phantom, G3 < G4 in PSNR on T2->PD is
-not what L1 fine-tuning should be expected to give.
+re-estimated statistics. The report's own schedule, 4 epochs at G3's rate (the cosine from 1e-3,
+from the bundled G3 with a fresh discriminator), gave 29.40, and 29.41 from 3e-4, although the
+first peaked at 29.88 dB on the validation subject against the G3's 29.67. Per held-out subject,
+those two differ from the G3 by -0.28 to +0.17 dB on the report grid, the bundled G4 by -0.24 to
+-0.04: at three subjects, T2->PD G3 and G4 are not told apart. Nor does a less converged G3 leave
+L1 more room: from a G3 trained 14 epochs instead of 24, still rising on its validation subject
+(26.80 dB), 3 epochs of L1 gave 26.83. The report's G4 gained in PSNR on real MRI; on this
+phantom, G3 < G4 in PSNR on T2->PD is not what L1 fine-tuning should be expected to give.
 
 """
 
