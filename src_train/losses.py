@@ -13,11 +13,12 @@ VOLUME_DIMS = (2, 3, 4)
 
 
 def reconstruction_loss(prediction: torch.Tensor, target: torch.Tensor, norm: str = "l2",
-                        reduction: str = "mean") -> torch.Tensor:
+                        reduction: str = "sum") -> torch.Tensor:
     """``||Y - G(X)||_2^2`` (``norm="l2"``, G1-G3) or ``||Y - G(X)||_1`` (``"l1"``, G4).
 
-    ``reduction="sum"`` is the report's formula; ``"mean"`` (the default) divides by the
-    number of voxels so the learning rate does not depend on the batch size.
+    ``reduction="sum"`` (the default) is the report's formula; ``"mean"`` divides by the number
+    of voxels, which weighs the adversarial term (a mean over the discriminator's few outputs)
+    some 10^4 times more against this one and the gradient difference than the report does.
     """
     if norm == "l2":
         return F.mse_loss(prediction, target, reduction=reduction)
@@ -33,7 +34,7 @@ def adversarial_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
 
 
 def gradient_difference_loss(prediction: torch.Tensor, target: torch.Tensor, dims=IN_PLANE_DIMS,
-                             exponent: float = 2.0, reduction: str = "mean") -> torch.Tensor:
+                             exponent: float = 2.0, reduction: str = "sum") -> torch.Tensor:
     """``sum_d | |grad_d Y| - |grad_d G(X)| |^exponent`` with forward differences along ``dims``.
 
     ``dims`` are the in-plane axes by default, as the report (its slices are not

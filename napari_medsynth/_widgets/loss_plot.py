@@ -19,6 +19,8 @@ class LossPlot(FigureCanvasQTAgg):
         self.setMinimumHeight(240)
         self.loss_axes, self.psnr_axes = figure.subplots(2, 1)
         self.mae_axes = self.psnr_axes.twinx()
+        # log scale: the summed G loss (~10^4 per batch) and D's cross-entropy (~1) on one axis
+        self.loss_axes.set_yscale("log")
         self.loss_axes.set_ylabel("loss")
         self.loss_axes.set_xlabel("epoch")
         self.psnr_axes.set_ylabel("val PSNR (dB)", color="tab:blue")

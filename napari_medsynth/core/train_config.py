@@ -69,7 +69,9 @@ class TrainConfig:
     gdl_weight: float = _option(1.0, type=float)
     gdl_exponent: float = _option(2.0, type=float)
     gdl_3d: bool = _option(False, "3D gradient-difference loss (the paper) instead of 2D")
-    reduction: str = _option("mean", "loss reduction (the report: sum)", choices=("mean", "sum"))
+    reduction: str = _option("sum", "reconstruction and gradient-difference losses summed over the voxels (the "
+                                    "report's) or averaged (mean: the adversarial term then weighs ~10^4x more)",
+                             choices=("sum", "mean"))
     cache: str | None = _option(None, "preprocessed-volume cache (default RUN_DIR/cache)", metavar="DIR")
     amp: bool = _option(True, "mixed precision on CUDA")
     log_every: int = _option(1, cli=False)  # steps between step events: every step, so that a small run moves live
