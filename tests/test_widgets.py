@@ -387,7 +387,7 @@ def test_both_docks_fit_a_1600x1000_screen_and_every_grid_tile_shows_the_whole_h
     assert grid.enabled and len(tiles) == 5  # source, synthesis, truth, two error maps (no spread at stride 32)
     assert all(layer.name_overlay.visible for layer in tiles)  # each tile says what it shows
     height, width = viewer.canvas.viewbox_size(viewer.layers)
-    camera = viewer.camera
+    camera = viewer.scene.camera  # napari 0.9 (viewer.camera before)
     shown = np.array([[camera.center[-2] - height / 2 / camera.zoom, camera.center[-1] - width / 2 / camera.zoom],
                       [camera.center[-2] + height / 2 / camera.zoom, camera.center[-1] + width / 2 / camera.zoom]])
     for layer in tiles:
