@@ -78,7 +78,7 @@ def _lock_exclusively(handle) -> bool:
     if os.name == "nt":
         import msvcrt
 
-        handle.seek(_WINDOWS_LOCK_OFFSET)
+        os.lseek(handle.fileno(), _WINDOWS_LOCK_OFFSET, os.SEEK_SET)  # locking() starts at the descriptor's offset
         try:
             msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
         except OSError:
