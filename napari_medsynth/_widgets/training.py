@@ -110,6 +110,8 @@ class TrainingWidget(Container):
         defaults = train_defaults()
         import torch
 
+        from ..core.devices import unused_gpu_hint
+
         on_cpu = not torch.cuda.is_available()
         if on_cpu:
             defaults.update(CPU_DEFAULTS)
@@ -140,8 +142,9 @@ class TrainingWidget(Container):
         self._resume = PushButton(text="Resume", enabled=False)
         self._progress = ProgressBar(label="progress", value=0, max=1)
         self._status = Label(value="")
-        self._size_note = Label(value="no GPU found: a CPU-sized run (width 1/4, discriminator 1/4, 4 epochs); "
-                                      "the report trains width 1 for 32 epochs" if on_cpu else "", visible=on_cpu)
+        self._size_note = Label(value=" ".join(filter(None, [
+            "no GPU found: a CPU-sized run (width 1/4, discriminator 1/4, 4 epochs); the report trains width 1 "
+            "for 32 epochs.", unused_gpu_hint()])) if on_cpu else "", visible=on_cpu)
         self._plot = LossPlot()
         narrow(self._pairs, self._status, self._size_note, self._direction)  # before the form measures them
         self._form = scrolling_form(self, [
