@@ -306,7 +306,11 @@ From 3e-4: -0.12 (0.14) dB, ahead on 3. L1 alone costs PSNR (the mapping above);
 restart at G3's rate gains more than that here. Nor does a less converged G3 leave L1 more room:
 from a G3 trained 14 epochs instead of 24, still rising on its validation subject (26.80 dB), 3
 epochs of L1 gave 26.83. The bundled T2->PD G4 is the recipe's (3 epochs from 1e-4); the report's
-schedule, with ten held-out subjects, is for the recipe's next run.
+schedule, with ten held-out subjects, is for the recipe's next run. On those ten the other checks
+move too. Source-grid margins over the mapping, whole volume / head, every MAE lower: bundled
+T2->PD G4 +0.84 / +0.86 dB (below 1.0), the report's schedule +1.28 / +1.31, T2->PD G4+RL
++1.26 / +2.18, PD->T2 G4 +1.27 / +1.52, PD->T2 G4+RL +1.94 / +2.15. PD->T2 G4+RL beats G4 on the
+source grid (26.60 against 25.93 dB) but not on the report grid (27.51 against 27.57).
 
 """
 
