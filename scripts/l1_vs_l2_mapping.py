@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_medsynth.core.baselines import QuantileIntensityMapping
-from napari_medsynth.core.catalog import BUNDLED_DIR, MAPPING_FILE, bundled_mapping
+from napari_medsynth.core.catalog import BUNDLED_DIR, MAPPING_FILE
 from napari_medsynth.core.synthesis import score_voxelwise
 from src_train.data import PreprocessedCache, load_volume_pairs, pairs_of
 from src_train.evaluate import evaluate_predictor, markdown_table
@@ -43,8 +43,8 @@ def median_mapping(mean_mapping: QuantileIntensityMapping, source: np.ndarray,
 
 
 def main(work: Path, direction: str) -> None:
-    train_subjects = json.loads((BUNDLED_DIR / MAPPING_FILE).read_text())[direction]["train_subjects"]
-    mean = bundled_mapping(direction)
+    bundled = json.loads((BUNDLED_DIR / MAPPING_FILE).read_text())[direction]
+    train_subjects, mean = bundled["train_subjects"], QuantileIntensityMapping.from_dict(bundled["mapping"])
     with tempfile.TemporaryDirectory() as scratch:
         train = load_volume_pairs(pairs_of(work / "phantom10", train_subjects), direction,
                                   PreprocessedCache(scratch, "native"))
