@@ -298,8 +298,10 @@ from the bundled G3 with a fresh discriminator), gave 29.40, and 29.41 from 3e-4
 first peaked at 29.88 dB on the validation subject against the G3's 29.67. Per held-out subject,
 those two differ from the G3 by -0.28 to +0.17 dB on the report grid, the bundled G4 by -0.24 to
 -0.04: three subjects do not tell T2->PD G3 and G4 apart. Ten do (`medsynth phantom heldout10
---subjects 10 --seed 7`, subjects 7001-7010, stride 16; G4 minus G3, mean (std), and on how many
-subjects G4 is ahead). The bundled G4: -0.21 (0.12) dB on the report grid, behind on all ten, MAE
+--subjects 10 --seed 7`, subjects 7001-7010, stride 16, scored by `medsynth-train evaluate --data
+heldout10 --checkpoint CKPT ... --stride 16`, whose test_subjects.csv holds each subject's figures;
+G4 minus G3, mean (std), and on how many subjects G4 is ahead). The bundled G4: -0.21 (0.12) dB
+on the report grid, behind on all ten, MAE
 +0.001. The report's schedule from 1e-3: +0.15 (0.22) dB on the report grid, ahead on 8, and
 +0.26 (0.16) dB on the source grid, ahead on 9, with a lower MAE on 8 (-0.006 on both grids).
 From 3e-4: -0.12 (0.14) dB, ahead on 3. L1 alone costs PSNR (the mapping above); the report's
