@@ -6,7 +6,7 @@
 # docs/demo_generators.md.
 set -euo pipefail
 work=${1:-demo-work}
-mkdir -p "$work" && cd "$work"
+mkdir -p "$work/repro" && cd "$work"
 [ -d phantom10 ] || medsynth phantom phantom10 --subjects 10 --seed 0   # 7 train, 1 validation, 2 test
 [ -d heldout ] || medsynth phantom heldout --subjects 3 --seed 7        # subjects 7001-7003: no run sees them
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -48,7 +48,9 @@ t2_pd_rl_line() { g3 t2-pd +RL 8 --residual && g3 t2-pd +RL 14 --residual; g4 t2
 if [ "${JOBS:-4}" = 1 ]; then
     default_line && pd_t2_line && t2_pd_line && t2_pd_rl_line
 else
-    default_line & pd_t2_line & t2_pd_line & t2_pd_rl_line & wait
+    pids=()
+    for line in default_line pd_t2_line t2_pd_line t2_pd_rl_line; do "$line" & pids+=($!); done
+    for pid in "${pids[@]}"; do wait "$pid"; done  # set -e: stop here if any line failed
 fi
 cd - >/dev/null
 python scripts/package_demo_generators.py "$work" --stride 16
