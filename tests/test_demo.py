@@ -25,14 +25,14 @@ def test_the_package_bundles_the_reports_generators_labelled_as_phantom_trained(
         assert "medsynth-train train $common" in provenance["command"]  # the recipe, with its options
         assert 'common="--data phantom10 --width 0.25' in provenance["command"]
         assert provenance["training_hours"] > 0 and entry.info.width == 0.25
-        test = provenance["test"]  # three held-out subjects, on the source grid first
-        assert len(test["subjects"]) == 3 and test["grid"] == "native"
+        test = provenance["test"]  # ten held-out subjects, on the source grid first
+        assert len(test["subjects"]) == 10 and test["grid"] == "native"
         for scope in ("source", "head", "report"):
             assert set(test[scope]) == {"mae", "psnr", "ssim"}
         assert entry.path.stat().st_size < 1_500_000
     default = default_generator()
     assert (default.info.direction, default.info.label) == ("pd-t2", "G4+RL")
-    assert "held-out PSNR" in describe(default) and "on the source grid (3 subjects)" in describe(default)
+    assert "held-out PSNR" in describe(default) and "on the source grid (10 subjects)" in describe(default)
     assert bundled_mapping("pd-t2").bins == 256
 
 
