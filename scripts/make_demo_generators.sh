@@ -19,11 +19,12 @@ train() {  # RUN EPOCHS LR [options]: train repro/RUN, or continue it from its l
     shift 3
     local resume=""
     [ -f "repro/$run/last.pt" ] && resume="--resume"
-    medsynth-train train $common --out "repro/$run" --epochs "$epochs" --lr "$lr" $resume "$@" > "repro/$run.log" 2>&1
+    medsynth-train train $common --out "repro/$run" --epochs "$epochs" --lr "$lr" $resume "$@" >> "repro/$run.log" 2>&1
 }
 # G3 from scratch, cosine from 1e-3 (a width-1/4 discriminator: half the step time on a CPU).
 # RUN_SUFFIX EPOCHS: a second call with more epochs continues the run along a longer cosine (a warm
-# restart): the G3s whose G4 did not beat the intensity mapping after 8 epochs went on that way
+# restart): the G3s whose G4 did not beat the intensity mapping after 8 epochs went on that way, and
+# the PD->T2 pair, both still rising on validation at 14, went on to T2->PD's 24
 g3() { train "$1-G3$2" "$3" 1e-3 --direction "$1" --variant G3 --lr-schedule cosine --discriminator-width 0.25 ${4:-}; }
 # G4 = G3's best (generator and discriminator) fine-tuned with L1. DIRECTION SUFFIX EPOCHS LR [options]:
 # the report's 4 epochs at G3's rate where that beats G3 on validation (T2->PD), else 3 cosine from 1e-4
@@ -32,11 +33,11 @@ g4() { train "$1-G4$2" "$3" "$4" --direction "$1" --variant G4 --init "repro/$1-
 # G1 and G2 train half G3's first 8 epochs, the report's ratio (34 and 32 epochs against G3's 76).
 # Four lines of runs side by side (a G4 waits for the G3 it fine-tunes); JOBS=1: one after another
 default_line() {  # the default demo generator
-    g3 pd-t2 +RL 8 --residual && g3 pd-t2 +RL 14 --residual
+    g3 pd-t2 +RL 8 --residual && g3 pd-t2 +RL 14 --residual && g3 pd-t2 +RL 24 --residual
     g4 pd-t2 +RL 3 1e-4 --residual
 }
 pd_t2_line() {
-    g3 pd-t2 "" 8 && g3 pd-t2 "" 14
+    g3 pd-t2 "" 8 && g3 pd-t2 "" 14 && g3 pd-t2 "" 24
     g4 pd-t2 "" 3 1e-4
     train t2-pd-G2 4 1e-3 --direction t2-pd --variant G2 --lr-schedule cosine --discriminator-width 0.25
 }

@@ -97,34 +97,34 @@ def main(work: Path, stride: int, device: str) -> None:
 
 
 def _held_out(run_dir: Path, heldout, stride: int, device: str) -> Evaluation:
-    """The held-out figures of ``run_dir/best.pt``, kept beside it (``heldout-s<stride>.json``, with
-    the checkpoint's SHA-256) so that packaging again scores only what changed."""
-    checkpoint, kept = run_dir / "best.pt", run_dir / f"heldout-s{stride}.json"
-    digest = file_sha256(checkpoint)
-    if kept.is_file():
-        stored = json.loads(kept.read_text())
-        if stored["sha256"] == digest and stored["evaluation"]["subjects"] == [p.subject for p in heldout]:
-            return Evaluation(**stored["evaluation"])
-    generator, info = load_checkpoint(checkpoint)
-    evaluation = evaluate_predictor(info.label, info.direction,
-                                    generator_score(generator, info, stride=stride, device=device), heldout)
-    with atomic_output(kept) as tmp_name:
-        Path(tmp_name).write_text(json.dumps({"sha256": digest, "evaluation": asdict(evaluation)}))
-    return evaluation
+    """The held-out figures of ``run_dir/best.pt``, kept beside it in ``heldout-s<stride>.json``."""
+    checkpoint = run_dir / "best.pt"
+
+    def score() -> list[Evaluation]:
+        generator, info = load_checkpoint(checkpoint)
+        return [evaluate_predictor(info.label, info.direction,
+                                   generator_score(generator, info, stride=stride, device=device), heldout)]
+
+    return _kept(run_dir / f"heldout-s{stride}.json", file_sha256(checkpoint), heldout, score)[0]
 
 
 def _baselines(repro: Path, direction: str, mapping, heldout) -> list[Evaluation]:
-    """Both baselines' held-out figures, kept in ``repro/baselines-<direction>.json`` with the
-    mapping they came from, as :func:`_held_out` keeps a generator's."""
-    kept, state = repro / f"baselines-{direction}.json", mapping.to_dict()
+    """Both baselines' held-out figures, kept in ``repro/baselines-<direction>.json``."""
+    return _kept(repro / f"baselines-{direction}.json", mapping.to_dict(), heldout,
+                 lambda: evaluate_baselines(direction, mapping, heldout))
+
+
+def _kept(kept: Path, key, heldout, evaluate) -> list[Evaluation]:
+    """``evaluate()``'s figures, kept in ``kept`` with ``key`` (what they were computed from: a
+    checkpoint's SHA-256, a mapping's state) so that packaging again scores only what changed."""
     subjects = [p.subject for p in heldout]
     if kept.is_file():
         stored = json.loads(kept.read_text())
-        if stored["mapping"] == state and all(e["subjects"] == subjects for e in stored["evaluations"]):
+        if stored["key"] == key and all(e["subjects"] == subjects for e in stored["evaluations"]):
             return [Evaluation(**e) for e in stored["evaluations"]]
-    evaluations = evaluate_baselines(direction, mapping, heldout)
+    evaluations = evaluate()
     with atomic_output(kept) as tmp_name:
-        Path(tmp_name).write_text(json.dumps({"mapping": state, "evaluations": [asdict(e) for e in evaluations]}))
+        Path(tmp_name).write_text(json.dumps({"key": key, "evaluations": [asdict(e) for e in evaluations]}))
     return evaluations
 
 
@@ -176,9 +176,13 @@ def _checks(evaluations: dict[tuple[str, str], Evaluation]) -> list[tuple[str, b
     checks.append(("T2->PD G1 < G2 < G3 < G4 on the report grid: " + " < ".join(f"{v:.2f}" for v in order)
                    + f" dB (G4 above G3 on {ahead} of {len(g4)} subjects)",
                    order == sorted(order) and len(set(order)) == 4))
-    for grid in ("source", "report"):
-        rl, plain = (evaluations[("pd-t2", run)].summary("psnr", grid)[0] for run in ("pd-t2-G4+RL", "pd-t2-G4"))
-        checks.append((f"PD->T2 G4+RL beats G4 on the {grid} grid: {rl:.2f} vs {plain:.2f} dB", rl > plain))
+    for scope, where in (("source", "source grid, whole volume"), ("head", "source grid, head mask"),
+                         ("report", "report grid")):
+        rl, plain = (evaluations[("pd-t2", run)] for run in ("pd-t2-G4+RL", "pd-t2-G4"))
+        gain = rl.summary("psnr", scope)[0] - plain.summary("psnr", scope)[0]
+        ahead = sum(a > b for a, b in zip(rl.scores[scope]["psnr"], plain.scores[scope]["psnr"], strict=True))
+        checks.append((f"PD->T2 G4+RL beats G4, {where}: {gain:+.2f} dB PSNR "
+                       f"(ahead on {ahead} of {len(rl.subjects)} subjects)", gain > 0))
     return checks
 
 

@@ -25,9 +25,11 @@ def run_training(config: TrainConfig, resume: bool = False) -> int:
 
     def on_event(event: TrainingEvent):
         if isinstance(event, StartEvent):
+            where = (f"epoch {event.epoch + 1} of {event.epochs}" if event.epoch < event.epochs
+                     else f"{event.epochs} of {event.epochs} epochs already done")
             print(f"{event.variant} {event.direction}: {event.train_subjects} training and "
                   f"{event.validation_subjects} validation subjects on {event.device} "
-                  f"x{event.world_size}, epoch {event.epoch + 1} of {event.epochs}", file=sys.stderr)
+                  f"x{event.world_size}, {where}", file=sys.stderr)
         elif isinstance(event, StepEvent):
             bar.update(event)
         elif isinstance(event, ValidationEvent):

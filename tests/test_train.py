@@ -196,6 +196,10 @@ def test_a_run_killed_before_its_first_save_resumes_afresh_and_takes_over_its_lo
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert events[0]["kind"] == "start" and events[0]["epochs"] == 1  # only this run's events
     assert (out / "last.pt").is_file() and not (out / ".lock").exists()
+    # Resuming a finished run (as the demo recipe does on a rerun) trains nothing and says so
+    assert main(["train", "--data", str(phantom_dir), "--out", str(out), *TINY, "--epochs", "1", "--resume"]) == 0
+    assert "x1, 1 of 1 epochs already done" in capsys.readouterr().err
+    assert [int(r["epoch"]) for r in _rows(out / "metrics.csv")] == [1]
 
 
 def _wait_for_step(events: Path, deadline: float, global_step: int = 1, steps_per_epoch: int = 7) -> None:
