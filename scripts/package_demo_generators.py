@@ -310,8 +310,8 @@ synthesis resampled whole, as a generator without the residual path is, separate
 | G4 | 0.134 | 26.56 | 21.59 | 28.38 |
 
 The lead is the residual path's (+0.84 dB whole, +0.80 in the head): the residual network itself
-trails the plain one on this phantom by about 0.25 dB on every grid, as it did on validation
-(29.84 against 30.55 dB at its G3's best), and continuing both G3s from 14 to 24 epochs did not
+trails the plain one on this phantom by about 0.25 dB on every grid, as on validation (the G3s
+peaked at 29.84 and 30.55 dB), and continuing both G3s from 14 to 24 epochs did not
 close that gap. The report's +RL gain, on real IXI data, is not reproduced by the network here;
 the synthesis a user gets with +RL is the better one.
 """
