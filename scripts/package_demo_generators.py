@@ -128,6 +128,12 @@ def _kept(kept: Path, key, heldout, evaluate) -> list[Evaluation]:
     return evaluations
 
 
+def _column(run_dir: Path, name: str) -> list[float]:
+    """One column of the run's metrics.csv (a row per epoch)."""
+    with open(run_dir / "metrics.csv", newline="") as handle:
+        return [float(row[name]) for row in csv.DictReader(handle)]
+
+
 def _training_hours(repro: Path, run: str) -> float:
     """The run's training time (and the G3's it was fine-tuned from): its median epoch time from
     metrics.csv times its epochs. The median, because the recipe was paused while the test suite
@@ -136,8 +142,7 @@ def _training_hours(repro: Path, run: str) -> float:
     total = 0.0
     for name in (PARENT.get(run), run):
         if name is not None:
-            with open(repro / name / "metrics.csv", newline="") as handle:
-                seconds = [float(row["seconds"]) for row in csv.DictReader(handle)]
+            seconds = _column(repro / name, "seconds")
             total += statistics.median(seconds) * len(seconds)
     return round(total / 3600, 2)
 
@@ -147,8 +152,7 @@ def _g3_curves(repro: Path) -> list[dict]:
     where it peaked and whether it was still rising at its last epoch."""
     curves = []
     for run in sorted(set(PARENT.values())):
-        with open(repro / run / "metrics.csv", newline="") as handle:
-            psnr = [float(row["val_psnr"]) for row in csv.DictReader(handle)]
+        psnr = _column(repro / run, "val_psnr")
         steps = next(e.steps for e in EventLog(repro / run).read_new() if isinstance(e, StartEvent))
         best = max(range(len(psnr)), key=psnr.__getitem__)
         curves.append({"run": run, "epochs": len(psnr), "steps": steps, "best_epoch": best + 1,
@@ -176,9 +180,9 @@ def _checks(evaluations: dict[tuple[str, str], Evaluation]) -> list[tuple[str, b
     checks.append(("T2->PD G1 < G2 < G3 < G4 on the report grid: " + " < ".join(f"{v:.2f}" for v in order)
                    + f" dB (G4 above G3 on {ahead} of {len(g4)} subjects)",
                    order == sorted(order) and len(set(order)) == 4))
+    rl, plain = (evaluations[("pd-t2", run)] for run in ("pd-t2-G4+RL", "pd-t2-G4"))
     for scope, where in (("source", "source grid, whole volume"), ("head", "source grid, head mask"),
                          ("report", "report grid")):
-        rl, plain = (evaluations[("pd-t2", run)] for run in ("pd-t2-G4+RL", "pd-t2-G4"))
         gain = rl.summary("psnr", scope)[0] - plain.summary("psnr", scope)[0]
         ahead = sum(a > b for a, b in zip(rl.scores[scope]["psnr"], plain.scores[scope]["psnr"], strict=True))
         checks.append((f"PD->T2 G4+RL beats G4, {where}: {gain:+.2f} dB PSNR "
@@ -188,9 +192,9 @@ def _checks(evaluations: dict[tuple[str, str], Evaluation]) -> list[tuple[str, b
 
 def _best_validation(run_dir: Path) -> tuple[float, float]:
     """Validation PSNR and MAE of the run's best epoch (the one its best.pt holds), from metrics.csv."""
-    with open(run_dir / "metrics.csv", newline="") as handle:
-        best = max(csv.DictReader(handle), key=lambda row: float(row["val_psnr"]))
-    return float(best["val_psnr"]), float(best["val_mae"])
+    psnr, mae = _column(run_dir, "val_psnr"), _column(run_dir, "val_mae")
+    best = max(range(len(psnr)), key=psnr.__getitem__)
+    return psnr[best], mae[best]
 
 
 def _fine_tuning_moves(repro: Path) -> dict[str, tuple[tuple[float, float], tuple[float, float]]]:
