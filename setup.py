@@ -1,17 +1,22 @@
 """Package metadata for napari-medsynth (the napari plugin and the src_train module)."""
 
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
+HERE = Path(__file__).parent
+# One version source: napari_medsynth/core/version.py (read, not imported: torch need not be installed yet).
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "napari_medsynth/core/version.py").read_text()).group(1)
+
 setup(
     name="napari-medsynth",
-    version="0.1.0",
+    version=VERSION,
     description=(
         "Synthesize PD-weighted from T2-weighted brain MRI and back with a 3D conditional GAN, "
         "in napari or from a terminal"
     ),
-    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="BSD-3-Clause",
     python_requires=">=3.10",

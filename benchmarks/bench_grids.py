@@ -22,8 +22,9 @@ import torch
 
 from napari_medsynth import Generator, load_checkpoint
 from napari_medsynth.core.checkpoint import CheckpointInfo
+from napari_medsynth.core.choices import Grid
+from napari_medsynth.core.options import SynthesisOptions
 from napari_medsynth.core.phantom import make_phantom_pair
-from napari_medsynth.core.preprocess import GRIDS
 from napari_medsynth.core.synthesis import synthesize
 
 
@@ -54,12 +55,13 @@ def main(argv=None) -> dict:
         source, truth = volumes[info.source_contrast], volumes[info.target_contrast]
         for stride in args.strides:
             timed = {}
-            for grid in GRIDS:
+            for grid in Grid:
                 counted = []
                 start = time.perf_counter()
-                result = synthesize(source, generator, info, target=truth, grid=grid, stride=stride,
-                                    device=args.device, progress=lambda done, total: counted.append(total))
-                timed[grid] = (time.perf_counter() - start, counted[-1], result.metrics["source"]["psnr"])
+                options = SynthesisOptions(grid=grid, stride=stride, device=args.device)
+                result = synthesize(source, (generator, info), options, target=truth,
+                                    progress=lambda done, total: counted.append(total))
+                timed[grid] = (time.perf_counter() - start, counted[-1], result.metrics["source"].psnr)
             rows.append({"generator": name, "stride": stride,
                          **{f"{grid}_{key}": value for grid, values in timed.items()
                             for key, value in zip(("seconds", "patches", "psnr"), values)}})

@@ -1,4 +1,4 @@
-"""Benchmark whole-volume reconstruction: ours against MONAI and TorchIO, the fast mode, the preview.
+"""Benchmark whole-volume reconstruction: ours against MONAI and TorchIO, and the preview.
 
 All methods run in one process on the same generator weights (seeded, BatchNorm statistics
 set to non-trivial values) and the same source, a phantom subject preprocessed as for
@@ -66,8 +66,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--shape", type=int, nargs=3, default=[224, 224, 32], help="source shape (Z Y X)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=["ours", "monai", "torchio", "preview"])
     parser.add_argument("--engine", choices=("auto", "direct", "fft"), default="auto", help="ours' engine")
-    parser.add_argument("--fast", action="store_true", help="also time ours with --fast-precision")
-    parser.add_argument("--fast-precision", choices=["bfloat16", "float16"], default="bfloat16")
     parser.add_argument("--repeat", type=int, default=3, help="runs per method; the best counts")
     parser.add_argument("--batch-size", type=int, help="patches per pass for all methods (default: ours')")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -127,8 +125,7 @@ def flops_per_voxel(model: torch.nn.Module) -> int:
 
 
 def method_runners(model, source, stride, batch, device, args, methods) -> dict:
-    """``name -> callable() -> float32 array`` for ``methods``, plain (the reference) always,
-    and ``ours-fast`` with ``--fast``."""
+    """``name -> callable() -> float32 array`` for ``methods``, and plain (the reference) always."""
     plain = copy.deepcopy(model).to(device, memory_format=torch.channels_last_3d)
     layout = torch.channels_last_3d if args.peers_channels_last else torch.contiguous_format
     peer = copy.deepcopy(model).eval().to(device, memory_format=layout)
@@ -142,12 +139,7 @@ def method_runners(model, source, stride, batch, device, args, methods) -> dict:
         "torchio": lambda: run_torchio(peer, source, stride, batch, device),
         "preview": lambda: preview_volume(model, source, device=device, engine=args.engine),
     }
-    if args.fast:
-        runners["ours-fast"] = lambda: reconstruct_volume(
-            model, source, stride=stride, batch_size=batch, device=device, precision=args.fast_precision,
-            engine=args.engine,
-        )
-    return {name: run for name, run in runners.items() if name in methods or name in ("plain", "ours-fast")}
+    return {name: run for name, run in runners.items() if name in methods or name == "plain"}
 
 
 def run_monai(model, source, stride, batch, device) -> np.ndarray:
@@ -253,7 +245,7 @@ def benchmark_case(label, model, source, target, stride, device, args, methods) 
     patches = len(patch_grid(source.shape, PATCH, stride))
     per_voxel = flops_per_voxel(model)
     runners = method_runners(model, source, stride, batch, device, args, methods)
-    timed = [name for name in runners if name in methods or name == "ours-fast"]
+    timed = [name for name in runners if name in methods]
     results = {name: measure(run, args.repeat if name in timed else 1, device) for name, run in runners.items()}
     reference = results["plain"][2]
     rows = []
@@ -262,7 +254,6 @@ def benchmark_case(label, model, source, target, stride, device, args, methods) 
         voxels = source.size if name == "preview" else patches * PATCH**3
         rows.append({
             "width": label, "stride": "-" if name == "preview" else stride, "method": name,
-            "precision": args.fast_precision if name == "ours-fast" else "float32",
             "batch": "-" if name == "preview" else batch,
             "patches": "-" if name == "preview" else patches,
             "seconds": seconds,
@@ -279,7 +270,7 @@ def benchmark_case(label, model, source, target, stride, device, args, methods) 
 
 
 def summarize(rows: list[dict]) -> list[str]:
-    """Speed-ups per width and stride: ours over the faster peer, the fast mode, the preview."""
+    """Speed-ups per width and stride: ours over the faster peer, the direct engine or the plain module; the preview."""
     lines = []
     previews = {r["width"]: r for r in rows if r["method"] == "preview"}
     for ours in (r for r in rows if r["method"] == "ours"):
@@ -299,12 +290,6 @@ def summarize(rows: list[dict]) -> list[str]:
                              "as fast as the plain module")
         elif plain:
             lines.append(f"{head} BatchNorm folding {plain[0]['seconds'] / ours['seconds']:.2f}x")
-        fast = [r for r in case if r["method"] == "ours-fast"]
-        if fast:
-            lines.append(
-                f"{head} {fast[0]['precision']} {ours['seconds'] / fast[0]['seconds']:.2f}x, "
-                f"PSNR {fast[0]['psnr'] - ours['psnr']:+.3f} dB, max |diff| {fast[0]['max_abs_diff']:.2e}"
-            )
         if ours["width"] in previews:
             preview = previews[ours["width"]]
             lines.append(
@@ -356,7 +341,7 @@ def memory_child(settings: dict) -> dict:
 
 COLUMNS = [
     ("width", "width", "{}"), ("stride", "stride", "{}"), ("method", "method", "{}"),
-    ("precision", "precision", "{}"), ("batch", "batch", "{}"), ("patches", "patches", "{}"),
+    ("batch", "batch", "{}"), ("patches", "patches", "{}"),
     ("seconds", "s (best)", "{:.3f}"), ("patches_per_s", "patches/s", "{:.1f}"),
     ("peak_mib", "peak MiB", "{:.0f}"), ("tflops", "TFLOP/s", "{:.3g}"),
     ("peak_fraction", "of peak", "{:.1%}"), ("max_abs_diff", "max abs diff", "{:.1e}"),

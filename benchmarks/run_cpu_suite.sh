@@ -23,11 +23,11 @@ $py benchmarks/bench_grids.py --checkpoint napari_medsynth/data/generators/t2-pd
     --out "$out/cpu_grids_t2pd_G4.json"
 $py benchmarks/bench_grids.py --widths 1.0 --strides 16 --out "$out/cpu_grids_w1.json"
 # 1. The report's volume (224x224x32), width 0.25 at strides 16 and 8, and full width at stride 16:
-#    the peers as users call them (the model in PyTorch's default layout), the bfloat16 fast mode.
+#    the peers as users call them (the model in PyTorch's default layout).
 $py benchmarks/bench_reconstruct.py --widths 0.25 --strides 16 8 --methods ours monai torchio preview \
-    --fast --repeat 1 --out "$out/cpu_224_w0.25.json"
+    --repeat 1 --out "$out/cpu_224_w0.25.json"
 $py benchmarks/bench_reconstruct.py --widths 1.0 --strides 16 --methods ours monai torchio preview \
-    --fast --repeat 1 --out "$out/cpu_224_w1_s16.json"
+    --repeat 1 --out "$out/cpu_224_w1_s16.json"
 # 2. The same engines given the same channels-last model: width 0.25 on the report's volume.
 $py benchmarks/bench_reconstruct.py --widths 0.25 --strides 16 --methods ours monai torchio preview \
     --peers-channels-last --repeat 1 --out "$out/cpu_224_w0.25_s16_channels_last.json"
@@ -37,9 +37,9 @@ $py benchmarks/bench_reconstruct.py --widths 1.0 --strides 16 --shape 64 64 32 -
 # 4. Memory: a native IXI-size volume (256x256x130) through the full-width generator, in a fresh process.
 $py benchmarks/bench_reconstruct.py --widths 1.0 --strides 32 --shape 32 32 32 --methods ours --repeat 1 \
     --memory-case --out "$out/cpu_memory_w1.json"
-# 5. Preview and fast mode with the trained demo generators, on the held-out sample subject.
+# 5. Preview with the trained demo generators, on the held-out sample subject.
 $py benchmarks/bench_reconstruct.py --checkpoint napari_medsynth/data/generators/t2-pd-G4.pt --strides 8 16 \
-    --methods ours preview --fast --repeat 1 --out "$out/cpu_224_trained_t2pd_G4.json"
+    --methods ours preview --repeat 1 --out "$out/cpu_224_trained_t2pd_G4.json"
 $py benchmarks/bench_reconstruct.py --checkpoint "napari_medsynth/data/generators/pd-t2-G4+RL.pt" --strides 16 \
     --methods ours preview --repeat 1 --out "$out/cpu_224_trained_pdt2_G4RL.json"
 # 6. Training throughput.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU figures of docs/performance.md: the issue's full cases (full width and width 0.25 on
 # 224x224x32 at strides 8 and 16) with the auto engine against the direct one, MONAI and TorchIO,
-# the bf16 fast mode and training steps on both engines.
+# the preview and training steps on both engines.
 # PEAK_TFLOPS: the card's dense float32 peak (H100 SXM: 67) for the fraction achieved.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +9,7 @@ out=${1:-benchmarks/results}
 py=.venv/bin/python
 mkdir -p "$out"
 $py benchmarks/bench_reconstruct.py --device cuda --widths 1.0 0.25 --strides 8 16 \
-    --methods ours direct monai torchio preview --fast --repeat 3 \
+    --methods ours direct monai torchio preview --repeat 3 \
     --peak-tflops "${PEAK_TFLOPS:-67}" --out "$out/cuda_224.json"
 $py benchmarks/bench_reconstruct.py --device cuda --widths 1.0 0.25 --strides 8 --engine fft \
     --methods ours direct --repeat 3 --out "$out/cuda_224_fft.json"

@@ -3,22 +3,41 @@
 The public API imports neither Qt nor napari, and loads torch only when first used,
 so that napari's start-up does not pay for it::
 
-    from napari_medsynth import Generator, Discriminator, reconstruct_volume
-    from napari_medsynth import save_checkpoint, load_checkpoint
+    from napari_medsynth import SynthesisOptions, load_volume, save_result, synthesize
+
+    source = load_volume("IXI002-Guys-0828-T2.nii.gz")
+    result = synthesize(source, "t2-pd-G4/best.pt", SynthesisOptions(stride=16))
+    result.save(source, "IXI002-PD_synth.nii.gz")
 """
 
 from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from .core.version import __version__
 
 _PUBLIC = {
+    "synthesize": "napari_medsynth.core.synthesis",
+    "SynthesisResult": "napari_medsynth.core.synthesis",
+    "SynthesisOptions": "napari_medsynth.core.options",
+    "Figures": "napari_medsynth.core.figures",
+    "Provenance": "napari_medsynth.core.results",
+    "save_result": "napari_medsynth.core.results",
+    "load_volume": "napari_medsynth.core.nifti",
+    "save_volume": "napari_medsynth.core.nifti",
+    "Volume": "napari_medsynth.core.nifti",
+    "load_checkpoint": "napari_medsynth.core.checkpoint",
+    "save_checkpoint": "napari_medsynth.core.checkpoint",
+    "bundled_generators": "napari_medsynth.core.catalog",
+    "default_generator": "napari_medsynth.core.catalog",
+    "export_generator": "napari_medsynth.core.export",
+    "reconstruct_volume": "napari_medsynth.core.reconstruct",
     "Generator": "napari_medsynth.core.models",
     "Discriminator": "napari_medsynth.core.models",
-    "reconstruct_volume": "napari_medsynth.core.reconstruct",
-    "save_checkpoint": "napari_medsynth.core.checkpoint",
-    "load_checkpoint": "napari_medsynth.core.checkpoint",
+    "Direction": "napari_medsynth.core.choices",
+    "Grid": "napari_medsynth.core.choices",
+    "Engine": "napari_medsynth.core.choices",
+    "MedSynthError": "napari_medsynth.core.errors",
 }
 __all__ = [*_PUBLIC, "__version__"]
 

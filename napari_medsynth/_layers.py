@@ -11,7 +11,8 @@ from .core.errors import MedSynthError
 from .core.ixi import ixi_name
 from .core.nifti import Volume, display_affine, from_display, to_display
 
-__all__ = ["RESULT_MAPS", "layer_mask", "layer_volume", "result_layers", "robust_contrast_limits", "volume_layer"]
+__all__ = ["RESULT_MAPS", "layer_mask", "layer_volume", "result_layers", "robust_contrast_limits", "volume_layer",
+           "write_result_layer"]
 
 _SAMPLE_VOXELS = 200_000
 
@@ -83,12 +84,7 @@ def layer_volume(layer) -> Volume:
         affine = display_affine(layer.scale, layer.translate)
     affine = np.asarray(affine, dtype=float)
     path = metadata.get("source_path")
-    header = None
-    if path and Path(path).is_file():
-        try:
-            header = nib.load(path).header
-        except Exception:  # the file changed since; the affine alone still places the result
-            header = None
+    header = _header_of(path)
     return Volume(np.ascontiguousarray(from_display(array, affine), dtype=np.float32), affine, header,
                   Path(path) if path else None)
 
@@ -126,7 +122,7 @@ def result_layers(result, source: Volume, *, subject: str, label: str, target: s
     stem = f"{subject} {target}"
     layers = [volume_layer(Volume(result.synthesis, source.affine, source.header), name=f"{stem} synth [{label}]",
                            subject=subject, contrast=target)]
-    maps = {"spread": result.spread, **result.maps}
+    maps = result.all_maps()
     for key, (suffix, colormap) in RESULT_MAPS.items():
         if maps.get(key) is None:
             continue
@@ -134,8 +130,36 @@ def result_layers(result, source: Volume, *, subject: str, label: str, target: s
                                           subject=subject, contrast=target)
         low, high = robust_contrast_limits(data, 0.0, 99.5)
         kwargs.update(colormap=colormap, contrast_limits=(low, high), blending="translucent")
+        kwargs["metadata"]["map"] = key
         layers.append((data, kwargs, kind))
     for _, kwargs, _ in layers:
         kwargs["metadata"].update(metadata, source_path=None,
                                   synthesized_from_path=str(source.path) if source.path else None)
     return layers
+
+
+def write_result_layer(layer, path, protect=()) -> list[Path]:
+    """Write a synthesis layer (its sidecar beside it) or a map layer of this plugin on its source
+    file's grid with :func:`~napari_medsynth.core.results.save_result` / ``save_map``: the header of
+    the file it was synthesized from, ``descrip`` naming the generator; the written paths."""
+    from .core.results import Provenance, save_map, save_result
+
+    volume = layer_volume(layer)
+    metadata = layer.metadata
+    header = _header_of(metadata.get("synthesized_from_path"))
+    source = Volume(volume.data, volume.affine, header, Path(metadata["synthesized_from_path"])
+                    if metadata.get("synthesized_from_path") else None)
+    provenance = Provenance.from_record(metadata["provenance"])
+    if metadata.get("map"):
+        return [save_map(volume.data, metadata["map"], source, path, provenance, protect=protect)]
+    return save_result(volume.data, source, path, provenance, protect=protect)
+
+
+def _header_of(path):
+    """The NIfTI header of the file ``path``, or None when there is no such readable file."""
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        return nib.load(str(path)).header
+    except Exception:  # changed or unreadable since it was opened: the affine alone places the result
+        return None

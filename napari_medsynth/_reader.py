@@ -2,21 +2,42 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from ._layers import volume_layer
+from .core.errors import MedSynthError
 from .core.ixi import partner_path
 from .core.nifti import is_nifti_path, load_volume
 
-__all__ = ["napari_get_reader", "read_nifti"]
+__all__ = ["napari_get_reader", "read_nifti", "read_nifti_for_napari"]
 
 
 def napari_get_reader(path):
-    """Return :func:`read_nifti` when every path is a NIfTI file, else None (never raises)."""
+    """Return :func:`read_nifti_for_napari` when every path is a NIfTI file, else None (never raises)."""
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     if not paths or not all(is_nifti_path(p) for p in paths):
         return None
-    return read_nifti
+    return read_nifti_for_napari
+
+
+def read_nifti_for_napari(path) -> list[tuple]:
+    """:func:`read_nifti` as napari's File > Open calls it: a file that cannot be shown (2D, 4D,
+    truncated...) is one error notification with its one-line reason, and napari is told the read
+    is done (``[(None,)]``, napari's "nothing to add") instead of offering other readers; a warning
+    while reading (NaNs set to 0...) is a warning notification."""
+    from napari.utils.notifications import show_error, show_warning
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            layers = read_nifti(path)
+    except MedSynthError as error:
+        show_error(str(error))
+        return [(None,)]
+    for warning in caught:  # NaNs set to 0, a qform that disagrees with the sform: the user is told
+        show_warning(str(warning.message))
+    return layers
 
 
 def read_nifti(path) -> list[tuple]:

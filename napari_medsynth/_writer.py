@@ -12,13 +12,12 @@ from types import SimpleNamespace
 import nibabel as nib
 import numpy as np
 
-from ._layers import layer_volume
+from ._layers import layer_volume, write_result_layer
 from .core.errors import MedSynthError
 from .core.nifti import Volume, save_volume
 
 __all__ = ["napari_affine", "write_nifti_layer"]
 
-_DESCRIP_BYTES = 80  # the NIfTI-1 header's descrip field
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _REVERSE = np.eye(4)[[2, 1, 0, 3]]  # (z, y, x) <-> (x, y, z), homogeneous
 
@@ -39,12 +38,12 @@ def write_nifti_layer(path: str, data, meta: dict) -> list[str]:
       ``scale`` and ``translate`` set this is
       :func:`~napari_medsynth.core.nifti.display_affine`, as for the synthesis widget.
 
-    The header: that of the layer's source file (``metadata["source_path"]``) or, for a
-    synthesis result, of the file it was synthesized from (``metadata["synthesized_from_path"]``,
-    used only if that file's affine is the result's): its qform and
-    sform codes, units and the rest are kept. Without one, nibabel's defaults (sform code
-    2, "aligned"; qform code 0) and millimetres. A result's ``descrip`` names the
-    generator (label and checkpoint) and the layer. Data are stored as float32.
+    The header: that of the layer's source file (``metadata["source_path"]``, used only if
+    it places the voxels by the layer's affine): its qform and sform codes, units and the rest
+    are kept. Without one, nibabel's defaults (sform code 2, "aligned"; qform code 0) and
+    millimetres. Data are stored as float32. A synthesis result (its ``metadata["provenance"]``)
+    is written as the command line and the dock's Save write it, with its sidecar
+    (:func:`~napari_medsynth._layers.write_result_layer`).
 
     A name without an extension gets ``.nii.gz`` (napari's Save dialog passes the name as
     typed when this writer's file type is chosen). The file is written atomically by
@@ -65,25 +64,22 @@ def write_nifti_layer(path: str, data, meta: dict) -> list[str]:
     if meta.get("multiscale"):
         data = data[0]  # the full-resolution level, which scale and translate describe
     viewer_layers = _current_viewer_layers()
+    protect = {p for p in (metadata.get("source_path"), metadata.get("synthesized_from_path"),
+                           *(layer.metadata.get("source_path") for layer in viewer_layers)) if p}
+    layer = SimpleNamespace(data=data, metadata=metadata, scale=meta.get("scale"), translate=meta.get("translate"))
+    if metadata.get("provenance") is not None:  # a synthesis result: the one writer of results
+        return [str(path) for path in write_result_layer(layer, path, protect=tuple(protect))[:1]]
     if metadata.get("affine") is not None:
-        volume = layer_volume(SimpleNamespace(data=data, metadata=metadata, scale=meta.get("scale"),
-                                              translate=meta.get("translate")))
+        volume = layer_volume(layer)
     else:
         array = np.asarray(data)
         if array.ndim != 3:
             raise MedSynthError(f"a 3D image layer is needed, this one has shape {array.shape}")
         volume = Volume(np.ascontiguousarray(array.transpose(2, 1, 0), dtype=np.float32), napari_affine(meta))
-    header, header_path = _header_on(volume.header, volume.affine), volume.path
-    if header is None and volume.path is None:  # a result: the header of the file it was synthesized from
-        header_path = metadata.get("synthesized_from_path")
-        header = _header_on(_read_header(header_path), volume.affine)
+    header = _header_on(volume.header, volume.affine)
     if header is None:
         header = nib.Nifti1Header()
         header.set_xyzt_units("mm")
-    if metadata.get("generator"):
-        header["descrip"] = _descrip(metadata, meta.get("name", ""))
-        header["cal_min"] = header["cal_max"] = 0.0  # the source's display range is not the result's
-    protect = {p for p in (header_path, *(layer.metadata.get("source_path") for layer in viewer_layers)) if p}
     written = save_volume(path, volume.data, Volume(volume.data, volume.affine, header, volume.path),
                           protect=tuple(protect))
     return [str(written)]
@@ -112,27 +108,8 @@ def _current_viewer_layers() -> list:
     return list(viewer.layers) if viewer is not None else []
 
 
-def _read_header(path) -> nib.Nifti1Header | None:
-    """The NIfTI header of the file ``path``, or None when there is no such readable file."""
-    if not path or not Path(path).is_file():
-        return None
-    try:
-        return nib.load(str(path)).header
-    except Exception:  # changed or unreadable since it was opened: write without it
-        return None
-
-
 def _header_on(header, affine: np.ndarray):
     """A copy of ``header`` if it places its voxels by ``affine`` (nibabel's sform-first choice), else None."""
     if header is None or not np.allclose(header.get_best_affine(), affine, atol=1e-6):
         return None
     return header.copy()
-
-
-def _descrip(metadata: dict, name: str) -> bytes:
-    """``"napari-medsynth G4+RL t2-pd-G4/best.pt: IXI002 PD synth [G4+RL]"``, ASCII, at most 80 bytes."""
-    checkpoint = Path(str(metadata["generator"]))
-    generator = f"{checkpoint.parent.name}/{checkpoint.name}" if checkpoint.parent.name else checkpoint.name
-    label = metadata.get("variant")
-    text = f"napari-medsynth {label + ' ' if label else ''}{generator}: {name}"
-    return text.encode("ascii", "replace")[:_DESCRIP_BYTES]

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .core.choices import ENGINES, GRIDS
-from .core.console import add_debug_argument, progress_bar, run_command
+from .core.console import CommandParser, add_debug_argument, progress_bar, run_command
+from .core.options import add_synthesis_arguments, options_from_args
 
 PROG = "medsynth"
 DEMO_OUTPUT = "demo-output"  # where `medsynth demo` writes when there is no display
@@ -15,7 +15,7 @@ DEMO_OUTPUT = "demo-output"  # where `medsynth demo` writes when there is no dis
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every ``medsynth`` subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog=PROG, description="MRI contrast synthesis (T2 <-> PD) with a 3D conditional GAN."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -68,22 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--mask", type=Path, metavar="MASK",
                        help="mask file on SOURCE's grid (non-zero: inside) for the 'head' figures, instead of "
                             "the automatic head mask (Otsu, closing, holes filled, largest component)")
-    synth.add_argument("--masked-maps", action="store_true", help="error maps set to 0 outside the (head) mask")
-    synth.add_argument("--stride", type=_positive_int, default=8,
-                       help="patch stride in voxels (default 8, as the report)")
-    _add_grid_argument(synth)
-    synth.add_argument("--preview", action="store_true",
-                       help="one pass of the generator over the whole volume instead of the patch average (fast)")
-    synth.add_argument("--batch-size", type=_positive_int, metavar="B",
-                       help="patches per forward pass (default: automatic)")
-    synth.add_argument("--engine", choices=ENGINES, default="auto",
-                       help="convolutions: auto (the faster per layer, default), direct, or fft (transform domain)")
-    synth.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     synth.add_argument(
         "--maps", type=Path, nargs="?", const=True, metavar="DIR",
         help="write the patch-spread map, and with a ground truth the squared-error and gradient-difference "
              "maps, into DIR (default: beside the synthesis)",
     )
+    add_synthesis_arguments(synth)
     synth.set_defaults(handler=_synthesize)
 
     export = commands.add_parser(
@@ -114,32 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--headless", type=Path, metavar="OUT_DIR",
                       help=f"no window: write the results to OUT_DIR (without a display: {DEMO_OUTPUT}/)")
-    demo.add_argument("--stride", type=_positive_int, default=8,
-                      help="patch stride in voxels (default 8, as the report)")
-    demo.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    _add_grid_argument(demo)
+    add_synthesis_arguments(demo)
     demo.set_defaults(handler=_demo)
     add_debug_argument(parser, commands)
     return parser
-
-
-def _add_grid_argument(parser) -> None:
-    parser.add_argument(
-        "--grid", choices=GRIDS, default="native",
-        help="native: synthesize every slice of the 224x224x96 resample (default); "
-             "report: one slice in three (224x224x32), as the report, about 1/3 of the time",
-    )
-
-
-def _positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (a stride or batch of 0 is refused in one line)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,10 +162,11 @@ def _synthesize(args) -> int:
     from .core.devices import resolve_device
     from .core.errors import MedSynthError
     from .core.nifti import is_nifti_path, load_volume
-    from .core.synthesis import METRIC_SCOPES, save_result, synthesize
+    from .core.synthesis import synthesize
 
+    options = options_from_args(args)
     if args.source.is_dir():
-        return _synthesize_folder(args)
+        return _synthesize_folder(args, options)
     if args.skip_existing:
         raise MedSynthError("--skip-existing is for a folder SOURCE")
     if args.maps is True:
@@ -209,23 +178,19 @@ def _synthesize(args) -> int:
         raise MedSynthError(f"{args.out}: refusing to overwrite an input file")
     for folder in {args.out.parent, args.maps} - {None}:  # fail before the work, not after it
         make_folder(folder)
-    device = resolve_device(args.device)
-    generator, info = load_checkpoint(args.checkpoint)
+    options = options.replace(device=resolve_device(options.device),
+                              spread=options.spread and args.maps is not None)
+    generator = load_checkpoint(args.checkpoint)
+    info = generator[1]
     source = load_volume(args.source)
     target = load_volume(args.target) if args.target else None
     mask = load_volume(args.mask).data if args.mask else None
     with progress_bar(f"{info.label} {info.source_contrast}->{info.target_contrast}", unit="patch") as progress:
-        result = synthesize(
-            source, generator, info, target=target, grid=args.grid, stride=args.stride, device=device,
-            batch_size=args.batch_size, spread=args.maps is not None and not args.preview, preview=args.preview,
-            engine=args.engine, mask=mask, masked_maps=args.masked_maps,
-            progress=progress,
-        )
-    written = save_result(result, source, args.out, args.maps, protect=inputs)
+        result = synthesize(source, generator, options, target=target, mask=mask, progress=progress)
+    written = result.save(source, args.out, maps_folder=args.maps, protect=inputs)
     print(f"wrote {written[0]}")
-    for scope, m in result.metrics.items():
-        print(f"{METRIC_SCOPES[scope]:26s} MAE {m['mae']:.4f}  PSNR {m['psnr']:6.2f} dB  SSIM {m['ssim']:.4f}")
-    if result.metrics:
+    if result.metrics is not None:
+        print("\n".join(result.metrics.table()))
         print("(standardized volumes; PSNR peak = range of the standardized ground truth)")
     for path in written[1:]:
         print(f"wrote {path}")
@@ -245,7 +210,7 @@ def _export(args) -> int:
     return 0
 
 
-def _synthesize_folder(args) -> int:
+def _synthesize_folder(args, options) -> int:
     """``medsynth synthesize DIR``: every file, one line per failure, exit 1 if any failed; under
     torchrun each rank takes every WORLD_SIZE-th file and rank 0 writes metrics.csv at the end."""
     import os
@@ -255,7 +220,7 @@ def _synthesize_folder(args) -> int:
     from .core.errors import MedSynthError
     from .core.nifti import is_nifti_path
 
-    if args.target is not None or args.preview or args.mask is not None:
+    if args.target is not None or options.preview or args.mask is not None:
         raise MedSynthError("a folder SOURCE finds each file's ground truth itself (and masks it automatically) "
                             "and has no --preview: drop --target / --mask / --preview")
     if (args.out.exists() and not args.out.is_dir()) or is_nifti_path(args.out):
@@ -265,15 +230,14 @@ def _synthesize_folder(args) -> int:
         import torch.distributed as dist
 
         dist.init_process_group("gloo")  # only to agree on the end: each rank's files are its own
-    device = resolve_device(args.device if world == 1 or args.device != "auto"
-                            else _rank_device(int(os.environ.get("LOCAL_RANK", 0))))
+    rank_device = options.device if world == 1 or options.device != "auto" else \
+        _rank_device(int(os.environ.get("LOCAL_RANK", 0)))
+    options = options.replace(device=resolve_device(rank_device))
     try:
         with progress_bar(f"files (rank {rank} of {world})" if world > 1 else "files", unit="file") as progress:
             report, files = synthesize_folder(
-                args.source, args.checkpoint, args.out, grid=args.grid, stride=args.stride, device=device,
-                engine=args.engine, batch_size=args.batch_size, skip_existing=args.skip_existing,
-                maps=(args.out if args.maps is True else args.maps), masked_maps=args.masked_maps, rank=rank,
-                world_size=world,
+                args.source, args.checkpoint, args.out, options, skip_existing=args.skip_existing,
+                maps=(args.out if args.maps is True else args.maps), rank=rank, world_size=world,
                 on_file=lambda done, total, _name: progress(done, total))
             progress(len(files), len(files))
         for line in report.failed:
@@ -309,8 +273,10 @@ def _rank_device(local_rank: int) -> str:
 def _demo(args) -> int:
     import os
 
+    from .core.figures import Figures
     from .demo import run_headless_demo
 
+    options = options_from_args(args)
     if args.headless is None:
         headless_linux = sys.platform.startswith("linux") and not (
             os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
@@ -330,17 +296,16 @@ def _demo(args) -> int:
         # napari's own notices about its Qt backend are not the user's business here
         warnings.filterwarnings("ignore", message="System theme detection requires a Qt6 backend")
 
-        open_demo_viewer(stride=args.stride, device=args.device, grid=args.grid)
+        open_demo_viewer(options=options)
         napari.run()
         return 0
     with progress_bar("demo synthesis", unit="patch") as progress:
-        summary = run_headless_demo(args.headless, stride=args.stride, device=args.device, grid=args.grid,
-                                    progress=progress)
+        summary = run_headless_demo(args.headless, options, progress=progress)
     print(f"{summary['direction']} {summary['generator']} on the {summary['subject']}, "
-          f"stride {summary['stride']}, {summary['grid']} grid:")
+          f"stride {options.stride}, {options.grid} grid:")
     for name, scopes in summary["metrics"].items():
-        for scope, m in scopes.items():
-            print(f"  {name:38s} {scope:6s} MAE {m['mae']:.4f}  PSNR {m['psnr']:6.2f} dB  SSIM {m['ssim']:.4f}")
+        for scope, quality in Figures.from_dict(scopes).items():
+            print(f"  {name:38s} {scope:6s} {quality.text()}")
     for path in summary["files"]:
         print(f"wrote {path}")
     return 0

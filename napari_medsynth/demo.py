@@ -17,11 +17,13 @@ from .core.atomic import atomic_output, make_folder
 from .core.baselines import BASELINES
 from .core.catalog import GeneratorEntry, bundled_mapping, default_generator
 from .core.checkpoint import load_checkpoint
-from .core.choices import direction_label
+from .core.choices import MetricScope, direction_label
 from .core.errors import MedSynthError
+from .core.figures import CONVENTION
 from .core.masks import head_mask
 from .core.nifti import Volume, save_volume, to_display
-from .core.synthesis import METRIC_SCOPES, SynthesisResult, save_result, score_voxelwise, synthesize
+from .core.options import SynthesisOptions
+from .core.synthesis import SynthesisResult, score_voxelwise, synthesize
 
 __all__ = ["DEMO_SUBJECT", "demo_generator", "open_demo_viewer", "run_headless_demo"]
 
@@ -42,9 +44,9 @@ def demo_generator() -> GeneratorEntry:
     return entry
 
 
-def run_headless_demo(out_dir, *, stride: int = 8, device="auto", grid: str = "native", progress=None,
-                      cancel=None) -> dict:
-    """Synthesize the phantom sample with the demo generator and write everything to ``out_dir``.
+def run_headless_demo(out_dir, options: SynthesisOptions | None = None, *, progress=None, cancel=None) -> dict:
+    """Synthesize the phantom sample with the demo generator (with ``options``, its spread map
+    included) and write everything to ``out_dir``.
 
     Writes ``phantom_T2.nii.gz`` and ``phantom_PD.nii.gz`` (the inputs), the synthesis and
     its spread, squared-error and gradient-difference maps as NIfTI on the source's grid,
@@ -64,35 +66,34 @@ def run_headless_demo(out_dir, *, stride: int = 8, device="auto", grid: str = "n
     """
     from .core.phantom import make_phantom_pair
 
-    out = make_folder(out_dir)
+    options = (options or SynthesisOptions()).replace(spread=True)
     entry = demo_generator()
-    generator, info = load_checkpoint(entry.path, entry.info.direction)
+    generator = load_checkpoint(entry.path, entry.info.direction)
+    info = generator[1]
+    out = make_folder(out_dir)
     volumes = dict(zip(("T2", "PD"), make_phantom_pair(seed=0)))
     files = [save_volume(out / f"phantom_{contrast}.nii.gz", volume.data, volume)
              for contrast, volume in volumes.items()]
     source, truth = volumes[info.source_contrast], volumes[info.target_contrast]
     head = head_mask(source.data)  # one mask for the generator and both baselines
-    result = synthesize(source, generator, info, target=truth, grid=grid, stride=stride, device=device,
-                        spread=True, mask=head, progress=progress, cancel=cancel)
+    result = synthesize(source, generator, options, target=truth, mask=head, progress=progress, cancel=cancel)
     synthesis_path = out / f"phantom_{info.target_contrast}_synth_{info.label.replace('+', '')}.nii.gz"
-    files += save_result(result, source, synthesis_path, out)
+    files += result.save(source, synthesis_path, maps_folder=out)
 
     metrics = {
-        f"{info.label} (demo generator)": result.metrics,
-        BASELINES[0]: score_voxelwise(lambda x: x, source, truth, head),
-        BASELINES[1]: score_voxelwise(bundled_mapping(info.direction).predict, source, truth, head),
+        f"{info.label} (demo generator)": result.metrics.as_dict(),
+        BASELINES[0]: score_voxelwise(lambda x: x, source, truth, head).as_dict(),
+        BASELINES[1]: score_voxelwise(bundled_mapping(info.direction).predict, source, truth, head).as_dict(),
     }
     summary = {
         "generator": str(entry.path.name),
         "direction": direction_label(info.direction),
         "trained_on": info.provenance.get("trained_on", ""),
         "subject": DEMO_SUBJECT,
-        "stride": stride,
-        "grid": grid,
+        "options": result.provenance.options,
         "metrics": metrics,
-        "scopes": METRIC_SCOPES,
-        "convention": "standardized volumes (the ground truth's preprocessing mean and std); "
-                      "PSNR peak = range of the standardized ground truth",
+        "scopes": {scope.value: scope.description for scope in MetricScope},
+        "convention": CONVENTION,
     }
     with atomic_output(out / "metrics.json") as tmp_name:
         Path(tmp_name).write_text(json.dumps(summary, indent=2) + "\n")
@@ -109,7 +110,7 @@ def write_demo_figure(path, source: Volume, truth: Volume, result: SynthesisResu
     panels = [(f"source ({info.source_contrast})", source.data, "gray"),
               (f"synthesis [{info.label}]", result.synthesis, "gray"),
               (f"ground truth ({target})", truth.data, "gray")]
-    maps = {"spread": result.spread, **result.maps}
+    maps = result.all_maps()
     panels += [(suffix, maps[key], colormap) for key, (suffix, colormap) in RESULT_MAPS.items()
                if maps.get(key) is not None]
     figure = Figure(figsize=(3 * len(panels), 3.4), layout="constrained")
@@ -120,9 +121,8 @@ def write_demo_figure(path, source: Volume, truth: Volume, result: SynthesisResu
         axes.imshow(plane, cmap=colormap, vmin=low, vmax=high)
         axes.set_title(title, fontsize=10)
         axes.set_axis_off()
-    m = result.metrics["source"]
-    figure.suptitle(f"{direction_label(info.direction)} {info.label} on the phantom ({result.grid} grid), "
-                    f"on the source grid: MAE {m['mae']:.3f}, PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}",
+    figure.suptitle(f"{direction_label(info.direction)} {info.label} on the phantom ({result.options.grid} grid), "
+                    f"on the source grid: {result.metrics.source.text()}",
                     fontsize=11)
     path = Path(path)
     with atomic_output(path, ".png") as tmp_name:
@@ -130,7 +130,7 @@ def write_demo_figure(path, source: Volume, truth: Volume, result: SynthesisResu
     return path
 
 
-def open_demo_viewer(viewer=None, *, stride: int = 8, device="auto", grid: str = "native"):
+def open_demo_viewer(viewer=None, *, options: SynthesisOptions | None = None):
     """Open napari (or use ``viewer``) on the phantom pair and start the demo generator in the
     synthesis widget, side by side with the ground truth and the maps; returns ``(viewer, widget)``."""
     import napari
@@ -139,6 +139,6 @@ def open_demo_viewer(viewer=None, *, stride: int = 8, device="auto", grid: str =
     viewer = viewer or napari.Viewer(title="napari-medsynth demo")
     viewer.open_sample("napari-medsynth", "phantom_pair")
     _, widget = viewer.window.add_plugin_dock_widget("napari-medsynth", "Synthesize contrast")
-    widget.configure(entry.info.direction, entry.path, stride=stride, device=device, grid=grid, side_by_side=True)
+    widget.configure(entry.info.direction, entry.path, options=options, side_by_side=True)
     widget.start()
     return viewer, widget

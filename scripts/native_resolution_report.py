@@ -19,11 +19,13 @@ import numpy as np
 from napari_medsynth.core.baselines import BASELINES
 from napari_medsynth.core.catalog import bundled_generators, bundled_mapping
 from napari_medsynth.core.checkpoint import load_checkpoint
-from napari_medsynth.core.choices import direction_label
+from napari_medsynth.core.choices import Grid
+from napari_medsynth.core.figures import Figures, direction_label
 from napari_medsynth.core.masks import head_mask
 from napari_medsynth.core.nifti import Volume, to_display
+from napari_medsynth.core.options import SynthesisOptions
 from napari_medsynth.core.phantom import make_phantom_pair
-from napari_medsynth.core.preprocess import GRIDS, preprocess_volume, to_source_grid
+from napari_medsynth.core.preprocess import preprocess_volume, to_source_grid
 from napari_medsynth.core.synthesis import compare_on_grids, score_voxelwise, synthesize
 
 SEED = 0
@@ -35,11 +37,11 @@ def truth_round_trip(truth: Volume, grid: str, mask) -> dict:
     return compare_on_grids(to_source_grid(prepared.data, prepared), prepared.data, prepared, truth, mask)[0]
 
 
-def row(name: str, grid: str, metrics: dict) -> str:
-    s, h, r = metrics["source"], metrics["head"], metrics["report"]
-    report = "n/a (itself)" if not np.isfinite(r["psnr"]) else f"{r['psnr']:.2f}"
-    return (f"| {name} | {grid} | {s['psnr']:.2f} | {s['mae']:.3f} | {s['ssim']:.3f} | {h['psnr']:.2f} | "
-            f"{h['mae']:.3f} | {report} |")
+def row(name: str, grid: str, metrics: Figures) -> str:
+    s, h, r = metrics.source, metrics.head, metrics.report
+    report = "n/a (itself)" if not np.isfinite(r.psnr) else f"{r.psnr:.2f}"
+    return (f"| {name} | {grid} | {s.psnr:.2f} | {s.mae:.3f} | {s.ssim:.3f} | {h.psnr:.2f} | "
+            f"{h.mae:.3f} | {report} |")
 
 
 def main() -> None:
@@ -57,14 +59,14 @@ def main() -> None:
         source, truth = volumes[source_contrast], volumes[target_contrast]
         mask = head_mask(source.data)
         lines = [f"### {direction_label(direction)}", "", *header]
-        for grid in GRIDS:
+        for grid in Grid:
             lines.append(row("ground truth, round trip (the ceiling)", grid, truth_round_trip(truth, grid, mask)))
         for entry in entries:
             generator, info = load_checkpoint(entry.path)
             results = {}
-            for grid in reversed(GRIDS):
-                results[grid] = synthesize(source, generator, info, target=truth, grid=grid, stride=args.stride,
-                                           device="cpu")
+            for grid in reversed(Grid):
+                options = SynthesisOptions(grid=grid, stride=args.stride, device="cpu")
+                results[grid] = synthesize(source, (generator, info), options, target=truth)
                 lines.append(row(info.label, grid, results[grid].metrics))
                 print(lines[-1], flush=True)
             if direction == "t2-pd" and info.label == "G4":
@@ -83,7 +85,7 @@ def write_figure(path: Path, entry) -> Path:
 
     title, source, truth, results = entry
     panels = [("ground truth", truth.data, None)]
-    panels += [(f"{grid} grid", results[grid].synthesis, results[grid].metrics["source"]["psnr"])
+    panels += [(f"{grid} grid", results[grid].synthesis, results[grid].metrics["source"].psnr)
                for grid in ("report", "native")]
     figure = Figure(figsize=(10, 4.2), layout="constrained")
     shown_truth, scale_zyx, _ = to_display(Volume(truth.data, truth.affine))

@@ -30,6 +30,7 @@ from napari_medsynth.core.catalog import BUNDLED_DIR, DEFAULT_DEMO, MAPPING_FILE
 from napari_medsynth.core.checkpoint import load_checkpoint, read_checkpoint, write_atomically
 from napari_medsynth.core.choices import direction_label
 from napari_medsynth.core.events import EventLog, StartEvent
+from napari_medsynth.core.options import SynthesisOptions
 from src_train.data import PreprocessedCache, SubjectSplit, pairs_of
 from src_train.evaluate import Evaluation, evaluate_predictor, generator_score, markdown_table
 from src_train.reproduce import evaluate_baselines, fit_intensity_mapping
@@ -101,9 +102,10 @@ def _held_out(run_dir: Path, heldout, stride: int, device: str) -> Evaluation:
     checkpoint = run_dir / "best.pt"
 
     def score() -> list[Evaluation]:
-        generator, info = load_checkpoint(checkpoint)
-        return [evaluate_predictor(info.label, info.direction,
-                                   generator_score(generator, info, stride=stride, device=device), heldout)]
+        generator = load_checkpoint(checkpoint)
+        options = SynthesisOptions(stride=stride, device=device)
+        return [evaluate_predictor(generator[1].label, generator[1].direction, generator_score(generator, options),
+                                   heldout)]
 
     return _kept(run_dir / f"heldout-s{stride}.json", file_sha256(checkpoint), heldout, score)[0]
 

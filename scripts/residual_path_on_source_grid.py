@@ -19,7 +19,9 @@ from pathlib import Path
 
 from napari_medsynth.core.catalog import BUNDLED_DIR
 from napari_medsynth.core.checkpoint import load_checkpoint
+from napari_medsynth.core.figures import Figures
 from napari_medsynth.core.masks import head_mask
+from napari_medsynth.core.options import SynthesisOptions
 from napari_medsynth.core.preprocess import preprocess_volume, to_source_grid
 from napari_medsynth.core.synthesis import compare_on_grids, synthesize
 from src_train.data import pairs_of
@@ -34,8 +36,9 @@ def main(work: Path, stride: int, device: str) -> None:
     plain, plain_info = load_checkpoint(BUNDLED_DIR / f"{DIRECTION}-G4.pt")
     resampled_whole = []
 
-    def residual_score(source, target) -> dict:
-        result = synthesize(source, residual, residual_info, target=target, stride=stride, device=device)
+    def residual_score(source, target) -> Figures:
+        result = synthesize(source, (residual, residual_info), SynthesisOptions(stride=stride, device=device),
+                            target=target)
         prepared = preprocess_volume(source, "native")
         metrics, _ = compare_on_grids(to_source_grid(result.standardized, prepared), result.standardized,
                                       prepared, target, head_mask(source.data))
@@ -46,8 +49,8 @@ def main(work: Path, stride: int, device: str) -> None:
     whole = Evaluation("G4+RL, whole synthesis resampled", DIRECTION)
     for subject, metrics in zip(shown.subjects, resampled_whole, strict=True):
         whole.add(subject, metrics)
-    no_residual = evaluate_predictor("G4", DIRECTION, generator_score(plain, plain_info, stride=stride,
-                                                                      device=device), heldout)
+    options = SynthesisOptions(stride=stride, device=device)
+    no_residual = evaluate_predictor("G4", DIRECTION, generator_score((plain, plain_info), options), heldout)
     print(markdown_table([shown, whole, no_residual]))
 
 

@@ -21,6 +21,7 @@ from qtpy.QtWidgets import QApplication, QComboBox, QDockWidget, QLineEdit
 
 from napari_medsynth._widgets._shared import RUNS
 from napari_medsynth._widgets.training import TrainingWidget
+from napari_medsynth.core.options import SynthesisOptions
 from napari_medsynth.demo import open_demo_viewer
 
 
@@ -67,7 +68,7 @@ def screenshots(data: Path, docs: Path) -> None:
     RUNS.set(Path(tempfile.mkdtemp()) / "runs")
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1600, 1000)
-    _, synthesis = open_demo_viewer(viewer, stride=8)
+    _, synthesis = open_demo_viewer(viewer, options=SynthesisOptions(stride=8))
     training = TrainingWidget(viewer)
     viewer.window.add_dock_widget(training, name="Train generator", tabify=True)
     raise_dock(synthesis)  # the synthesis tab in front
@@ -78,11 +79,10 @@ def screenshots(data: Path, docs: Path) -> None:
 
     save_dialog_screenshot(viewer, "phantom T2 synth [G4+RL]", docs / "napari_save_as_nifti.png")
 
-    synthesis._folder.value, synthesis._folder_out.value = data, Path(tempfile.mkdtemp()) / "syntheses"
-    synthesis._stride.value = 16
-    synthesis.start_folder()
-    wait(lambda: synthesis._progress.value >= 1, 1800)  # the second file under way
-    synthesis._form.root_native_widget.verticalScrollBar().setValue(10_000)  # the folder fields in view
+    synthesis.configure(options=synthesis.options().replace(stride=16))
+    synthesis.start_folder(data, Path(tempfile.mkdtemp()) / "syntheses")
+    wait(lambda: synthesis.progress[0] >= 1, 1800)  # the second file under way
+    synthesis._scroll.root_native_widget.verticalScrollBar().setValue(10_000)  # the folder fields in view
     viewer.screenshot(str(docs / "napari_folder_mode.png"), canvas_only=False, flash=False)
     wait(lambda: synthesis.worker is None, 1800)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_medsynth.core.choices import GRIDS
-from napari_medsynth.core.console import add_debug_argument, run_command
+from napari_medsynth.core.choices import Grid
+from napari_medsynth.core.console import CommandParser, add_debug_argument, run_command
+from napari_medsynth.core.options import add_synthesis_arguments, options_from_args
 from napari_medsynth.core.train_config import add_train_arguments, config_from_args
 
 PROG = "medsynth-train"
@@ -17,7 +18,7 @@ REPRODUCE_OPTIONS = ("width", "discriminator_width", "lr", "lr_schedule", "val_s
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every ``medsynth-train`` subcommand."""
-    parser = argparse.ArgumentParser(prog=PROG, description="Train and evaluate napari-medsynth generators.")
+    parser = CommandParser(prog=PROG, description="Train and evaluate napari-medsynth generators.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser(
@@ -43,11 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", type=Path, metavar="SPLIT_JSON", help="split file to take the test subjects from")
     evaluate.add_argument("--out", type=Path, metavar="DIR",
                           help="where to write the tables (default: beside the first checkpoint)")
-    evaluate.add_argument("--stride", type=int, default=8, help="reconstruction stride (default 8)")
-    evaluate.add_argument("--grid", choices=GRIDS, default="native",
-                          help="synthesize every slice (native, default) or one in three (report); the figures "
-                               "are given on the source grid and on the report grid either way")
-    evaluate.add_argument("--device", default="auto")
+    add_synthesis_arguments(evaluate, maps=False)
     evaluate.set_defaults(handler=_evaluate)
 
     reproduce = commands.add_parser(
@@ -61,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="epochs per run (default: the report's 34, 32, 76, 4 and 24)")
     reproduce.add_argument("--batch-size", type=int, default=None, metavar="B",
                            help="default: the report's 7 for T2->PD and 49 for PD->T2")
-    reproduce.add_argument("--grid", choices=GRIDS, default="native",
+    reproduce.add_argument("--grid", choices=[grid.value for grid in Grid], default=Grid.NATIVE.value,
                            help="synthesize the test subjects on every slice (native, default) or one in three "
                                 "(report); the figures are given on the source grid and on the report grid either way")
     add_train_arguments(reproduce, only=REPRODUCE_OPTIONS)
@@ -85,8 +82,7 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     from .evaluate import evaluate_checkpoints
 
-    evaluate_checkpoints(args.data, args.checkpoint, split=args.split, out=args.out, stride=args.stride,
-                         device=args.device, grid=args.grid)
+    evaluate_checkpoints(args.data, args.checkpoint, options_from_args(args), split=args.split, out=args.out)
     return 0
 
 

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler
 
 from napari_medsynth.core.atomic import atomic_output
-from napari_medsynth.core.choices import DIRECTIONS
+from napari_medsynth.core.choices import Direction
 from napari_medsynth.core.errors import MedSynthError
 from napari_medsynth.core.ixi import CONTRASTS, IXIPair, find_ixi_pairs
 from napari_medsynth.core.nifti import load_volume
@@ -170,7 +170,7 @@ def load_volume_pairs(pairs: list[IXIPair], direction: str, cache: PreprocessedC
     MedSynthError
         A volume is unreadable, constant, or on another grid than its partner.
     """
-    source_contrast, target_contrast = DIRECTIONS[direction]
+    source_contrast, target_contrast = Direction(direction).contrasts
     result = []
     for done, pair in enumerate(pairs, start=1):
         cached = {c: cache.lookup(pair.path(c)) for c in CONTRASTS}

@@ -11,11 +11,13 @@ import numpy as np
 
 from napari_medsynth.core.atomic import atomic_output
 from napari_medsynth.core.checkpoint import load_checkpoint
-from napari_medsynth.core.choices import DIRECTIONS, direction_label
+from napari_medsynth.core.choices import Direction, MetricScope, direction_label
 from napari_medsynth.core.console import progress_bar
+from napari_medsynth.core.figures import Figures
 from napari_medsynth.core.ixi import IXIPair
 from napari_medsynth.core.nifti import Volume, load_volume
-from napari_medsynth.core.synthesis import METRIC_SCOPES, synthesize
+from napari_medsynth.core.options import SynthesisOptions
+from napari_medsynth.core.synthesis import synthesize
 
 from .data import SubjectSplit, pairs_of
 
@@ -26,20 +28,20 @@ METRICS = ("mae", "psnr", "ssim")
 
 @dataclass
 class Evaluation:
-    """Per-subject test figures of one generator or baseline, for each of ``METRIC_SCOPES``
+    """Per-subject test figures of one generator or baseline, for each :class:`MetricScope`
     (standardized volumes: the ground truth's preprocessing mean and std)."""
 
     name: str
     direction: str
     subjects: list[str] = field(default_factory=list)
-    scores: dict = field(default_factory=lambda: {s: {m: [] for m in METRICS} for s in METRIC_SCOPES})
+    scores: dict = field(default_factory=lambda: {s.value: {m: [] for m in METRICS} for s in MetricScope})
 
-    def add(self, subject: str, metrics: dict) -> None:
-        """Record one subject's figures (scope -> metric -> value)."""
+    def add(self, subject: str, figures: Figures) -> None:
+        """Record one subject's figures."""
         self.subjects.append(subject)
-        for scope, values in metrics.items():
-            for metric, value in values.items():
-                self.scores[scope][metric].append(value)
+        for scope, quality in figures.items():
+            for metric in METRICS:
+                self.scores[scope][metric].append(getattr(quality, metric))
 
     def summary(self, metric: str, scope: str = "source") -> tuple[float, float]:
         """Mean and standard deviation of ``metric`` on ``scope`` over the subjects."""
@@ -47,10 +49,10 @@ class Evaluation:
         return float(np.mean(values)), float(np.std(values))
 
 
-def evaluate_predictor(name: str, direction: str, score: Callable[[Volume, Volume], dict],
+def evaluate_predictor(name: str, direction: str, score: Callable[[Volume, Volume], Figures],
                        pairs: list[IXIPair]) -> Evaluation:
-    """``score(source, target)`` (scope -> metric -> value) of each pair, oriented by ``direction``."""
-    source_contrast, target_contrast = DIRECTIONS[direction]
+    """``score(source, target)`` (:class:`Figures`) of each pair, oriented by ``direction``."""
+    source_contrast, target_contrast = Direction(direction).contrasts
     evaluation = Evaluation(name, direction)
     with progress_bar(f"testing {name}", unit="subject") as progress:
         for done, pair in enumerate(pairs, start=1):
@@ -60,31 +62,32 @@ def evaluate_predictor(name: str, direction: str, score: Callable[[Volume, Volum
     return evaluation
 
 
-def generator_score(generator, info, *, grid: str = "native", stride: int = 8, device="auto"):
-    """A ``score`` for :func:`evaluate_predictor`: the figures of :func:`synthesize` with these settings."""
-    return lambda source, target: synthesize(
-        source, generator, info, target=target, grid=grid, stride=stride, device=device
-    ).metrics
+def generator_score(generator, options: SynthesisOptions):
+    """A ``score`` for :func:`evaluate_predictor`: the figures of :func:`synthesize` with ``options``."""
+    return lambda source, target: synthesize(source, generator, options, target=target).metrics
 
 
-def evaluate_checkpoints(data, checkpoints, split=None, out=None, stride: int = 8, device="auto",
-                         grid: str = "native") -> list[Evaluation]:
-    """Evaluate each checkpoint on its test subjects; write ``test_table.md`` and ``test_subjects.csv``.
+def evaluate_checkpoints(data, checkpoints, options: SynthesisOptions | None = None, split=None,
+                         out=None) -> list[Evaluation]:
+    """Evaluate each checkpoint on its test subjects with ``options``; write ``test_table.md`` and
+    ``test_subjects.csv``.
 
     The test subjects come from ``split`` (a split.json), else from the split.json beside
     each checkpoint, else all pairs in ``data``.
     """
+    options = (options or SynthesisOptions()).replace(spread=False)
     checkpoints = [Path(c) for c in checkpoints]
     out = Path(out) if out else checkpoints[0].parent
     evaluations = []
     for path in checkpoints:
-        generator, info = load_checkpoint(path)
+        generator = load_checkpoint(path)
+        info = generator[1]
         split_path = Path(split) if split else path.parent / "split.json"
         subjects_split = SubjectSplit.load(split_path) if split_path.is_file() else None
         pairs = pairs_of(data, subjects_split.test if subjects_split else None)
         evaluations.append(evaluate_predictor(
-            f"{info.label} ({path.parent.name}/{path.name})", info.direction,
-            generator_score(generator, info, grid=grid, stride=stride, device=device), pairs,
+            f"{info.label} ({path.parent.name}/{path.name})", info.direction, generator_score(generator, options),
+            pairs,
         ))
     write_evaluations(out, evaluations)
     print(markdown_table(evaluations))
@@ -110,9 +113,8 @@ def markdown_table(evaluations: list[Evaluation], published: dict[str, str] | No
     published = published or {}
     columns = [("source", m) for m in METRICS] + [("head", "psnr")] + [("report", m) for m in METRICS]
     names = {"mae": "MAE", "psnr": "PSNR (dB)", "ssim": "SSIM"}
-    scope_names = {"source": "source grid", "head": "head", "report": "report grid"}
     header = ("| Generator | Direction | Subjects | "
-              + " | ".join(f"{names[m]}, {scope_names[s]}" for s, m in columns) + " |"
+              + " | ".join(f"{names[m]}, {MetricScope(s).short}" for s, m in columns) + " |"
               + (" Report's PSNR |" if published else ""))
     rule = "|---|---|---:|" + "---:|" * len(columns) + ("---:|" if published else "")
     lines = [header, rule]

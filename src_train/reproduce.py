@@ -22,6 +22,7 @@ from napari_medsynth.core.atomic import atomic_output
 from napari_medsynth.core.baselines import BASELINES, QuantileIntensityMapping
 from napari_medsynth.core.checkpoint import load_checkpoint, read_checkpoint
 from napari_medsynth.core.choices import run_label
+from napari_medsynth.core.options import SynthesisOptions
 from napari_medsynth.core.synthesis import score_voxelwise
 from napari_medsynth.core.train_config import TrainConfig, train_defaults
 
@@ -149,8 +150,8 @@ def _epochs_done(run_dir: Path) -> int:
 
 
 def _evaluate_run(out: Path, run: Run, split: SubjectSplit, args) -> Evaluation:
-    generator, info = load_checkpoint(out / run.name / "best.pt")
-    score = generator_score(generator, info, grid=args.grid, stride=args.val_stride, device=args.device)
+    score = generator_score(load_checkpoint(out / run.name / "best.pt"),
+                            SynthesisOptions(grid=args.grid, stride=args.val_stride, device=args.device))
     return evaluate_predictor(run.label, run.direction, score, pairs_of(args.data, split.test))
 
 

@@ -11,6 +11,7 @@ import pytest
 from conftest import smooth_volume, write_nifti
 
 from napari_medsynth.cli import main
+from src_train.cli import main as train_main
 
 
 def _files(folder):
@@ -95,13 +96,38 @@ def test_phantom_refuses_bad_requests_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("argv", [["demo", "--headless", "OUT", "--stride", "0"],
-                                  ["synthesize", "SOURCE", "--checkpoint", "C", "--out", "O", "--batch-size", "-1"]])
-def test_a_stride_or_batch_below_one_is_refused_before_any_work(argv, tmp_path, capsys):
-    argv = [str(tmp_path / a) if a in ("OUT", "SOURCE", "C", "O") else a for a in argv]
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("must be a whole number of at least 1, got "
-                                                                     f"{argv[-1]!r}")
-    assert not (tmp_path / "OUT").exists()
+BAD_OPTIONS = [
+    (main, ["demo", "--headless", "OUT", "--stride", "0"], "the stride must be a whole number of at least 1, got '0'"),
+    (main, ["synthesize", "SOURCE", "--checkpoint", "C", "--out", "O", "--batch-size", "-1"],
+     "the batch size must be a whole number of at least 1, got '-1'"),
+    (main, ["synthesize", "SOURCE", "--checkpoint", "C", "--out", "O", "--stride", "0"],
+     "the stride must be a whole number of at least 1, got '0'"),
+    (main, ["synthesize", "FOLDER", "--checkpoint", "C", "--out", "OUT", "--stride", "0"],
+     "the stride must be a whole number of at least 1, got '0'"),
+    (main, ["synthesize", "SOURCE", "--checkpoint", "C", "--out", "O", "--device", "gpu7"],
+     "unknown device 'gpu7'; use auto, cpu, cuda or cuda:N"),
+    (main, ["synthesize", "SOURCE", "--checkpoint", "C", "--out", "O", "--grid", "fine"],
+     "argument --grid: invalid choice: 'fine'"),
+    (main, ["synthesize", "SOURCE", "--checkpoint", "C"], "the following arguments are required: --out"),
+    (train_main, ["evaluate", "--data", "OUT", "--checkpoint", "C", "--stride", "0"],
+     "the stride must be a whole number of at least 1, got '0'"),
+    (train_main, ["evaluate", "--data", "OUT", "--checkpoint", "C", "--engine", "gpu"],
+     "argument --engine: invalid choice: 'gpu'"),
+    (train_main, ["train", "--data", "OUT", "--out", "RUN", "--epochs", "0"],
+     "epochs, batch size, validation stride and learning rate must be positive"),
+]
+
+
+@pytest.mark.parametrize(("command", "argv", "message"), BAD_OPTIONS)
+def test_a_bad_option_is_one_line_and_exit_1_on_every_command(command, argv, message, tmp_path, capsys):
+    (tmp_path / "FOLDER").mkdir()
+    argv = [str(tmp_path / a) if a in ("OUT", "SOURCE", "C", "O", "FOLDER", "RUN") else a for a in argv]
+    try:
+        code = command(argv)
+    except SystemExit as exit_info:  # argparse's own refusals
+        code = exit_info.code
+    err = capsys.readouterr().err
+    prog = "medsynth" if command is main else "medsynth-train"
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"{prog}: error: {message}") or err.startswith(f"{prog} {argv[0]}: error: {message}"), err
+    assert not (tmp_path / "OUT").exists() and not (tmp_path / "RUN").exists()

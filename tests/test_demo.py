@@ -7,10 +7,12 @@ import json
 import nibabel as nib
 import numpy as np
 
+from napari_medsynth._widgets._settings import save_settings, settings_path
 from napari_medsynth._widgets.synthesis import grid_tile
 from napari_medsynth.cli import main
 from napari_medsynth.core.baselines import BASELINES
 from napari_medsynth.core.catalog import bundled_generators, bundled_mapping, default_generator, describe
+from napari_medsynth.core.options import SynthesisOptions
 from napari_medsynth.core.phantom import make_phantom_pair
 from napari_medsynth.demo import open_demo_viewer
 
@@ -41,18 +43,21 @@ def test_demo_without_a_display_runs_headless_writes_the_results_and_beats_both_
     for variable in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.chdir(tmp_path)
+    save_settings(direction="t2-pd", grid="report")  # a user's remembered choices
+    remembered = settings_path().read_bytes()
     assert main(["demo", "--stride", "16", "--device", "cpu"]) == 0
+    assert settings_path().read_bytes() == remembered  # the demo leaves them alone
     printed = capsys.readouterr()
     assert "no display to open napari on: running headless into demo-output/" in printed.err
     assert "PD->T2 pd-t2-G4+RL.pt" in printed.out
     out = tmp_path / "demo-output"
 
-    names = ["phantom_T2.nii.gz", "phantom_PD.nii.gz", "phantom_T2_synth_G4RL.nii.gz",
+    names = ["phantom_T2.nii.gz", "phantom_PD.nii.gz", "phantom_T2_synth_G4RL.nii.gz", "phantom_T2_synth_G4RL.json",
              "phantom_T2_synth_G4RL_spread.nii.gz", "phantom_T2_synth_G4RL_squared_error.nii.gz",
              "phantom_T2_synth_G4RL_gradient_difference.nii.gz", "metrics.json", "demo.png"]
     assert sorted(p.name for p in out.iterdir()) == sorted(names)
     t2, _ = make_phantom_pair(seed=0)
-    for name in names[:6]:
+    for name in (name for name in names if name.endswith(".nii.gz")):
         image = nib.load(out / name)
         assert image.shape == t2.data.shape
         np.testing.assert_allclose(image.affine, t2.affine, atol=1e-5)
@@ -61,7 +66,8 @@ def test_demo_without_a_display_runs_headless_writes_the_results_and_beats_both_
     assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     summary = json.loads((out / "metrics.json").read_text())
-    assert summary["direction"] == "PD->T2" and summary["stride"] == 16 and summary["grid"] == "native"
+    assert summary["direction"] == "PD->T2"
+    assert summary["options"]["stride"] == 16 and summary["options"]["grid"] == "native"
     metrics = summary["metrics"]
     demo = metrics["G4+RL (demo generator)"]
     for baseline in BASELINES:  # on a subject none of them was fitted on, on the grid the user sees
@@ -79,8 +85,11 @@ def test_headless_demo_into_an_unwritable_folder_is_one_line(tmp_path, capsys):
 
 
 def test_demo_viewer_shows_source_synthesis_truth_and_maps_side_by_side(make_napari_viewer, qtbot):
-    viewer, widget = open_demo_viewer(make_napari_viewer(), stride=32, device="cpu")
+    save_settings(direction="t2-pd", grid="report")  # a user's remembered choices
+    remembered = settings_path().read_bytes()
+    viewer, widget = open_demo_viewer(make_napari_viewer(), options=SynthesisOptions(stride=32, device="cpu"))
     qtbot.waitUntil(lambda: widget.worker is None, timeout=180_000)
+    assert settings_path().read_bytes() == remembered  # PD->T2 is the demo's, not the user's next direction
     tiles = ["phantom PD", "phantom T2 synth [G4+RL]", "phantom T2",  # source | synthesis | truth
              "phantom T2 squared error [G4+RL]", "phantom T2 gradient difference [G4+RL]"]  # (stride 32: no spread)
     assert viewer.canvas.grid.enabled and all(layer.visible for layer in viewer.layers)

@@ -24,6 +24,7 @@ from napari_medsynth.core.exported import ExportedGenerator, sidecar_path
 from napari_medsynth.core.fftconv import set_conv_engine
 from napari_medsynth.core.models import Generator
 from napari_medsynth.core.nifti import load_volume
+from napari_medsynth.core.options import SynthesisOptions
 from napari_medsynth.core.preprocess import preprocess_volume
 from napari_medsynth.core.reconstruct import preview_volume, reconstruct_volume
 from napari_medsynth.core.synthesis import synthesize
@@ -168,7 +169,8 @@ def report_synthesis(phantom):
     """The bundled generator's synthesis of the phantom's PD on the report grid at stride 32 (49 patches), as
     ``medsynth synthesize --grid report --stride 32`` makes it."""
     generator, info = load_checkpoint(BUNDLED)
-    return synthesize(load_volume(phantom[1]), generator, info, grid="report", stride=32, device="cpu")
+    return synthesize(load_volume(phantom[1]), (generator, info),
+                      SynthesisOptions(grid="report", stride=32, device="cpu"))
 
 
 def test_synthesize_runs_an_exported_file_as_the_checkpoint(exported, phantom, report_synthesis, tmp_path, capsys):
@@ -183,7 +185,8 @@ def test_synthesize_runs_an_exported_file_as_the_checkpoint(exported, phantom, r
                      "--grid", "report", "--stride", "32"]) == 0
         got = nib.load(out).get_fdata(dtype=np.float32)
         assert np.abs(got - expected).max() <= tolerance(model_format, expected / scale) * scale, model_format
-    assert capsys.readouterr().out.count("wrote") == 2
+        assert json.loads(out.with_name(f"{model_format}.json").read_text())["checkpoint"] == str(model.resolve())
+    assert capsys.readouterr().out.count("wrote") == 4  # each synthesis and its sidecar
 
 
 def test_the_monai_bundle_reproduces_the_report_grid_synthesis(bundle, phantom, report_synthesis):
@@ -331,18 +334,17 @@ def test_the_synthesis_widget_exports_the_chosen_generator(make_napari_viewer, q
         widget.configure("pd-t2", BUNDLED)
         qtbot.wait(100)  # the export fields leave the canvas its share of the window
         assert viewer.window._qt_viewer.canvas.native.width() >= 0.5 * viewer.window._qt_window.width()
-        assert widget._export_path.value == tmp_path / "runs" / "exports" / "pd-t2-G4+RL.ts"
-        widget._export_format.value = "onnx"
-        assert widget._export_path.value.name == "pd-t2-G4+RL.onnx"
-        widget._export_format.value = "torchscript"
+        assert widget.export_path == tmp_path / "runs" / "exports" / "pd-t2-G4+RL.ts"
+        widget.export_format = "onnx"
+        assert widget.export_path.name == "pd-t2-G4+RL.onnx"
+        widget.export_format = "torchscript"
         widget.export()
-        qtbot.waitUntil(lambda: widget._export_worker is None, timeout=60_000)
+        qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
         out = tmp_path / "runs" / "exports" / "pd-t2-G4+RL.ts"
-        assert widget._status.value == f"exported to {out}" and sidecar_path(out).is_file()
-        widget._export_path.value = tmp_path / "elsewhere.onnx"
-        widget.export()
-        qtbot.waitUntil(lambda: widget._export_worker is None, timeout=60_000)
-        assert widget._status.value == "elsewhere.onnx: the name of a torchscript export must end in .ts"
+        assert widget.status == f"exported to {out}" and sidecar_path(out).is_file()
+        widget.export(tmp_path / "elsewhere.onnx")
+        qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+        assert widget.status == "elsewhere.onnx: the name of a torchscript export must end in .ts"
     finally:
         RUNS.set(previous)
 

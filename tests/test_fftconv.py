@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from napari_medsynth.core import fftconv
-from napari_medsynth.core.fftconv import ENGINES, FFTConv3d, conv_engines, fft_conv3d, set_conv_engine
+from napari_medsynth.core.choices import Engine
+from napari_medsynth.core.fftconv import FFTConv3d, conv_engines, fft_conv3d, set_conv_engine
 from napari_medsynth.core.models import GENERATOR_LAYERS, Generator
 
 CL = torch.channels_last_3d
@@ -205,7 +206,7 @@ def test_auto_rule():
     x = torch.randn(16, 1, 32, 32, 32)
     with torch.inference_mode():
         assert (model(x) - set_conv_engine(copy.deepcopy(model), "direct")(x)).abs().max().item() <= 1e-4
-    assert set(ENGINES) == {"auto", "direct", "fft"}
+    assert set(Engine) == {"auto", "direct", "fft"}
 
 
 def test_full_width_generator_numerics():

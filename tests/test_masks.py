@@ -12,6 +12,7 @@ from napari_medsynth.core.checkpoint import load_checkpoint, save_checkpoint
 from napari_medsynth.core.masks import head_mask
 from napari_medsynth.core.models import Generator
 from napari_medsynth.core.nifti import load_volume
+from napari_medsynth.core.options import SynthesisOptions
 from napari_medsynth.core.preprocess import preprocess_volume, to_source_grid
 from napari_medsynth.core.synthesis import compare_on_grids, synthesize
 
@@ -29,14 +30,15 @@ def test_an_error_outside_the_mask_leaves_the_masked_figures_and_maps_unchanged(
     _, t2, pd, checkpoint = subject
     generator, info = load_checkpoint(checkpoint)
     mask = head_mask(t2.data)
-    result = synthesize(t2, generator, info, target=pd, grid="report", stride=32, mask=mask, masked_maps=True)
+    result = synthesize(t2, (generator, info), SynthesisOptions(grid="report", stride=32, masked_maps=True),
+                        target=pd, mask=mask)
     assert result.maps["squared_error"][~mask].max() == 0 and result.maps["squared_error"][mask].max() > 0
     prepared = preprocess_volume(t2, "report")
     on_source = to_source_grid(result.standardized, prepared)
     clean = compare_on_grids(on_source, result.standardized, prepared, pd, mask)[0]
     spoiled = compare_on_grids(on_source + 5.0 * ~mask, result.standardized, prepared, pd, mask)[0]
-    assert spoiled["head"]["mae"] == clean["head"]["mae"] and spoiled["head"]["psnr"] == clean["head"]["psnr"]
-    assert spoiled["source"]["mae"] > clean["source"]["mae"] + 1.0
+    assert spoiled["head"].mae == clean["head"].mae and spoiled["head"].psnr == clean["head"].psnr
+    assert spoiled["source"].mae > clean["source"].mae + 1.0
 
 
 def test_the_cli_takes_a_mask_file_and_refuses_one_on_another_grid(subject, tmp_path, capsys):

@@ -13,6 +13,7 @@ from napari_medsynth.core.catalog import bundled_generators
 from napari_medsynth.core.checkpoint import load_checkpoint
 from napari_medsynth.core.errors import MedSynthError
 from napari_medsynth.core.nifti import load_volume
+from napari_medsynth.core.options import SynthesisOptions
 from napari_medsynth.core.phantom import make_phantom_pair
 from napari_medsynth.core.preprocess import preprocess_volume, to_source_grid
 from napari_medsynth.core.reconstruct import reconstruct_volume
@@ -84,26 +85,27 @@ def test_figures_and_maps_lie_on_the_source_grid(phantom_dir, identities):
     source = load_volume(sorted(phantom_dir.glob("*-T2.nii.gz"))[0])
     truth = load_volume(sorted(phantom_dir.glob("*-PD.nii.gz"))[0])
     generator, info = load_checkpoint(identities["T2"])
-    result = synthesize(source, generator, info, target=truth, stride=32, spread=True, device="cpu")
-    assert result.grid == "native" and result.standardized.shape == (224, 224, 96)
-    assert set(result.metrics) == {"source", "head", "report"}
+    result = synthesize(source, (generator, info), SynthesisOptions(stride=32, spread=True, device="cpu"), target=truth)
+    assert result.options.grid == "native" and result.standardized.shape == (224, 224, 96)
+    assert set(result.metrics.as_dict()) == {"source", "head", "report"}
     for name in ("squared_error", "gradient_difference"):
         assert result.maps[name].shape == source.data.shape
     assert result.spread is None  # 32^3 patches at stride 32 do not overlap: no spread map, not a zero one
     # identity: the figures equal the standardized-source baseline's
     baseline = score_voxelwise(lambda x: x, source, truth)
     # (up to the native grid's standardization over all 96 slices instead of the report's 32)
-    assert result.metrics["report"]["psnr"] == pytest.approx(baseline["report"]["psnr"], abs=0.03)
+    assert result.metrics["report"].psnr == pytest.approx(baseline["report"].psnr, abs=0.03)
     # on the source grid the identity differs from the source only by the resampling round trip (on this
     # coarse 128 x 128 x 65 grid its smoothing of the noise even gains about 1 dB against the other contrast)
-    assert result.metrics["source"]["psnr"] == pytest.approx(baseline["source"]["psnr"], abs=1.5)
+    assert result.metrics["source"].psnr == pytest.approx(baseline["source"].psnr, abs=1.5)
     # an all-ones mask gives the whole-volume figures
-    ones = synthesize(source, generator, info, target=truth, stride=32, device="cpu",
+    ones = synthesize(source, (generator, info), SynthesisOptions(stride=32, device="cpu"), target=truth,
                       mask=np.ones(source.data.shape, bool))
-    assert ones.metrics["head"]["mae"] == pytest.approx(ones.metrics["source"]["mae"])
-    assert ones.metrics["head"]["psnr"] == pytest.approx(ones.metrics["source"]["psnr"])
+    assert ones.metrics["head"].mae == pytest.approx(ones.metrics["source"].mae)
+    assert ones.metrics["head"].psnr == pytest.approx(ones.metrics["source"].psnr)
     with pytest.raises(MedSynthError, match="must lie on the volume's grid"):
-        synthesize(source, generator, info, target=truth, preview=True, device="cpu", mask=np.ones((4, 4, 4)))
+        synthesize(source, (generator, info), SynthesisOptions(preview=True, device="cpu"), target=truth,
+                   mask=np.ones((4, 4, 4)))
 
 
 def test_bundled_t2_pd_g4_rl_beats_the_intensity_mapping_on_the_source_grid():
@@ -115,7 +117,7 @@ def test_bundled_t2_pd_g4_rl_beats_the_intensity_mapping_on_the_source_grid():
     (entry,) = [e for e in bundled_generators("t2-pd") if e.info.label == "G4+RL"]
     generator, info = load_checkpoint(entry.path)
     # stride 32 (patches side by side, no averaging): the harder case, and half the time of stride 16
-    ours = synthesize(source, generator, info, target=truth, stride=32, device="cpu").metrics
+    ours = synthesize(source, (generator, info), SynthesisOptions(stride=32, device="cpu"), target=truth).metrics
     lookup = score_voxelwise(mapping.predict, source, truth)
     for scope in ("source", "head"):
-        assert ours[scope]["psnr"] > lookup[scope]["psnr"], (scope, ours[scope], lookup[scope])
+        assert ours[scope].psnr > lookup[scope].psnr, (scope, ours[scope], lookup[scope])

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 from conftest import IXI_AFFINE, smooth_volume, write_nifti
 
 import napari_medsynth
-from napari_medsynth._reader import napari_get_reader
+from napari_medsynth._reader import napari_get_reader, read_nifti
 from napari_medsynth.core.errors import MedSynthError
 from napari_medsynth.core.nifti import from_display, load_volume
 
@@ -96,9 +97,31 @@ def test_permuted_file_is_shown_axial_with_its_affine_kept(make_napari_viewer, t
 def test_bad_file_is_a_clear_error(tmp_path):
     path = tmp_path / "broken.nii.gz"
     path.write_text("not an image")
-    reader = napari_get_reader(str(path))
     with pytest.raises(MedSynthError, match="broken.nii.gz: not a readable NIfTI file"):
-        reader(str(path))
+        read_nifti(str(path))
+
+
+def test_opening_a_2d_file_is_one_notification_and_no_dialog(make_napari_viewer, tmp_path, monkeypatch):
+    """napari offers its "Choose reader" dialog when a reader fails: ours says why in one line instead."""
+    from napari.utils.notifications import notification_manager
+    from qtpy.QtWidgets import QDialog
+
+    path = tmp_path / "slice.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((32, 32), np.float32), np.eye(4)), str(path))
+    dialogs = []
+    monkeypatch.setattr(QDialog, "exec_", lambda self: dialogs.append(self) or 0)
+    monkeypatch.setattr(QDialog, "exec", lambda self: dialogs.append(self) or 0)
+    shown = []
+    notification_manager.notification_ready.connect(shown.append)
+    try:
+        viewer = make_napari_viewer()
+        viewer.window._qt_viewer._qt_open([str(path)], stack=False, plugin="napari-medsynth")  # File > Open
+    finally:
+        notification_manager.notification_ready.disconnect(shown.append)
+    errors = [n.message for n in shown if n.severity == "error"]
+    assert len(errors) == 1 and "\n" not in errors[0]
+    assert errors[0].startswith("slice.nii.gz") and "3D volume" in errors[0], errors
+    assert not dialogs and len(viewer.layers) == 0
 
 
 def test_sample_data_opens_the_phantom_pair(make_napari_viewer):

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from napari_medsynth._widgets._settings import DEFAULTS, load_settings, settings_path
+from napari_medsynth._widgets._settings import DEFAULTS, defaults, load_settings, settings_path
 from napari_medsynth._widgets._shared import RUNS
 from napari_medsynth._widgets.synthesis import SynthesisWidget
 from napari_medsynth._widgets.training import TrainingWidget
+from napari_medsynth.core.options import SynthesisOptions
 
 
 @pytest.fixture
@@ -35,8 +36,8 @@ def _runs_folder_in_a_new_process(**env) -> str:
 def test_choices_persist_when_napari_is_opened_again(make_napari_viewer, settings_file, tmp_path):
     viewer = make_napari_viewer()
     synthesis, training = SynthesisWidget(viewer), TrainingWidget(viewer)
-    synthesis._direction.value, synthesis._synthesis_grid.value = "pd-t2", "report"
-    synthesis._stride.value, synthesis._engine.value, synthesis._device.value = 16, "fft", "cpu"
+    chosen = SynthesisOptions(grid="report", stride=16, engine="fft", device="cpu", masked_maps=True)
+    synthesis.configure("pd-t2", options=chosen, remember=True)  # as a user's choices in the form
     RUNS.set(tmp_path / "my-runs")
     training._data.value = tmp_path
     viewer.close()
@@ -44,23 +45,21 @@ def test_choices_persist_when_napari_is_opened_again(make_napari_viewer, setting
 
     viewer = make_napari_viewer()
     synthesis, training = SynthesisWidget(viewer), TrainingWidget(viewer)
-    assert (synthesis._direction.value, synthesis._synthesis_grid.value, synthesis._stride.value,
-            synthesis._engine.value, synthesis._device.value) == ("pd-t2", "report", 16, "fft", "cpu")
+    assert synthesis.form.direction.value == "pd-t2" and synthesis.options() == chosen
     assert str(training._data.value) == str(tmp_path)
     assert _runs_folder_in_a_new_process() == str(tmp_path / "my-runs")
     assert _runs_folder_in_a_new_process(MEDSYNTH_RUNS_DIR=str(tmp_path / "elsewhere")) == str(tmp_path / "elsewhere")
 
     synthesis.restore_defaults()
-    assert (synthesis._direction.value, synthesis._synthesis_grid.value, synthesis._stride.value,
-            synthesis._engine.value, synthesis._device.value) == ("t2-pd", "native", 8, "auto", "auto")
+    assert synthesis.form.direction.value == "t2-pd" and synthesis.options() == SynthesisOptions()
     assert RUNS.folder == Path(DEFAULTS["runs_folder"]) and not settings_file.exists()
-    assert synthesis._status.value == "defaults restored"
+    assert synthesis.status == "defaults restored"
 
 
 def test_a_corrupt_settings_file_falls_back_to_the_defaults_with_a_warning(settings_file):
     settings_file.parent.mkdir(parents=True)
     settings_file.write_text('{"stride": 16, "grid": ')
     with pytest.warns(UserWarning, match="unreadable settings"):
-        assert load_settings() == DEFAULTS
+        assert load_settings() == defaults()
     settings_file.write_text('{"stride": "sixteen", "grid": "report"}')  # a wrong type is ignored, the rest kept
-    assert load_settings() == {**DEFAULTS, "grid": "report"}
+    assert load_settings() == {**defaults(), "grid": "report"}

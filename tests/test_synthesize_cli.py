@@ -10,17 +10,18 @@ from napari_medsynth import Generator, save_checkpoint
 from napari_medsynth.cli import main
 from napari_medsynth.core import metrics
 from napari_medsynth.core.checkpoint import load_checkpoint
+from napari_medsynth.core.choices import MetricScope
 from napari_medsynth.core.nifti import load_volume
 from napari_medsynth.core.patches import patch_grid
 from napari_medsynth.core.preprocess import preprocess_volume, stacks
 from napari_medsynth.core.reconstruct import preview_volume
-from napari_medsynth.core.synthesis import METRIC_SCOPES
 
 
 def printed_metrics(printed: str) -> dict:
     """``{scope: (mae, psnr, ssim)}`` from ``medsynth synthesize``'s metric lines."""
     found = {}
-    for scope, title in METRIC_SCOPES.items():
+    for scope in MetricScope:
+        title = scope.description
         line = next(text for text in printed.splitlines() if text.startswith(title))
         words = line[len(title):].split()
         found[scope] = tuple(float(words[i]) for i in (1, 3, 6))
@@ -67,7 +68,7 @@ def test_synthesize_writes_on_the_source_grid_with_metrics_and_maps(phantom, che
     assert code == 0
     printed = capsys.readouterr().out
     source, synth, truth = load_volume(t2), load_volume(out), load_volume(pd)
-    assert synth.data.shape == source.data.shape
+    assert synth.data.shape == source.data.shape and synth.data.min() >= 0  # a magnitude image
     np.testing.assert_allclose(synth.affine, source.affine)
     # In the target's intensity scale: close to the truth's mean, not the source's standardized 0.
     assert abs(float(synth.data.mean()) - float(truth.data.mean())) < 0.25 * float(truth.data.std())
@@ -88,6 +89,17 @@ def test_wrong_direction_and_wrong_contrast(phantom, checkpoint, tmp_path, capsy
     err = capsys.readouterr().err
     assert err.strip() == f"medsynth: error: {pd.name} is a PD image, but the source of this generator must be T2"
     assert not out.exists()
+
+
+def test_a_file_named_as_another_contrast_is_a_one_line_warning(phantom, checkpoint, tmp_path, capsys):
+    t2, _ = phantom
+    t1 = tmp_path / "IXI012-HH-1211-T1.nii.gz"
+    t1.write_bytes(t2.read_bytes())
+    assert main(["synthesize", str(t1), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o.nii.gz"),
+                 "--grid", "report", "--stride", "32", "--device", "cpu"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warnings == ["medsynth: warning: IXI012-HH-1211-T1.nii.gz looks like a T1 image (its name), but the "
+                        "source of this generator is T2: the synthesis goes on, check its input"]
 
 
 @pytest.mark.parametrize("which", ["checkpoint", "source", "out-is-input", "maps-folder", "cuda"])

@@ -11,10 +11,12 @@ from conftest import smooth_volume, write_nifti
 
 from napari_medsynth._widgets._shared import RUNS
 from napari_medsynth._widgets.synthesis import SynthesisWidget, grid_tile
+from napari_medsynth._widgets.synthesis_job import JobState
 from napari_medsynth._widgets.training import TrainingWidget
-from napari_medsynth.core.checkpoint import load_checkpoint, save_checkpoint
+from napari_medsynth.core.checkpoint import save_checkpoint
 from napari_medsynth.core.models import Generator
 from napari_medsynth.core.nifti import from_display, load_volume, to_display
+from napari_medsynth.core.options import SynthesisOptions
 from napari_medsynth.core.phantom import field_of_view_zooms, make_phantom_pair
 from napari_medsynth.core.synthesis import synthesize
 
@@ -59,13 +61,25 @@ def tiny_checkpoint(path: Path, direction="t2-pd", variant="G3", residual=False,
 def synthesis_widget(viewer, qtbot, stride=32):
     widget = SynthesisWidget(viewer)
     viewer.window.add_dock_widget(widget)
-    widget._stride.value = stride
+    set_options(widget, stride=stride)
     return widget
+
+
+def set_options(widget, **changes):
+    """Change the dock's synthesis options as a user would in its form."""
+    widget.configure(options=widget.options().replace(**changes))
 
 
 def run_and_wait(widget, qtbot, timeout=120_000):
     widget.start()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+def save_and_wait(widget, qtbot, path) -> Path:
+    """Save (in its worker thread) and wait for it; the path written."""
+    widget.save(path)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    return Path(path)
 
 
 def open_phantom_subject(viewer, phantom_dir):
@@ -81,14 +95,19 @@ def test_synthesis_widget_adds_the_synthesis_and_maps_beside_the_phantom(make_na
     viewer = make_napari_viewer()
     t2, pd = open_phantom_subject(viewer, phantom_dir)
     widget = synthesis_widget(viewer, qtbot, stride=16)  # patches overlap: a spread map
-    assert widget._source.value.name == "IXI001 T2" and widget._truth.value.name == "IXI001 PD"
-    assert str(checkpoint) in widget._generator.choices
-    widget._generator.value, widget._synthesis_grid.value, widget._preview.value = str(checkpoint), "report", False
+    request = widget.request()
+    assert (request.source_layer, request.truth_layer) == ("IXI001 T2", "IXI001 PD")
+    assert str(checkpoint) in widget.generators
+    widget.configure(generator=checkpoint, preview_first=False)
+    set_options(widget, grid="report")
     run_and_wait(widget, qtbot)
 
     names = ["IXI001 PD synth [G3]", "IXI001 PD spread [G3]", "IXI001 PD squared error [G3]",
              "IXI001 PD gradient difference [G3]"]
-    assert [layer.name for layer in viewer.layers][2:] == names
+    # side by side off (the default): the maps are there but hidden, the synthesis is on top of its source
+    assert [layer.name for layer in viewer.layers][2:] == [*names[1:], names[0]]
+    visible = [layer.name for layer in viewer.layers if layer.visible]
+    assert sorted(visible[:2]) == ["IXI001 PD", "IXI001 T2"] and visible[2:] == [names[0]]
     source = viewer.layers["IXI001 T2"]
     for name in names:
         layer = viewer.layers[name]
@@ -98,36 +117,36 @@ def test_synthesis_widget_adds_the_synthesis_and_maps_beside_the_phantom(make_na
         np.testing.assert_array_equal(layer.metadata["affine"], source.metadata["affine"])
 
     # The widget shows exactly what the core computes, in the target's intensity scale.
-    generator, info = load_checkpoint(checkpoint)
-    expected = synthesize(t2, generator, info, target=pd, grid="report", stride=16, spread=True)
+    expected = synthesize(t2, checkpoint, SynthesisOptions(grid="report", stride=16), target=pd)
     synthesis = viewer.layers[names[0]]
     np.testing.assert_allclose(synthesis.data, to_display(t2.__class__(expected.synthesis, t2.affine))[0], atol=1e-4)
-    assert synthesis.metadata["metrics"].keys() == expected.metrics.keys() == {"source", "head", "report"}
-    for scope, figures in expected.metrics.items():
+    for scope, figures in expected.metrics.as_dict().items():
         assert synthesis.metadata["metrics"][scope] == pytest.approx(figures)
-    assert synthesis.metadata["variant"] == "G3" and synthesis.metadata["stride"] == 16
-    assert synthesis.metadata["grid"] == "report"
-    assert widget._status.value.startswith(f"{names[0]}: MAE {expected.metrics['source']['mae']:.4f}, "
-                                           f"PSNR {expected.metrics['source']['psnr']:.2f} dB")
+    provenance = synthesis.metadata["provenance"]
+    assert provenance["variant"] == "G3" and provenance["options"]["stride"] == 16
+    assert provenance["options"]["grid"] == "report" and not synthesis.metadata["preview"]
+    assert widget.status == f"{names[0]}: {expected.metrics.line()}"
+    assert widget.state == JobState.DONE
     assert viewer.layers[names[2]].colormap.name == "inferno"
 
     # Running again (on the native grid, every slice; stride 32 for time) replaces this generator's
     # layers; without the spread its layer goes.
-    widget._spread.value, widget._synthesis_grid.value, widget._stride.value = False, "native", 32
+    set_options(widget, spread=False, grid="native", stride=32)
     run_and_wait(widget, qtbot)
-    assert viewer.layers[names[0]].metadata["grid"] == "native"
-    assert [layer.name for layer in viewer.layers][2:] == [names[0], *names[2:]]
+    assert viewer.layers[names[0]].metadata["provenance"]["options"]["grid"] == "native"
+    assert [layer.name for layer in viewer.layers][2:] == [*names[2:], names[0]]
+    assert [layer.name for layer in viewer.layers if layer.visible][-1] == names[0]
 
     # Side by side: source | synthesis | truth | maps in napari's grid.
-    widget._side_by_side.value = True
+    widget.configure(side_by_side=True)
     assert viewer.canvas.grid.enabled
     tiles = ["IXI001 T2", names[0], "IXI001 PD", *names[2:]]
     assert [grid_tile(viewer.canvas.grid, viewer.layers, name) for name in tiles] == [(0, 0), (0, 1), (0, 2),
                                                                                       (1, 0), (1, 1)]
 
     # The other direction takes the input layers of its contrasts, never a result layer.
-    widget._direction.value = "pd-t2"
-    assert (widget._source.value.name, widget._truth.value.name) == ("IXI001 PD", "IXI001 T2")
+    widget.configure("pd-t2")
+    assert (widget.request().source_layer, widget.request().truth_layer) == ("IXI001 PD", "IXI001 T2")
 
 
 def test_a_one_pass_preview_shows_first_then_the_patch_average_replaces_it(make_napari_viewer, qtbot, runs,
@@ -136,28 +155,28 @@ def test_a_one_pass_preview_shows_first_then_the_patch_average_replaces_it(make_
     viewer = make_napari_viewer()
     t2, pd = open_phantom_subject(viewer, phantom_dir)
     widget = synthesis_widget(viewer, qtbot, stride=32)
-    widget._generator.value = str(checkpoint)
-    assert widget._preview.value  # on by default
-    inserted, shown = [], {}
+    widget.configure(generator=checkpoint)
+    assert widget.request().preview_first  # on by default
+    inserted, shown, states = [], {}, []
 
     def on_inserted(event):  # the preview's layers are named as one; the refined result replaces them
         inserted.append(event.value.name)
         if event.value.name == "IXI001 PD synth [G3 preview]":
-            shown.update(data=event.value.data.copy(), stride=event.value.metadata["stride"])
-            widget._stride.value = 8  # changed while the run refines: the result still says what it ran at
+            shown.update(data=event.value.data.copy(), preview=event.value.metadata["preview"])
+            states.append(widget.state)
+            set_options(widget, stride=8)  # changed while the run refines: the result still says what it ran at
 
     viewer.layers.events.inserted.connect(on_inserted)
     run_and_wait(widget, qtbot)
 
-    generator, info = load_checkpoint(checkpoint)
-    preview = synthesize(t2, generator, info, target=pd, preview=True)
+    preview = synthesize(t2, checkpoint, SynthesisOptions(preview=True), target=pd)
     np.testing.assert_allclose(shown["data"], to_display(t2.__class__(preview.synthesis, t2.affine))[0], atol=1e-4)
-    assert shown["stride"] == "preview"
+    assert shown["preview"] and states == [JobState.REFINING]
     final = ["IXI001 PD synth [G3]", "IXI001 PD squared error [G3]", "IXI001 PD gradient difference [G3]"]
     assert inserted == [name.replace("]", " preview]") for name in final] + final  # no spread in a preview...
-    assert [layer.name for layer in viewer.layers][2:] == final  # ... nor at stride 32, and the preview is gone
-    assert "no spread map at stride 32" in widget._status.value
-    assert viewer.layers[final[0]].metadata["stride"] == 32
+    assert [layer.name for layer in viewer.layers][2:] == [*final[1:], final[0]]  # nor at stride 32; no preview
+    assert "no spread map at stride 32" in widget.status
+    assert viewer.layers[final[0]].metadata["provenance"]["options"]["stride"] == 32
     assert not np.allclose(viewer.layers[final[0]].data, shown["data"])
 
 
@@ -166,13 +185,14 @@ def test_cancel_stops_the_synthesis_without_layers(make_napari_viewer, qtbot, ru
     viewer = make_napari_viewer()
     open_phantom_subject(viewer, phantom_dir)
     widget = synthesis_widget(viewer, qtbot, stride=8)
-    widget._generator.value = str(checkpoint)
+    widget.configure(generator=checkpoint)
     widget.start()
     widget.cancel()
+    assert widget.state == JobState.CANCELLING and not widget.can_cancel
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert len(viewer.layers) == 2
-    assert widget._status.value == "synthesis cancelled"
-    assert widget._run.enabled and not widget._cancel.enabled
+    assert widget.status == "synthesis cancelled" and widget.state == JobState.DONE
+    assert widget.can_start and not widget.can_cancel
 
 
 def ixi_files(folder: Path, shape=(40, 44, 36)) -> Path:
@@ -190,7 +210,7 @@ def test_wrong_checkpoints_are_one_line_notifications(make_napari_viewer, qtbot,
 
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
-    widget._other.value = broken
+    widget.add_checkpoint(broken)
     assert [n.message for n in notifications if n.severity == "error"][-1] == (
         "broken.pt: not a readable checkpoint, truncated or not a torch file"
     )
@@ -198,14 +218,15 @@ def test_wrong_checkpoints_are_one_line_notifications(make_napari_viewer, qtbot,
     # A PD->T2 checkpoint switches the direction and the layers (the reader opened the PD partner);
     # a T2 source picked by hand is refused in one line.
     pd_to_t2 = tiny_checkpoint(tmp_path / "pd" / "pd-to-t2.pt", direction="pd-t2", variant="G4", residual=True)
-    widget._other.value = pd_to_t2
-    assert widget._direction.value == "pd-t2" and widget._generator.value == str(pd_to_t2)
-    assert (widget._source.value.metadata["contrast"], widget._truth.value.metadata["contrast"]) == ("PD", "T2")
-    widget._source.value = widget._truth.value
+    widget.add_checkpoint(pd_to_t2)
+    request = widget.request()
+    assert request.direction == "pd-t2" and request.checkpoint == str(pd_to_t2)
+    assert (request.source_layer, request.truth_layer) == ("IXI002 PD", "IXI002 T2")
+    widget.configure(source=viewer.layers["IXI002 T2"])
     run_and_wait(widget, qtbot)
     message = "IXI002-Guys-0828-T2.nii.gz is a T2 image, but the source of this generator must be PD"
     assert [n.message for n in notifications if n.severity == "error"][-1] == message
-    assert widget._status.value == message
+    assert widget.status == message
     assert len(viewer.layers) == 2
 
 
@@ -218,21 +239,22 @@ def test_save_writes_the_synthesis_on_the_source_grid_and_never_over_an_input(
     viewer = make_napari_viewer()
     viewer.open(t2_path, plugin="napari-medsynth")
     widget = synthesis_widget(viewer, qtbot)
-    assert widget._source.value.name == "IXI002 T2" and widget._truth.value.name == "IXI002 PD"
-    widget._generator.value = str(checkpoint)
+    assert (widget.request().source_layer, widget.request().truth_layer) == ("IXI002 T2", "IXI002 PD")
+    widget.configure(generator=checkpoint)
     run_and_wait(widget, qtbot)
     assert "IXI002 PD synth [G3]" in viewer.layers
-    assert Path(widget._save_path.value).parent == runs / "syntheses"  # never among the input data
+    assert widget.save_path.parent == runs / "syntheses"  # never among the input data
 
-    written = widget.save(tmp_path / "out" / "synth.nii.gz")
+    written = save_and_wait(widget, qtbot, tmp_path / "out" / "synth.nii.gz")
+    assert widget.status == f"saved IXI002 PD synth [G3] to {written}"
     saved = load_volume(written)
     np.testing.assert_array_equal(saved.affine, load_volume(t2_path).affine)
-    assert saved.data.shape == shape
+    assert saved.data.shape == shape and saved.data.min() >= 0  # a magnitude image
     layer = viewer.layers["IXI002 PD synth [G3]"]
     np.testing.assert_allclose(saved.data, from_display(layer.data, saved.affine), atol=1e-4)
 
     before = t2_path.read_bytes()
-    assert widget.save(t2_path) is None
+    save_and_wait(widget, qtbot, t2_path)
     assert t2_path.read_bytes() == before
     errors = [n.message for n in notifications if n.severity == "error"]
     assert errors[-1].endswith("refusing to overwrite an input file")
@@ -284,7 +306,7 @@ def test_training_widget_trains_stops_resumes_and_lists_the_best_checkpoint(
     assert len(widget._plot.points["loss_g"]) >= 2
     assert widget._progress.value == widget._progress.max
     assert len({value for value in progress if 0 < value <= 7}) >= 3  # the first 7-step epoch moved live
-    assert str(run / "best.pt") in synthesis._generator.choices
+    assert str(run / "best.pt") in synthesis.generators
     assert any("training finished" in n.message for n in notifications)
 
 
@@ -298,13 +320,13 @@ def test_closing_napari_during_a_synthesis_and_a_training_leaves_no_process_and_
     viewer = make_napari_viewer()
     open_phantom_subject(viewer, phantom_dir)
     synthesis = synthesis_widget(viewer, qtbot, stride=8)  # 8: still running when napari closes
-    synthesis._generator.value = str(checkpoint)
+    synthesis.configure(generator=checkpoint)
     training = training_widget(viewer, phantom_dir, runs, epochs=3)
     training._variant.value, training._workers.value = "G1", 2  # the trainer has loader workers of its own
     process, run_dir = training.start(), training.run_dir
     qtbot.waitUntil(lambda: (run_dir / "events.jsonl").exists(), timeout=120_000)
     synthesis.start()
-    qtbot.waitUntil(lambda: synthesis._progress.value > 0, timeout=60_000)
+    qtbot.waitUntil(lambda: synthesis.progress[0] > 0, timeout=60_000)
     assert psutil.Process().children(recursive=True)
 
     viewer.close()
@@ -349,8 +371,8 @@ def test_a_layer_from_another_reader_gets_results_in_its_place(make_napari_viewe
     data, scale, _ = to_display(make_phantom_pair(seed=0, shape=shape, zooms=field_of_view_zooms(shape))[0])
     layer = viewer.add_image(np.array(data), name="T2 elsewhere", scale=scale, translate=(10.0, -20.0, 30.0))
     widget = synthesis_widget(viewer, qtbot)
-    widget._source.value, widget._truth.value, widget._generator.value = layer, None, str(checkpoint)
-    widget._preview.value = False
+    widget.configure(generator=checkpoint, source=layer, preview_first=False)
+    widget.form.truth.value = None  # no ground truth (the one field configure cannot clear)
     run_and_wait(widget, qtbot)
     results = [result for result in viewer.layers if "medsynth_run" in result.metadata]
     assert len(results) == 1  # the synthesis (no ground truth: no error maps; stride 32: no spread map)
@@ -371,9 +393,13 @@ def test_both_docks_fit_a_1600x1000_screen_and_every_grid_tile_shows_the_whole_h
     open_phantom_subject(viewer, phantom_dir)
     widget = synthesis_widget(viewer, qtbot)
     training_widget(viewer, phantom_dir, runs)
-    widget._generator.value = str(checkpoint)
-    widget._side_by_side.value, widget._preview.value = True, False
-    widget._status.value = "a long line " * 40 + str(runs / "a" / "long" / "path" / "to" / "a" / "checkpoint.pt")
+    widget.configure(generator=checkpoint, side_by_side=True, preview_first=False)
+    long_folder = runs / " ".join(["a long folder name"] * 8)  # a long status line must not widen the dock
+    long_folder.mkdir()
+    widget.start_folder(long_folder, runs / "out")
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert len(widget.status) > 150 and str(long_folder) in widget.status
+    assert not (runs / "out").exists()  # a folder run that fails before its first file makes no folder
     qtbot.wait(200)
     screen = QApplication.primaryScreen().availableGeometry()
     canvas = viewer.window._qt_viewer.canvas.native
@@ -396,17 +422,18 @@ def test_both_docks_fit_a_1600x1000_screen_and_every_grid_tile_shows_the_whole_h
 
     # Rerun and cancel during the refinement: the finished result, its maps and its figures stay.
     finished = {layer.name: layer.data.copy() for layer in tiles}
-    line = widget._status.value
+    line = widget.status
     viewer.layers.events.inserted.connect(lambda event: widget.cancel() if "preview" in event.value.name else None)
-    widget._preview.value = True
+    widget.configure(preview_first=True)
     run_and_wait(widget, qtbot)
-    assert widget._status.value == f"synthesis cancelled; the earlier result stays: {line}"
+    assert widget.status == f"synthesis cancelled; the earlier result stays: {line}"
     assert not any("preview" in layer.name for layer in viewer.layers)
     for name, data in finished.items():
         np.testing.assert_array_equal(viewer.layers[name].data, data)
-    assert widget._last[0] == "IXI001 PD synth [G3]"
+    assert widget.shown.name == "IXI001 PD synth [G3]"
+    assert widget.save_path.name == "IXI001_PD_synth_G3.nii.gz"  # not the cancelled preview's name
 
-    widget._side_by_side.value = False  # off: the maps hide, the synthesis shows over its source
+    widget.configure(side_by_side=False)  # off: the maps hide, the synthesis shows over its source
     assert not grid.enabled
     assert [layer.name for layer in viewer.layers if layer.visible][-1] == "IXI001 PD synth [G3]"
     assert not any(layer.visible for layer in viewer.layers if "error" in layer.name or "difference" in layer.name)
@@ -440,11 +467,11 @@ def test_folder_mode_synthesizes_every_file_with_progress_and_reports_the_bad_on
     (data / "IXI009-Bad-0009-T2.nii.gz").write_bytes(b"not a NIfTI file")
     viewer = make_napari_viewer()
     widget = synthesis_widget(viewer, qtbot)
-    widget._generator.value, widget._synthesis_grid.value = str(checkpoint), "report"
-    widget._folder.value, widget._folder_out.value = data, tmp_path / "out"
+    widget.configure(generator=checkpoint)
+    set_options(widget, grid="report")
     files = []
-    widget._relay.file_started.connect(lambda done, total, name: files.append((done, total, name)))
-    widget.start_folder()
+    widget.file_started.connect(lambda done, total, name: files.append((done, total, name)))
+    widget.start_folder(data, tmp_path / "out")
     qtbot.waitUntil(lambda: widget.worker is None, timeout=180_000)
     assert [done for done, _, _ in files] == [0, 1, 2, 3] and {total for _, total, _ in files} == {4}
     # each file with its error maps (its PD partner is there), and no spread map at stride 32
@@ -452,14 +479,13 @@ def test_folder_mode_synthesizes_every_file_with_progress_and_reports_the_bad_on
         f"IXI00{i}-Phantom-000{i}-PD_synth{suffix}.nii.gz" for i in (1, 2, 3)
         for suffix in ("", "_gradient_difference", "_squared_error")]
     assert (tmp_path / "out" / "metrics.csv").is_file()
-    assert widget._status.value.startswith(f"3 of 4 files synthesized into {tmp_path / 'out'}, 1 failed: "
+    assert widget.status.startswith(f"3 of 4 files synthesized into {tmp_path / 'out'}, 1 failed: "
                                            "IXI009-Bad-0009-T2.nii.gz: not a readable NIfTI file")
     assert [n.message for n in notifications if n.severity == "error"][-1].startswith("IXI009-Bad-0009-T2.nii.gz")
-    assert widget._run.enabled and widget._run_folder.enabled and not widget._cancel.enabled
+    assert widget.can_start and not widget.can_cancel
 
-    widget._folder_out.value = tmp_path / "again"  # cancelled during the first file: it stops there
-    widget.start_folder()
+    widget.start_folder(data, tmp_path / "again")  # cancelled during the first file: it stops there
     widget.cancel()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
-    assert widget._status.value == "synthesis cancelled"
+    assert widget.status == "synthesis cancelled"
     assert not list((tmp_path / "again").glob("*.nii.gz"))

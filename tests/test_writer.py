@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -96,6 +97,7 @@ def test_a_synthesis_and_its_maps_are_saved_on_the_source_grid_never_over_an_inp
     from qtpy.QtWidgets import QFileDialog
 
     from napari_medsynth.core.checkpoint import load_checkpoint
+    from napari_medsynth.core.options import SynthesisOptions
     from napari_medsynth.core.synthesis import synthesize
 
     t2_path, pd_path = coded_pair
@@ -104,22 +106,25 @@ def test_a_synthesis_and_its_maps_are_saved_on_the_source_grid_never_over_an_inp
     viewer.open(str(t2_path), plugin=PLUGIN)
     source, truth = load_volume(t2_path), load_volume(pd_path)
     generator, info = load_checkpoint(checkpoint)
-    result = synthesize(source, generator, info, target=truth, grid="report", stride=32)
+    result = synthesize(source, (generator, info), SynthesisOptions(grid="report", stride=32), target=truth)
     # the layers the synthesis widget adds (its metadata, the source layer's grid)
-    metadata = {"generator": str(checkpoint), "direction": info.direction, "variant": info.label, "stride": 32,
-                "grid": result.grid, "synthesized_from": "IXI002 T2", "ground_truth": "IXI002 PD",
-                "medsynth_run": f"IXI002 PD [{info.label}]"}
+    metadata = {"provenance": result.provenance.record(), "synthesized_from": "IXI002 T2",
+                "ground_truth": "IXI002 PD", "medsynth_run": f"IXI002 PD [{info.label}]"}
     for data, kwargs, _ in result_layers(result, source, subject="IXI002", label=info.label, target="PD",
                                          metadata=metadata):
         viewer.add_image(data, **kwargs)
 
-    for name, expected in (("IXI002 PD synth [G3]", result.synthesis),
-                           ("IXI002 PD squared error [G3]", result.maps["squared_error"])):
+    for name, expected, what in (("IXI002 PD synth [G3]", result.synthesis, ""),
+                                 ("IXI002 PD squared error [G3]", result.maps["squared_error"], " squared_error")):
         out = tmp_path / "out" / f"{name.replace(' ', '_')}.nii.gz"
         assert save(viewer, name, out) == [str(out)]
         assert_on_grid_of(out, t2_path, expected)
         np.testing.assert_array_equal(load_volume(out).data, from_display(viewer.layers[name].data, IXI_AFFINE))
-        assert nib.load(str(out)).header["descrip"] == f"napari-medsynth G3 t2-pd-G3/best.pt: {name}".encode()
+        assert nib.load(str(out)).header["descrip"] == f"napari-medsynth G3 t2-pd-G3/best.pt{what}".encode()
+    # the synthesis' sidecar says where it came from (a map has none)
+    sidecar = json.loads((tmp_path / "out" / "IXI002_PD_synth_[G3].json").read_text())
+    assert sidecar["checkpoint"] == str(checkpoint.resolve()) and sidecar["options"]["stride"] == 32
+    assert not (tmp_path / "out" / "IXI002_PD_squared_error_[G3].json").exists()
 
     # File > Save Selected Layers with the NIfTI file type (the first offered for an image layer)
     # and the name as typed, without an extension: napari hands that name to the writer.
@@ -205,3 +210,52 @@ def test_a_layer_from_elsewhere_is_placed_by_napari(make_napari_viewer, tmp_path
     viewer.add_image(array[0], name="flat")
     with pytest.raises(MedSynthError, match=r"a 3D image layer is needed, this one has shape \(14, 16\)"):
         save(viewer, "flat", tmp_path / "flat.nii.gz")
+
+
+def test_the_cli_the_docks_save_and_file_save_write_the_same_file(make_napari_viewer, qtbot, phantom_dir,
+                                                                    tmp_path, monkeypatch):
+    """One writer: the same header fields (descrip, qform/sform and their codes, cal_min/max), the same
+    voxels and the same provenance, whichever of the three paths wrote the synthesis."""
+    from napari_medsynth._widgets._shared import RUNS
+    from napari_medsynth._widgets.synthesis import SynthesisWidget
+    from napari_medsynth.cli import main
+    from napari_medsynth.core.options import SynthesisOptions
+
+    monkeypatch.setattr(RUNS, "_folder", tmp_path / "runs")
+    t2_path = sorted(phantom_dir.glob("*-T2.nii.gz"))[0]
+    pd_path = Path(str(t2_path).replace("-T2.", "-PD."))
+    checkpoint = tiny_checkpoint(tmp_path / "runs" / "t2-pd-G3" / "best.pt")
+    cli_out = tmp_path / "cli" / "synth.nii.gz"
+    assert main(["synthesize", str(t2_path), "--checkpoint", str(checkpoint), "--target", str(pd_path),
+                 "--out", str(cli_out), "--grid", "report", "--stride", "32", "--device", "cpu"]) == 0
+
+    viewer = make_napari_viewer()
+    viewer.open(str(t2_path), plugin=PLUGIN)
+    widget = SynthesisWidget(viewer)
+    options = SynthesisOptions(grid="report", stride=32, device="cpu", spread=False)  # as the CLI without --maps
+    widget.configure("t2-pd", checkpoint, options=options, preview_first=False)
+    widget.start()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    dock_out = tmp_path / "dock" / "synth.nii.gz"
+    widget.save(dock_out)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    menu_out = tmp_path / "menu" / "synth.nii.gz"
+    assert save(viewer, widget.shown.name, menu_out) == [str(menu_out)]
+
+    source_header = nib.load(str(t2_path)).header
+    headers = [nib.load(str(path)).header for path in (cli_out, dock_out, menu_out)]
+    for header in headers:
+        assert header["descrip"].tobytes().rstrip(b"\0") == b"napari-medsynth G3 t2-pd-G3/best.pt"
+        assert header["cal_min"] == header["cal_max"] == 0
+        for key in ("qform_code", "sform_code", "quatern_b", "quatern_c", "quatern_d", "qoffset_x", "srow_x",
+                    "srow_y", "srow_z", "pixdim", "xyzt_units"):
+            np.testing.assert_array_equal(header[key], source_header[key], err_msg=key)
+    volumes = [load_volume(path).data for path in (cli_out, dock_out, menu_out)]
+    np.testing.assert_allclose(volumes[1], volumes[0], atol=1e-4)
+    np.testing.assert_array_equal(volumes[2], volumes[1])
+    sidecars = [json.loads(path.with_name("synth.json").read_text()) for path in (cli_out, dock_out, menu_out)]
+    for sidecar in sidecars:
+        for key in ("time", "output"):
+            sidecar.pop(key)
+    assert sidecars[0] == sidecars[1] == sidecars[2]
+    assert sidecars[0]["source"] == str(t2_path.resolve()) and sidecars[0]["ground_truth"] == str(pd_path.resolve())

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..core.atomic import atomic_output
 
-__all__ = ["DEFAULTS", "RUNS_ENV", "SETTINGS_ENV", "load_settings", "restore_defaults", "save_settings",
+__all__ = ["DEFAULTS", "RUNS_ENV", "SETTINGS_ENV", "defaults", "load_settings", "restore_defaults", "save_settings",
            "settings_path"]
 
 SETTINGS_ENV = "MEDSYNTH_SETTINGS"
@@ -23,11 +23,15 @@ DEFAULTS = {
     "runs_folder": str(Path.home() / "medsynth-runs"),
     "data_folder": "",
     "direction": "t2-pd",
-    "stride": 8,
-    "grid": "native",
-    "device": "auto",
-    "engine": "auto",
-}
+}  # and each synthesis option of the dock's form (:func:`defaults`)
+
+
+def defaults() -> dict:
+    """:data:`DEFAULTS` and the default of each :class:`SynthesisOptions` field the dock's form shows."""
+    from ..core.options import SynthesisOptions, option_fields
+
+    options = SynthesisOptions().record()
+    return {**DEFAULTS, **{f.name: options[f.name] for f in option_fields(gui=True)}}
 
 
 def settings_path() -> Path:
@@ -41,14 +45,14 @@ def settings_path() -> Path:
 
 def load_settings() -> dict:
     """The saved choices over the defaults (the runs folder from ``$MEDSYNTH_RUNS_DIR`` when set)."""
-    settings = dict(DEFAULTS)
+    settings = defaults()
     path = settings_path()
     if path.is_file():
         try:
             saved = json.loads(path.read_text())
             if not isinstance(saved, dict):
                 raise ValueError("not a JSON object")
-            settings.update({k: v for k, v in saved.items() if k in DEFAULTS and type(v) is type(DEFAULTS[k])})
+            settings.update({k: v for k, v in saved.items() if k in settings and type(v) is type(settings[k])})
         except (OSError, ValueError) as error:
             warnings.warn(f"{path}: unreadable settings ({error}); using the defaults", stacklevel=2)
     if os.environ.get(RUNS_ENV):
@@ -57,14 +61,15 @@ def load_settings() -> dict:
 
 
 def save_settings(**changes) -> None:
-    """Remember ``changes`` (keys of :data:`DEFAULTS`); a folder that cannot be written only warns."""
+    """Remember ``changes`` (keys of :func:`defaults`); a folder that cannot be written only warns."""
     path = settings_path()
     try:
         saved = json.loads(path.read_text()) if path.is_file() else {}
         saved = saved if isinstance(saved, dict) else {}
     except (OSError, ValueError):
         saved = {}
-    saved.update({k: str(v) if isinstance(v, Path) else v for k, v in changes.items() if k in DEFAULTS})
+    known = defaults()
+    saved.update({k: str(v) if isinstance(v, Path) else v for k, v in changes.items() if k in known})
     try:
         with atomic_output(path) as tmp_name:
             Path(tmp_name).write_text(json.dumps(saved, indent=1) + "\n")

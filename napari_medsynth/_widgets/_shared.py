@@ -19,19 +19,30 @@ log = logging.getLogger("napari_medsynth")
 class RunsFolder:
     """The training runs folder: the training widget writes runs there, the synthesis widget lists them.
 
-    ``changed`` is emitted with the folder when it is set and when a run adds a checkpoint.
+    Read from the settings when first asked for (not at import). ``changed`` is emitted with the
+    folder when it is set and when a run adds a checkpoint.
     """
 
     changed = Signal(object)
 
-    def __init__(self, folder: Path):
-        self.folder = folder
+    def __init__(self):
+        self._folder: Path | None = None
+
+    @property
+    def folder(self) -> Path:
+        if self._folder is None:
+            self._folder = Path(load_settings()["runs_folder"]).expanduser()
+        return self._folder
+
+    @folder.setter
+    def folder(self, folder) -> None:
+        self._folder = Path(folder)
 
     def set(self, folder) -> None:
         """Point both widgets at ``folder`` (remembered for the next start)."""
         folder = Path(folder).expanduser()
         if folder != self.folder:
-            self.folder = folder
+            self._folder = folder
             save_settings(runs_folder=folder)
             self.changed.emit(folder)
 
@@ -40,7 +51,7 @@ class RunsFolder:
         self.changed.emit(self.folder)
 
 
-RUNS = RunsFolder(Path(load_settings()["runs_folder"]).expanduser())
+RUNS = RunsFolder()
 
 
 def device_choices() -> list[str]:

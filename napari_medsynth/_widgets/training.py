@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shlex
-import signal
-import subprocess
-import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -29,13 +25,13 @@ from magicgui.widgets import (
 )
 from qtpy.QtCore import QTimer
 
-from ..core.atomic import make_folder
-from ..core.choices import DIRECTIONS, VARIANTS, direction_label, run_label
+from ..core.choices import Direction, Variant, run_label
 from ..core.console import EXIT_INTERRUPTED
 from ..core.errors import MedSynthError
 from ..core.events import EventLog, StartEvent, StepEvent, TrainingEvent, ValidationEvent
 from ..core.ixi import find_ixi_pairs
-from ..core.train_config import LR_SCHEDULES, TRAIN_MODULE, train_argv, train_defaults
+from ..core.train_config import LR_SCHEDULES, train_argv, train_defaults
+from ..core.training_process import TrainingProcess
 from ._settings import load_settings, save_settings
 from ._shared import RUNS, device_choices, narrow, report_error, scrolling_form
 from .loss_plot import LossPlot
@@ -45,7 +41,7 @@ log = logging.getLogger("napari_medsynth")
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["TrainingProcess", "TrainingWidget"]
+__all__ = ["TrainingWidget"]
 
 # filter-count scales: the report's generator and narrower ones for CPUs and quick tries
 WIDTHS = [("1 (the report)", 1.0), ("1/2", 0.5), ("1/4", 0.25), ("1/8", 0.125), ("1/16", 0.0625)]
@@ -55,50 +51,6 @@ POLL_MS = 250
 # trains in minutes to an hour on a CPU, and says so.
 CPU_DEFAULTS = {"width": 0.25, "discriminator_width": 0.25, "epochs": 4}
 STOP_WAIT_S = 120  # how long closing napari waits for the trainer to save last.pt
-
-
-class TrainingProcess:
-    """A ``medsynth-train`` child process with its output in ``RUN_DIR/train.log``.
-
-    It runs in its own session, so a crash of either side leaves the other alive;
-    :meth:`stop` sends SIGINT, which makes the trainer save ``last.pt`` and exit 130.
-    """
-
-    def __init__(self, argv: list[str], run_dir: Path):
-        self.argv = argv
-        self.run_dir = make_folder(run_dir)
-        self.log_path = self.run_dir / "train.log"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", TRAIN_MODULE, *argv], stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-            )
-
-    def poll(self) -> int | None:
-        """The exit code, or None while it runs."""
-        return self.process.poll()
-
-    def stop(self, wait: float = 0.0) -> int | None:
-        """Ask the trainer to save ``last.pt`` and exit; wait up to ``wait`` s, then kill what is left."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT if os.name == "posix" else signal.SIGTERM)
-        if wait:
-            try:
-                self.process.wait(wait)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL) if os.name == "posix" else self.process.kill()
-                self.process.wait()
-        return self.process.poll()
-
-    def last_line(self) -> str:
-        """The last non-empty line the trainer printed (its one-line error, when it failed)."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        lines = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
-        return lines[-1] if lines else ""
 
 
 class TrainingWidget(Container):
@@ -119,9 +71,9 @@ class TrainingWidget(Container):
         self._pairs = Label(value="choose a folder of IXI T2/PD pairs")
         self._runs = FileEdit(label="runs folder", mode="d", value=RUNS.folder)
         self._name = LineEdit(label="run name", value="t2-pd-G1")
-        self._direction = ComboBox(label="direction", choices=[(direction_label(d), d) for d in DIRECTIONS],
+        self._direction = ComboBox(label="direction", choices=[(d.label, d.value) for d in Direction],
                                    value=defaults["direction"])
-        self._variant = ComboBox(label="variant", choices=list(VARIANTS), value=defaults["variant"])
+        self._variant = ComboBox(label="variant", choices=[v.value for v in Variant], value=defaults["variant"])
         self._residual = CheckBox(text="residual learning (+RL)", value=defaults["residual"])
         self._init = FileEdit(label="start from (G4)", mode="r", filter="*.pt", visible=False)
         self._epochs = SpinBox(label="epochs", min=1, max=1000, value=defaults["epochs"])

@@ -2,8 +2,9 @@
 
 Each source file (the generator's source contrast, in a flat folder or in ``T2/`` and ``PD/``)
 gives ``OUT/<subject>-<target>_synth.nii.gz`` on the source's grid and ``OUT/<...>_synth.json``
-with the provenance (checkpoint SHA-256, direction, variant, width, stride, grid, engine, package
-version, time) and, when the file's IXI partner is there, the metrics. A bad file is one line in
+with the provenance (:class:`~napari_medsynth.core.results.Provenance`: checkpoint and its SHA-256,
+direction, variant, width, the options, package version, time) and, when the file's IXI partner is
+there, the metrics. A bad file is one line in
 the report and the others still run. Under ``torchrun`` each rank synthesizes every
 ``WORLD_SIZE``-th file, and rank 0 writes ``metrics.csv`` once all ranks are done.
 """
@@ -13,19 +14,19 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import __version__
-from .atomic import atomic_output, file_sha256, make_folder
+from .atomic import atomic_output, make_folder
+from .choices import MetricScope
 from .errors import Cancelled, MedSynthError
 from .ixi import find_ixi_pairs, ixi_name, partner_path
+from .options import SynthesisOptions
+from .results import sidecar_path
 
 __all__ = ["FolderReport", "folder_sources", "synthesize_folder", "write_folder_metrics"]
 
 METRICS_FILE = "metrics.csv"
-_SCOPES = ("source", "head", "report")
 
 
 @dataclass
@@ -55,31 +56,30 @@ def folder_sources(folder, source_contrast: str) -> list[Path]:
 
 def output_paths(out_dir: Path, source: Path, target_contrast: str) -> tuple[Path, Path]:
     """The synthesis and its sidecar for ``source``: ``IXI002-Guys-0828-PD_synth.nii.gz`` and ``.json``."""
-    stem = f"{ixi_name(source)[0]}-{target_contrast}_synth"
-    return out_dir / f"{stem}.nii.gz", out_dir / f"{stem}.json"
+    out = out_dir / f"{ixi_name(source)[0]}-{target_contrast}_synth.nii.gz"
+    return out, sidecar_path(out)
 
 
-def synthesize_folder(folder, checkpoint, out_dir, *, grid="native", stride=8, device="auto", engine="auto",
-                      batch_size=None, maps=None, masked_maps=False, skip_existing=False, rank=0, world_size=1,
-                      on_file=None, progress=None, cancel=None) -> tuple[FolderReport, list[Path]]:
-    """Synthesize this rank's share of ``folder`` into ``out_dir``.
+def synthesize_folder(folder, checkpoint, out_dir, options: SynthesisOptions | None = None, *, maps=None,
+                      skip_existing=False, rank=0, world_size=1, on_file=None, progress=None,
+                      cancel=None) -> tuple[FolderReport, list[Path]]:
+    """Synthesize this rank's share of ``folder`` into ``out_dir`` with ``options``.
 
-    ``maps``: a folder for each file's maps (None: no maps), 0 outside the head with
-    ``masked_maps``. ``on_file(done, total, name)`` is called before each of the rank's files;
-    ``progress`` and ``cancel`` go to each synthesis (a cancel stops the folder after the current
-    file's batch). Returns the report and this rank's files. Raises :class:`MedSynthError` before any work when
-    the checkpoint, the folder or ``out_dir`` cannot be used.
+    ``maps``: a folder for each file's maps (None: no maps). ``on_file(done, total, name)`` is
+    called before each of the rank's files; ``progress`` and ``cancel`` go to each synthesis (a
+    cancel stops the folder after the current file's batch). Returns the report and this rank's
+    files. Raises :class:`MedSynthError` before any work, and before ``out_dir`` is made, when the
+    checkpoint, the folder or ``out_dir`` cannot be used.
     """
     from .checkpoint import load_checkpoint
     from .nifti import load_volume
-    from .synthesis import save_result, synthesize
+    from .synthesis import synthesize
 
-    generator, info = load_checkpoint(checkpoint)
-    out_dir = make_folder(out_dir)
+    options = options if options is not None else SynthesisOptions()
+    generator = load_checkpoint(checkpoint)
+    info = generator[1]
     files = folder_sources(folder, info.source_contrast)[rank::world_size]
-    common = {"checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": file_sha256(checkpoint),
-              "direction": info.direction, "variant": info.label, "width": info.width, "stride": stride,
-              "grid": grid, "engine": engine, "package_version": __version__}
+    out_dir = make_folder(out_dir)
     report = FolderReport()
     for done, source_path in enumerate(files):
         out, sidecar = output_paths(out_dir, source_path, info.target_contrast)
@@ -92,17 +92,10 @@ def synthesize_folder(folder, checkpoint, out_dir, *, grid="native", stride=8, d
             source = load_volume(source_path)
             truth_path = partner_path(source_path)
             truth = load_volume(truth_path) if truth_path is not None else None
-            result = synthesize(source, generator, info, target=truth, grid=grid, stride=stride, device=device,
-                                engine=engine, batch_size=batch_size, spread=maps is not None, progress=progress,
-                                masked_maps=masked_maps, cancel=cancel)
+            result = synthesize(source, generator, options.replace(spread=options.spread and maps is not None),
+                                target=truth, progress=progress, cancel=cancel)
             protect = [p for p in (source_path, truth_path, Path(checkpoint)) if p is not None]
-            save_result(result, source, out, maps, protect=protect)
-            record = {**common, "source": str(source_path.resolve()),
-                      "ground_truth": str(truth_path.resolve()) if truth else None,
-                      "output": out.name, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                      "metrics": result.metrics or None}
-            with atomic_output(sidecar) as tmp_name:
-                Path(tmp_name).write_text(json.dumps(record, indent=1) + "\n")
+            result.save(source, out, maps_folder=maps, protect=protect)
             report.written.append(out)
         except Cancelled:
             raise
@@ -122,7 +115,7 @@ def write_folder_metrics(out_dir) -> Path | None:
         record = json.loads(sidecar.read_text())
         if record.get("metrics"):
             row = {"source": Path(record["source"]).name, "output": record["output"], "variant": record["variant"]}
-            for scope in _SCOPES:
+            for scope in MetricScope:
                 for name in ("mae", "psnr", "ssim"):
                     row[f"{scope}_{name}"] = f"{record['metrics'][scope][name]:.6f}"
             rows.append(row)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import numbers
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .atomic import atomic_output
-from .choices import DIRECTIONS, VARIANTS, direction_label, parse_direction, run_label
+from .choices import Direction, Variant, direction_label, parse_direction, run_label
 from .errors import MedSynthError
 from .exported import ExportedGenerator, is_exported, read_exported, sidecar_path
 from .models import Generator
@@ -52,16 +52,17 @@ class CheckpointInfo:
     preprocessing: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    path: Path | None = field(default=None, compare=False)  # the file it was read from
 
     @property
     def source_contrast(self) -> str:
         """``"T2"`` or ``"PD"``."""
-        return DIRECTIONS[self.direction][0]
+        return Direction(self.direction).contrasts[0]
 
     @property
     def target_contrast(self) -> str:
         """``"PD"`` or ``"T2"``."""
-        return DIRECTIONS[self.direction][1]
+        return Direction(self.direction).contrasts[1]
 
     @property
     def label(self) -> str:
@@ -86,14 +87,14 @@ def checkpoint_payload(generator: nn.Module, *, direction: str, variant: str, **
     if not isinstance(generator, Generator):
         raise TypeError(f"expected a Generator, got {type(generator).__name__}")
     variant = str(variant).upper()
-    if variant not in VARIANTS:
-        raise MedSynthError(f"unknown variant {variant!r}; use one of {', '.join(VARIANTS)}")
+    if variant not in tuple(Variant):
+        raise MedSynthError(f"unknown variant {variant!r}; use one of {', '.join(Variant)}")
     patch = int(provenance.pop("patch", 32))
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "architecture": {"name": ARCHITECTURE, "width": generator.width, "residual": generator.residual},
-        "direction": parse_direction(direction),
+        "direction": parse_direction(direction).value,
         "variant": variant,
         "patch": patch,
         "preprocessing": {
@@ -210,9 +211,9 @@ def load_checkpoint(
         except (KeyError, TypeError, ValueError) as error:
             raise MedSynthError(f"{sidecar_path(path).name}: incomplete or malformed sidecar ({error!r})") from error
         _refuse_other_direction(info, direction, name)
-        return exported, info
+        return exported, replace(info, path=Path(path))
     payload = read_checkpoint(path)
-    info = checkpoint_info(payload, name)
+    info = replace(checkpoint_info(payload, name), path=Path(path))
     _refuse_other_direction(info, direction, name)
     generator = Generator(residual=info.residual, width=info.width)
     try:

@@ -1,37 +1,136 @@
-"""The named choices of the command line, the GUI, training and checkpoints, importable without
-numpy or torch (so that building a parser stays instant)."""
+"""The named choices of the command line, the GUI, training, checkpoints and results, as string
+enums whose values are the strings that JSON, argparse and settings files hold; importable
+without numpy or torch (so that building a parser stays instant)."""
 
 from __future__ import annotations
 
+from enum import Enum
+
 from .errors import MedSynthError
 
-__all__ = ["DIRECTIONS", "ENGINES", "GRIDS", "VARIANTS", "direction_label", "parse_direction", "run_label"]
+__all__ = [
+    "Choice",
+    "Direction",
+    "Engine",
+    "ExportFormat",
+    "Grid",
+    "MetricScope",
+    "Variant",
+    "direction_label",
+    "parse_direction",
+    "run_label",
+]
 
-# direction: (source contrast, target contrast)
-DIRECTIONS = {"t2-pd": ("T2", "PD"), "pd-t2": ("PD", "T2")}
-# The report's generator variants: G1 L2; G2 +adversarial; G3 +gradient difference; G4 G3 fine-tuned with L1.
-VARIANTS = ("G1", "G2", "G3", "G4")
-# What the user sees (every slice synthesized) and what the report scores (one in three):
-# see napari_medsynth.core.preprocess.
-GRIDS = ("native", "report")
-# How the generator's convolutions run: see napari_medsynth.core.fftconv.
-ENGINES = ("auto", "direct", "fft")
+
+class Choice(str, Enum):
+    """A named choice that is its own string: ``Grid.NATIVE == "native"``, ``f"{Grid.NATIVE}"`` is
+    ``"native"``, and ``json.dumps`` writes the value."""
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+    @classmethod
+    def parse(cls, value, what: str):
+        """The member whose value is ``value``.
+
+        Raises
+        ------
+        MedSynthError
+            ``value`` is none of them (one line naming the choices).
+        """
+        try:
+            return cls(value)
+        except ValueError:
+            raise MedSynthError(f"unknown {what} {value!r}; use {', '.join(cls)}") from None
 
 
-def parse_direction(direction: str) -> str:
-    """Normalize ``"T2->PD"``, ``"t2-pd"``, ``"T2_PD"`` ... to ``"t2-pd"`` or ``"pd-t2"``."""
+class Direction(Choice):
+    """Which contrast is synthesized from which."""
+
+    T2_PD = "t2-pd"
+    PD_T2 = "pd-t2"
+
+    @property
+    def contrasts(self) -> tuple[str, str]:
+        """(source contrast, target contrast), e.g. ``("T2", "PD")``."""
+        source, target = self.value.upper().split("-")
+        return source, target
+
+    @property
+    def label(self) -> str:
+        """``"T2->PD"``."""
+        return "->".join(self.contrasts)
+
+
+class Variant(Choice):
+    """The report's generators: G1 L2; G2 +adversarial; G3 +gradient difference; G4 G3 fine-tuned with L1."""
+
+    G1 = "G1"
+    G2 = "G2"
+    G3 = "G3"
+    G4 = "G4"
+
+
+class Grid(Choice):
+    """What the user sees (every slice synthesized) and what the report scores (one in three):
+    see :mod:`napari_medsynth.core.preprocess`."""
+
+    NATIVE = "native"
+    REPORT = "report"
+
+
+class Engine(Choice):
+    """How the generator's convolutions run: see :mod:`napari_medsynth.core.fftconv`."""
+
+    AUTO = "auto"
+    DIRECT = "direct"
+    FFT = "fft"
+
+
+class ExportFormat(Choice):
+    """What ``medsynth export`` writes: see :mod:`napari_medsynth.core.export`."""
+
+    TORCHSCRIPT = "torchscript"
+    ONNX = "onnx"
+    MONAI_BUNDLE = "monai-bundle"
+
+
+class MetricScope(Choice):
+    """Where the figures are taken, the user's view first: the source's own voxel grid (whole
+    volume, and the head mask of :mod:`~napari_medsynth.core.masks`), then the report's
+    224 x 224 x 32 grid."""
+
+    SOURCE = "source"
+    HEAD = "head"
+    REPORT = "report"
+
+    @property
+    def description(self) -> str:
+        """``"source grid, whole volume"``, ``"source grid, head mask"``, ``"report grid (224x224x32)"``."""
+        return {"source": "source grid, whole volume", "head": "source grid, head mask",
+                "report": "report grid (224x224x32)"}[self.value]
+
+    @property
+    def short(self) -> str:
+        """``"source grid"``, ``"head"``, ``"report grid"`` (a table's column)."""
+        return {"source": "source grid", "head": "head", "report": "report grid"}[self.value]
+
+
+def parse_direction(direction) -> Direction:
+    """Normalize ``"T2->PD"``, ``"t2-pd"``, ``"T2_PD"`` ... to :class:`Direction`."""
     key = str(direction).lower().replace("->", "-").replace("_", "-").replace(" ", "")
-    if key not in DIRECTIONS:
-        raise MedSynthError(f"unknown direction {direction!r}; use t2-pd or pd-t2")
-    return key
+    try:
+        return Direction(key)
+    except ValueError:
+        raise MedSynthError(f"unknown direction {direction!r}; use t2-pd or pd-t2") from None
 
 
-def direction_label(direction: str) -> str:
+def direction_label(direction) -> str:
     """``"t2-pd"`` -> ``"T2->PD"``."""
-    source, target = DIRECTIONS[parse_direction(direction)]
-    return f"{source}->{target}"
+    return parse_direction(direction).label
 
 
 def run_label(variant: str, residual: bool) -> str:
     """The short name of a generator: ``"G4"``, or ``"G4+RL"`` with residual learning."""
     return f"{variant}+RL" if residual else variant
+

@@ -11,10 +11,19 @@ from contextlib import contextmanager
 
 from .errors import MedSynthError
 
-__all__ = ["add_debug_argument", "progress_bar", "run_command"]
+__all__ = ["CommandParser", "add_debug_argument", "progress_bar", "run_command"]
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An argument parser whose errors (a bad choice, a missing option, ``--stride abc``) are one
+    line, ``prog: error: message``, and exit 1 as every other refusal does; its subcommands' parsers
+    are of this class too."""
+
+    def error(self, message):
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
 
 
 def add_debug_argument(parser: argparse.ArgumentParser, commands) -> None:

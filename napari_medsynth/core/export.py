@@ -34,10 +34,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import __version__
 from .atomic import atomic_folder, atomic_output, file_sha256
 from .checkpoint import ARCHITECTURE, CheckpointInfo, load_checkpoint
-from .choices import DIRECTIONS, direction_label
+from .choices import Direction, ExportFormat, direction_label
 from .errors import MedSynthError
 from .exported import (
     INPUT_NAME,
@@ -52,10 +51,10 @@ from .exported import (
 from .fftconv import set_conv_engine
 from .inference import fold_batchnorm
 from .models import GENERATOR_LAYERS
+from .version import __version__
 
-__all__ = ["EXPORT_FORMATS", "ONNX_OPSET", "export_generator", "plain_generator"]
+__all__ = ["ONNX_OPSET", "export_generator", "plain_generator"]
 
-EXPORT_FORMATS = ("torchscript", "onnx", "monai-bundle")
 ONNX_OPSET = 17
 MONAI_TESTED = "1.6.1"  # the MONAI release the bundle's configs are tested with (tests/test_export.py)
 SLIDING_WINDOW_OVERLAP = 0.75  # roi 32, overlap 0.75: MONAI's scan interval int(32 * 0.25) = 8, the report's stride
@@ -89,8 +88,7 @@ def export_generator(checkpoint: str | os.PathLike, model_format: str, out: str 
         An unknown format, an output name of the wrong kind, an unreadable or exported
         ``checkpoint``, ``onnx`` not installed, or an output that cannot be written.
     """
-    if model_format not in EXPORT_FORMATS:
-        raise MedSynthError(f"unknown export format {model_format!r}; use {', '.join(EXPORT_FORMATS)}")
+    model_format = ExportFormat.parse(model_format, "export format")
     checkpoint, out = Path(checkpoint), Path(out)
     if is_exported(checkpoint):
         raise MedSynthError(f"{checkpoint.name}: already exported; export from the generator's .pt checkpoint")
@@ -191,7 +189,7 @@ def _write_bundle(out: Path, plain: nn.Module, info: CheckpointInfo, origin: dic
 
 
 def _bundle_metadata(info: CheckpointInfo, sidecar: dict) -> dict:
-    source, target = DIRECTIONS[info.direction]
+    source, target = Direction(info.direction).contrasts
     trained_on = _trained_on(info)
 
     def tensor(contrast):
@@ -241,7 +239,7 @@ def _bundle_inference(info: CheckpointInfo) -> dict:
     """MONAI's config: ``network`` and ``inferer`` for use on a preprocessed volume, and a ``run``
     that reads ``input_file``, approximates the preprocessing with MONAI transforms and writes the
     synthesis on the 224 x 224 x 32 grid into ``output_dir``."""
-    target = DIRECTIONS[info.direction][1]
+    target = Direction(info.direction).contrasts[1]
     scale = info.target_intensity
     to_intensity = [{"_target_": "Lambda", "func": f"$lambda x: x * {scale.std!r} + {scale.mean!r}"}] if scale else []
     grid = [224, 224, 96]
@@ -273,7 +271,7 @@ def _bundle_inference(info: CheckpointInfo) -> dict:
 
 
 def _bundle_readme(info: CheckpointInfo, origin: dict) -> str:
-    source, target = DIRECTIONS[info.direction]
+    source, target = Direction(info.direction).contrasts
     phantom = _phantom_trained(info)
     limits = ("It was trained on a **synthetic phantom**, not on real MRI: it shows that the pipeline works and "
               "is **not for real MRI**." if phantom else

@@ -6,20 +6,21 @@ differentiable with respect to input, weight and bias. :class:`FFTConv3d` is an 
 that uses it; :func:`set_conv_engine` switches a model's convolutions between ``"direct"``,
 ``"fft"`` and ``"auto"``, and :func:`conv_engines` reports what each one uses.
 
+Measurements (timings, the design alternatives, the fit of the cost constants): docs/performance.md.
+
 How it works
 ------------
 *Polyphase split.* With dilation ``d`` only voxels whose coordinates agree modulo ``d``
-interact, so the input splits into ``d^3`` sub-grids convolved with the undilated kernel: for
-32^3 patches and ``d = 2``, eight 16^3 problems with a 9^3 kernel sharing one kernel spectrum.
+interact, so the input splits into ``d^3`` sub-grids convolved with the undilated kernel, all
+sharing one kernel spectrum (32^3 patches, ``d = 2``: eight 16^3 problems with a 9^3 kernel).
 
 *The shortest circular convolution.* Along an axis of ``n`` sub-grid voxels and a kernel of
 half-width ``h``, a circular convolution of length ``L = n + h`` already gives the 'same'
-output (the ``h`` zeros after the data are the halo on both sides): ``L = 20`` for those
-patches, not 24. Axes too long for one transform (whole-volume previews) use overlap-save
-blocks of ``bs`` outputs, ``L = bs + 2h``. The plan (one block or a block size, per axis)
-minimises an estimated cost (:func:`_cost`) with the kernel spectrum below
-``SPECTRUM_BUDGET``; phases, blocks and batch together form one matrix dimension ``P``, and
-the spectrum is reused for all of them. Larger problems run in chunks of ``P`` below
+output (the ``h`` zeros after the data are the halo on both sides). Axes too long for one
+transform (whole-volume previews) use overlap-save blocks of ``bs`` outputs, ``L = bs + 2h``.
+The plan (one block or a block size, per axis) minimises an estimated cost (:func:`_cost`)
+with the kernel spectrum below ``SPECTRUM_BUDGET``; phases, blocks and batch together form one
+matrix dimension ``P`` that reuses the spectrum. Larger problems run in chunks of ``P`` below
 ``CHUNK_BUDGET``.
 
 *Transforms as matrix products.* The DFTs are short (``L`` of 10-60) and pruned (``w`` inputs
@@ -41,80 +42,20 @@ across calls. :func:`clear_caches` frees both.
 
 *Layouts and dtypes.* The input may be contiguous or channels-last (the gather from
 channels-last is cheaper); the output is always channels-last (``torch.channels_last_3d``),
-the cheaper scatter target. Half-precision inputs are computed in float32 (autocast is off
-inside) and cast back. The same code runs on CUDA (cuBLAS matmuls; not measured here).
-
-Why: measurements
------------------
-2-core Xeon (AVX-512), torch 2.13 CPU, 2 threads; ``benchmarks/bench_fftconv.py``, tables in
-``benchmarks/results/cpu_fftconv_layers.md``. Medians; another process sometimes shared the
-cores, so the ratios compare back-to-back runs. The full-width 9^3 64->64 dilation-2 layer,
-forward, batch of 16 32^3 patches (3.1 TFLOP direct):
-
-============================================================  ========  ==============
-variant                                                        seconds   kernel spectra
-============================================================  ========  ==============
-direct ``F.conv3d`` (contiguous; channels-last 22.4 s)           12.35
-``torch.fft`` 48^3, dilated kernel, complex matmul (prototype)    3.74       1.89 GB
-``torch.fft`` polyphase 8 x 24^3 (``n + k - 1``)                  4.08       0.25 GB
-``torch.fft`` polyphase 8 x 20^3 (``n + h``)                      2.29       0.14 GB
-DFT matmuls (this module), channels-last / contiguous input   0.50 / 0.54    0.29 GB
-============================================================  ========  ==============
-
-- ``torch.fft`` (MKL) runs these small batched 3D transforms at a few GFLOP/s and needs
-  transposes to reach a per-frequency layout; the DFT products run at GEMM speed.
-- The channel mixing alone (F = 4400, P = 128): one real-split matmul 0.109 s, two half
-  matmuls accumulated 0.117 s, complex64 matmul 0.376 s, 3-multiplication form 0.448 s (its
-  extra additions are full passes over memory). The real-split form stores 4 floats per
-  complex weight, hence 0.29 GB instead of 0.14 GB.
-- Reused buffers: the seven products of this layer took 0.49 s writing into reused buffers
-  and 1.1 s allocating fresh outputs (fresh pages fault on first touch; exploratory run).
-- Copies: the gather took 0.08 s from a channels-last input and 0.24 s from a contiguous one;
-  the two-step scatter 0.19 s against 0.35 s for one permuting copy (exploratory run).
-- Blocks, same layer on a 282x282x90 preview input: spectrum budget 320 MiB -> ``L`` 21, 20,
-  23 (blocks of 13, 12, 15 outputs), 21.6 s; 96 MiB -> 36.1 s; 32 MiB -> 68.6 s.
-
-Per layer, forward, batch 16, best direct layout -> fft (channels-last input): full width
-9^3 64->64 10.94 -> 0.46 s (23.6x; batch 8: 24.4x), 7^3 32->32 1.44 -> 0.19 s (7.7x), 3^3
-64->64 1.45x, 64->32 1.19x, 32->64 0.99x, 32->32 0.8x, 9^3 1->32 0.90x, 3^3 32->1 1.03x;
-width 1/4: 9^3 16->16 4.8x, 7^3 4.4x, 3^3 layers 0.5x; width 1/8: 9^3 8->8 9.3x, 7^3 3.3x, 3^3
-layers 0.4-0.6x. Forward + backward (batch 7, spectrum recomputed): 9^3 64->64 36.9 -> 1.45 s
-(25x), 7^3 5.5x, 9^3 1->32 6.3x, 3^3 layers 0.7-0.84x. Full-width generator, BatchNorm
-folded, batch 8: direct 6.6 s (channels-last model 13.0 s), fft everywhere 1.58 s, "auto"
-1.44 s (4.6x), "auto" on the channels-last model 1.31 s (5.0x); training step (forward +
-backward, batch 7): direct 39.9 s, "auto" 5.4 s (7.4x), fft everywhere 5.1 s.
-
-Direct layouts: channels-last is faster for every 3^3 layer (64->64: 0.53 against 0.64 s) and
-the 7^3 one, contiguous for the 9^3 64->64 layer (10.9 against 22.4 s), which alone makes a
-channels-last model 2x slower; with that layer in the transform domain the channels-last
-model is the fastest.
+the cheaper scatter target. Half-precision inputs (training under CUDA autocast) are computed
+in float32 (autocast is off inside) and cast back. The same code runs on CUDA (cuBLAS matmuls).
 
 The "auto" rule
 ---------------
 A layer convolves in the transform domain when its direct multiply-adds exceed ``AUTO_RATIO``
-(1.5) times :func:`_cost` plus ``OVERHEAD_COST``, for the input's batch and size (decided at
-forward time, the same in training). :func:`_cost` counts the seven products' multiply-adds
-plus ``STREAM_COST`` (15) per element they read or write and ``COPY_COST`` (60) per element
-of the strided copies, fitted to the stage profile of the 9^3 layer (about 0.02 ns per
-multiply-add, 0.3 ns per streamed and 1.2 ns per copied element). ``OVERHEAD_COST`` (4.5e9,
-about 0.14 s) is the latency measured when the two cores are shared with another process:
-each of the dozen parallel operations then waits for a time slice (9^3 8->8, batch 1: 0.15 s
-against 0.009 s on an idle CPU), so the rule is conservative on an idle CPU. Over the 54
-forward layer cases of a contended and of an idle run and batches 1-4 of the 7^3/9^3 layers,
-it never picked the slower engine (by over 5%); it leaves out the narrow 7^3 layers (2.7-4.4x
-on an idle CPU) and the 9^3 1->C first layer (up to 2.5x). It picks: full width, the 9^3
-64->64 and 7^3 layers at any batch, plus 3^3 64->64 at batch 16; width 1/4, the 9^3 layer
-from batch 2; width 1/8, the 9^3 layer from batch 7; on previews (282x282x90) the 9^3 and 7^3
-layers at widths 1 and 1/4 and the 9^3 at 1/8 (7^3 8->8: 2.5x, 9^3 8->8: 4.3x measured).
-
-The rule counts the forward pass. When autograd records a layer on a CPU (training), its
-backward dominates, and PyTorch's direct backward of a large kernel is far slower than its
-multiply-adds: forward and backward of a batch of seven 32^3 patches on 2 idle cores took,
-direct against transform domain, 9^3 1->8 0.50 against 0.042 s, 9^3 16->16 1.04 against 0.22 s,
-7^3 8->8 0.34 against 0.061 s, 7^3 2->2 0.10 against 0.025 s, but 3^3 8->8 0.028 against
-0.084 s. So in training every kernel of 5^3 (``TRAINING_KERNEL``) or more goes to the transform
-domain, the 3^3 layers keep the forward rule: a width-1/4 generator's training step (batch 7,
-one thread, a contended CPU) 1.71 -> 1.05 s, width 1/16 1.49 -> 0.37 s.
+times :func:`_cost` plus ``OVERHEAD_COST``, for the input's batch and size (decided at forward
+time, the same in training). :func:`_cost` counts the seven products' multiply-adds plus
+``STREAM_COST`` per element they read or write and ``COPY_COST`` per element of the strided
+copies; ``OVERHEAD_COST`` is the fixed latency of one call on a CPU shared with another
+process, so the rule is conservative on an idle CPU. The rule counts the forward pass: when
+autograd records a layer on a CPU (training), the direct backward of a large kernel dominates,
+so every kernel of ``TRAINING_KERNEL`` voxels or more goes to the transform domain and the
+smaller ones keep the forward rule.
 """
 from __future__ import annotations
 
@@ -130,9 +71,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .choices import ENGINES
+from .choices import Engine
 
-__all__ = ["ENGINES", "FFTConv3d", "clear_caches", "conv_engines", "fft_conv3d", "set_conv_engine"]
+__all__ = ["FFTConv3d", "clear_caches", "conv_engines", "fft_conv3d", "set_conv_engine"]
 
 SPECTRUM_BUDGET = 320 * 2**20  # bytes of one layer's kernel spectrum
 CACHE_BUDGET = 1 << 30  # bytes of cached kernel spectra, all layers together
@@ -543,10 +484,10 @@ def set_conv_engine(model: nn.Module, engine: str) -> nn.Module:
     Raises
     ------
     ValueError
-        ``engine`` is not one of :data:`ENGINES`.
+        ``engine`` is not an :class:`~napari_medsynth.core.choices.Engine`.
     """
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine not in tuple(Engine):
+        raise ValueError(f"engine must be one of {', '.join(Engine)}, got {engine!r}")
     for module in model.modules():
         if type(module) in (nn.Conv3d, FFTConv3d) and _eligible(module):
             if engine == "direct":

@@ -1,4 +1,4 @@
-"""Inference-only copies of a generator: BatchNorm folded into its convolutions, and precision.
+"""Inference-only copies of a generator: BatchNorm folded into its convolutions.
 
 Folding rewrites each ``Conv -> BatchNorm`` pair of an ``nn.Sequential`` into one convolution
 with a bias (``torch.nn.utils.fusion.fuse_conv_bn_eval``: ``w' = w * s`` and
@@ -9,8 +9,6 @@ the same up to float32 rounding, one pass over the activations fewer per layer.
 from __future__ import annotations
 
 import copy
-import warnings
-from contextlib import ExitStack, contextmanager
 from itertools import pairwise
 
 import torch
@@ -19,9 +17,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .fftconv import set_conv_engine
 
-__all__ = ["PRECISIONS", "fold_batchnorm", "inference_model", "precision_context", "receptive_radius"]
-
-PRECISIONS = ("float32", "bfloat16", "float16")
+__all__ = ["fold_batchnorm", "inference_model", "receptive_radius"]
 
 _CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _ACTIVATIONS = (nn.LeakyReLU, nn.ReLU)
@@ -90,52 +86,6 @@ def receptive_radius(model: nn.Module) -> int:
         for m in model.modules()
         if isinstance(m, _CONVOLUTIONS)
     )
-
-
-@contextmanager
-def precision_context(precision: str, device: torch.device):
-    """Autocast to ``precision`` (``"bfloat16"`` or ``"float16"``) on ``device``, TF32 allowed on
-    CUDA; ``"float32"`` changes nothing. Warns on a CPU without native support for
-    ``precision``, where oneDNN's emulation is many times slower than float32.
-
-    Raises
-    ------
-    ValueError
-        ``precision`` is not one of :data:`PRECISIONS`.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    with ExitStack() as stack:
-        if precision != "float32":
-            stack.enter_context(torch.autocast(device.type, dtype=getattr(torch, precision)))
-            if device.type == "cuda":
-                stack.enter_context(_tf32())
-            elif device.type == "cpu" and not _native_on_cpu(precision):
-                warnings.warn(
-                    f"this CPU has no native {precision}: the {precision} mode is slower than float32 here",
-                    RuntimeWarning,
-                    stacklevel=4,
-                )
-        yield
-
-
-@contextmanager
-def _tf32():
-    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
-
-
-def _native_on_cpu(precision: str) -> bool:
-    """Whether oneDNN runs ``precision`` natively on this CPU (True when torch cannot tell)."""
-    check = {"bfloat16": "_is_mkldnn_bf16_supported", "float16": "_is_mkldnn_fp16_supported"}[precision]
-    try:
-        return bool(getattr(torch.ops.mkldnn, check)())
-    except (AttributeError, RuntimeError):
-        return True
 
 
 def _foldable(layer: nn.Module, conv: nn.Module) -> bool:

@@ -29,12 +29,11 @@ import numpy as np
 from nibabel import orientations as nio
 from scipy import ndimage
 
-from .choices import GRIDS
+from .choices import Grid
 from .errors import MedSynthError
 from .nifti import Volume
 
 __all__ = [
-    "GRIDS",
     "PREPROCESSED_SHAPE",
     "Preprocessed",
     "Standardization",
@@ -88,7 +87,8 @@ class Standardization:
 
 @dataclass(frozen=True)
 class Preprocessed:
-    """A standardized volume on one of :data:`GRIDS` and what is needed to go back to its source.
+    """A standardized volume on a :class:`~napari_medsynth.core.choices.Grid` and what is needed to go back
+    to its source.
 
     Attributes
     ----------
@@ -144,7 +144,7 @@ def preprocess_volume(volume: Volume, grid: str = "report") -> Preprocessed:
     Raises
     ------
     ValueError
-        ``grid`` is not one of :data:`GRIDS`.
+        ``grid`` is not one of :class:`~napari_medsynth.core.choices.Grid`.
     MedSynthError
         The volume is constant.
     """
@@ -226,8 +226,8 @@ _GRID_SLICES = {"native": (1, 0), "report": (KEEP_EVERY, KEEP_OFFSET)}  # (every
 
 def _grid_map(source_shape, grid: str) -> tuple[np.ndarray, np.ndarray]:
     """Diagonal map from ``grid``'s voxel indices to source voxel coordinates."""
-    if grid not in GRIDS:
-        raise ValueError(f"grid must be one of {', '.join(GRIDS)}, got {grid!r}")
+    if grid not in tuple(Grid):
+        raise ValueError(f"grid must be one of {', '.join(Grid)}, got {grid!r}")
     every, first = _GRID_SLICES[grid]
     source = np.asarray(source_shape, dtype=np.float64)
     resampled = np.asarray(RESAMPLED_SHAPE, dtype=np.float64)

@@ -11,7 +11,7 @@ from torch import nn
 
 from .devices import resolve_device
 from .errors import Cancelled, MedSynthError
-from .inference import inference_model, precision_context, receptive_radius
+from .inference import inference_model, receptive_radius
 from .patches import patch_grid, patch_starts
 
 __all__ = ["default_batch_size", "preview_volume", "reconstruct_volume"]
@@ -33,7 +33,6 @@ def reconstruct_volume(
     cancel=None,
     *,
     return_spread: bool = False,
-    precision: str = "float32",
     stacks: int = 1,
     engine: str = "auto",
 ):
@@ -71,11 +70,6 @@ def reconstruct_volume(
     return_spread : bool, default=False
         Also return the per-voxel standard deviation of the overlapping predictions, a
         map of where the patches disagree (population std; 0 where one patch covers).
-    precision : {"float32", "bfloat16", "float16"}, default="float32"
-        ``"bfloat16"``/``"float16"``: a fast mode that runs the generator under autocast
-        (TF32 allowed on CUDA); the averaging stays float32. Faster on GPUs and on CPUs
-        with native bfloat16 (AVX512-BF16, AMX), much slower on other CPUs (a warning
-        says so). The output changes slightly: bfloat16 keeps 8 significant bits.
     stacks : int, default=1
         Synthesize the last axis as this many interleaved stacks, each on its own (slices
         ``k, k + stacks, ...``; 3 on the native grid, see
@@ -95,7 +89,7 @@ def reconstruct_volume(
     ------
     ValueError
         ``source`` is not 3D, ``patch``/``stride``/``stacks`` is not positive, ``stacks``
-        does not divide the last axis, or ``precision`` or ``engine`` is unknown.
+        does not divide the last axis, or ``engine`` is unknown.
     Cancelled
         ``cancel`` was set.
     MedSynthError
@@ -113,7 +107,7 @@ def reconstruct_volume(
     mean = torch.empty(volume.shape, dtype=torch.float32)
     spread = torch.empty(volume.shape, dtype=torch.float32) if return_spread else None
     counter = _Counter(progress, sum(per_part))
-    with torch.inference_mode(), precision_context(precision, compute):
+    with torch.inference_mode():
         for index, part in enumerate(parts):
             part_mean, part_spread, batch_size = _average_patches(
                 model, part, patch, stride, batch_size, compute, return_spread, counter, cancel
@@ -173,7 +167,6 @@ def preview_volume(
     device: str | torch.device = "auto",
     tile: int | tuple[int, int, int] | None = None,
     halo: int | None = None,
-    precision: str = "float32",
     stacks: int = 1,
     engine: str = "auto",
     progress: Callable[[int, int], None] | None = None,
@@ -206,8 +199,6 @@ def preview_volume(
         Context voxels around each tile; by default the receptive-field radius of the
         module's convolutions (29 for :class:`~napari_medsynth.core.models.Generator`).
         Needed for a callable that is not an ``nn.Module`` when tiles are used.
-    precision : {"float32", "bfloat16", "float16"}, default="float32"
-        As in :func:`reconstruct_volume`.
     stacks : int, default=1
         As in :func:`reconstruct_volume`: one pass per interleaved stack of the last axis.
     engine : {"auto", "direct", "fft"}, default="auto"
@@ -225,8 +216,8 @@ def preview_volume(
     Raises
     ------
     ValueError
-        ``source`` is not 3D, ``tile`` or ``halo`` is not positive, ``precision`` is
-        unknown, or tiles are needed for a plain callable without ``halo``.
+        ``source`` is not 3D, ``tile`` or ``halo`` is not positive, ``engine`` is unknown,
+        or tiles are needed for a plain callable without ``halo``.
     Cancelled
         ``cancel`` was set.
     MedSynthError
@@ -247,7 +238,7 @@ def preview_volume(
         raise ValueError("preview_volume needs halo= to tile a callable that is not an nn.Module")
     model = _prepared(generator, compute, engine)
     output = torch.empty(volume.shape, dtype=torch.float32)
-    with torch.inference_mode(), precision_context(precision, compute):
+    with torch.inference_mode():
         for index, part in enumerate(parts):
             part = part.to(compute)
             while True:

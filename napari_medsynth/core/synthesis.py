@@ -2,40 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import CheckpointInfo
+from .choices import Grid
 from .errors import MedSynthError
+from .figures import Figures, Quality
 from .ixi import ixi_name
 from .masks import check_mask, head_mask
 from .metrics import gradient_difference_map, quality, quality_by_region, squared_error_map
-from .models import Generator
-from .nifti import Volume, save_volume, strip_nifti_suffix
-from .preprocess import GRIDS, KEEP_EVERY, Preprocessed, check_pair, preprocess_volume, stacks, to_source_grid
+from .nifti import Volume
+from .options import SynthesisOptions
+from .preprocess import KEEP_EVERY, Preprocessed, check_pair, preprocess_volume, stacks, to_source_grid
 from .reconstruct import preview_volume, reconstruct_volume
+from .results import Provenance, save_result
 
-__all__ = [
-    "METRIC_SCOPES",
-    "SynthesisResult",
-    "check_contrast",
-    "compare_on_grids",
-    "save_result",
-    "score_voxelwise",
-    "synthesize",
-]
-
-# Where the figures are taken, the user's view first: the source's own voxel grid (whole
-# volume, and the automatic head mask of :mod:`~napari_medsynth.core.masks`), then the
-# report's 224 x 224 x 32 grid.
-METRIC_SCOPES = {
-    "source": "source grid, whole volume",
-    "head": "source grid, head mask",
-    "report": "report grid (224x224x32)",
-}
+__all__ = ["SynthesisResult", "check_contrast", "compare_on_grids", "score_voxelwise", "synthesize"]
 
 
 @dataclass
@@ -50,15 +37,15 @@ class SynthesisResult:
     standardized : np.ndarray
         The generator's raw output on the preprocessed grid, standardized units:
         ``(224, 224, 96)`` on the native grid, ``(224, 224, 32)`` on the report grid.
-    grid : str
-        ``"native"`` (every resampled slice synthesized) or ``"report"`` (one in three).
+    provenance : Provenance
+        The generator, the options, the source and the truth (the sidecar's content).
     spread : np.ndarray or None
         Standard deviation of the overlapping patch predictions, on the source's grid,
         in standardized units; None unless asked for, in a preview, and at a stride of a
         patch or more (the patches do not overlap).
-    metrics : dict of dict
-        When a ground truth was given: for each of :data:`METRIC_SCOPES`, ``mae``,
-        ``psnr`` (dB) and ``ssim`` (see :func:`compare_on_grids`).
+    metrics : Figures or None
+        When a ground truth was given: MAE, PSNR (dB) and SSIM on each
+        :class:`~napari_medsynth.core.choices.MetricScope` (see :func:`compare_on_grids`).
     maps : dict of np.ndarray
         ``squared_error`` and ``gradient_difference`` on the source's grid (standardized
         units), when a ground truth was given.
@@ -66,84 +53,109 @@ class SynthesisResult:
 
     synthesis: np.ndarray
     standardized: np.ndarray
-    grid: str = "native"
+    provenance: Provenance
     spread: np.ndarray | None = None
-    metrics: dict = field(default_factory=dict)
+    metrics: Figures | None = None
     maps: dict = field(default_factory=dict)
+
+    @property
+    def options(self) -> SynthesisOptions:
+        """The options it was made with."""
+        return SynthesisOptions.from_record(self.provenance.options)
+
+    def all_maps(self) -> dict:
+        """``spread`` and the error maps, by name (None where not made)."""
+        return {"spread": self.spread, **self.maps}
+
+    def save(self, source: Volume, out, *, maps_folder=None, protect=()) -> list[Path]:
+        """Write the synthesis, its sidecar and (with ``maps_folder``) its maps: :func:`save_result`."""
+        return save_result(self.synthesis, source, out, self.provenance, protect=protect, maps_folder=maps_folder,
+                           maps=self.all_maps() if maps_folder is not None else None)
+
+
+# Contrast names as they appear in scan file names (IXI's -T1, BIDS' _T1w, FLAIR...).
+_NAMED_CONTRAST = re.compile(r"(?<![a-z0-9])(t1|t2|pd|flair|mra|dti|dwi)(?:w|-?weighted)?(?![a-z0-9])")
 
 
 def check_contrast(volume: Volume, expected: str, role: str) -> None:
-    """Refuse an IXI-named file whose contrast is not ``expected`` (other names pass).
+    """Refuse an IXI-named T2/PD file whose contrast is not ``expected``; warn (one line, and go on)
+    when another file's name says it is another contrast (``IXI012-HH-1211-T1.nii.gz``,
+    ``sub-01_FLAIR.nii.gz``).
 
     Raises
     ------
     MedSynthError
         For example a PD file given as the source of a T2->PD generator.
     """
-    parsed = ixi_name(volume.path) if volume.path else None
+    if volume.path is None:
+        return
+    parsed = ixi_name(volume.path)
     if parsed and parsed[1] != expected:
         raise MedSynthError(
             f"{volume.path.name} is a {parsed[1]} image, but the {role} of this generator must be {expected}"
         )
+    named = {match.upper() for match in _NAMED_CONTRAST.findall(volume.path.name.lower())}
+    if named and expected not in named:
+        warnings.warn(f"{volume.path.name} looks like a {'/'.join(sorted(named))} image (its name), but the {role} "
+                      f"of this generator is {expected}: the synthesis goes on, check its input", UserWarning,
+                      stacklevel=3)
 
 
 def synthesize(
     source: Volume,
-    generator: Generator,
-    info: CheckpointInfo,
+    generator,
+    options: SynthesisOptions | None = None,
     *,
     target: Volume | None = None,
-    grid: str = "native",
-    stride: int = 8,
-    device="auto",
-    batch_size: int | None = None,
-    spread: bool = False,
-    preview: bool = False,
-    engine: str = "auto",
     mask=None,
-    masked_maps: bool = False,
     progress=None,
     cancel=None,
 ) -> SynthesisResult:
     """Preprocess ``source``, reconstruct it patch by patch, and map the result back.
 
-    On the ``"native"`` grid (the default) every slice of the 224 x 224 x 96 resample is
-    synthesized, as three interleaved stacks of the report's geometry (three times the
-    report grid's patches); on the ``"report"`` grid one slice in three, as the report.
-    With ``preview``, one pass of the fully convolutional generator over each stack
+    ``generator``: a checkpoint file (``.pt``, or a ``.ts``/``.onnx`` export), or the
+    ``(network, info)`` pair :func:`~napari_medsynth.core.checkpoint.load_checkpoint` returns.
+    ``options`` (:class:`~napari_medsynth.core.options.SynthesisOptions`, the defaults if
+    None): on the ``"native"`` grid every slice of the 224 x 224 x 96 resample is synthesized,
+    as three interleaved stacks of the report's geometry (three times the report grid's
+    patches); on the ``"report"`` grid one slice in three, as the report. With ``preview``,
+    one pass of the fully convolutional generator over each stack
     (:func:`~napari_medsynth.core.reconstruct.preview_volume`, about 1/13 of the work at
     stride 8) replaces the patch average; it has no spread map and ignores ``stride``.
-    ``engine`` picks how the convolutions run (``"auto"``, ``"direct"``, ``"fft"``: see
-    :func:`~napari_medsynth.core.reconstruct.reconstruct_volume`). ``mask`` (on the source's
-    grid) replaces the automatic head mask of the metrics; ``masked_maps`` sets the error maps
-    to 0 outside that mask.
+    ``mask`` (on the source's grid) replaces the automatic head mask of the metrics;
+    ``masked_maps`` sets the error maps to 0 outside that mask. The synthesis is clipped at 0 in
+    the target's intensities (a magnitude image), before the figures are taken.
 
     Raises
     ------
     MedSynthError
-        Wrong contrast, a constant volume, a target or mask on another grid.
+        Wrong contrast, a constant volume, a target or mask on another grid, an unreadable checkpoint.
     Cancelled
         ``cancel`` was set.
     """
-    if grid not in GRIDS:
-        raise MedSynthError(f"unknown grid {grid!r}; use {' or '.join(GRIDS)}")
+    from .checkpoint import load_checkpoint
+
+    options = options if options is not None else SynthesisOptions()
+    network, info = load_checkpoint(generator) if isinstance(generator, (str, os.PathLike)) else generator
     check_contrast(source, info.source_contrast, "source")
     if target is not None:
         check_contrast(target, info.target_contrast, "ground truth")
         check_pair(source, target)
     if mask is not None:
         mask = check_mask(mask, source.data.shape)
+    grid = options.grid
     prepared = preprocess_volume(source, grid)
-    count = KEEP_EVERY if grid == "native" else 1
-    spread = spread and stride < info.patch  # patches that do not overlap do not disagree
-    if preview:
-        standardized = preview_volume(generator, prepared.data, device=device, stacks=count, engine=engine,
-                                      progress=progress, cancel=cancel)
+    count = KEEP_EVERY if grid == Grid.NATIVE else 1
+    spread = options.spread and not options.preview and options.stride < info.patch  # (no overlap: no disagreement)
+    if options.preview:
+        standardized = preview_volume(network, prepared.data, device=options.device, stacks=count,
+                                      engine=options.engine, progress=progress, cancel=cancel)
         spread_map = None
     else:
         reconstructed = reconstruct_volume(
-            generator, prepared.data, patch=info.patch, stride=stride, batch_size=batch_size,
-            device=device, progress=progress, cancel=cancel, return_spread=spread, stacks=count, engine=engine,
+            network, prepared.data, patch=info.patch, stride=options.stride, batch_size=options.batch_size,
+            device=options.device, progress=progress, cancel=cancel, return_spread=spread, stacks=count,
+            engine=options.engine,
         )
         standardized, spread_map = reconstructed if spread else (reconstructed, None)
     scale = info.target_intensity
@@ -155,7 +167,7 @@ def synthesize(
             stacklevel=2,
         )
         scale = prepared.standardization
-    if info.residual and grid == "native":
+    if info.residual and grid == Grid.NATIVE:
         # A residual generator adds its output to the source: resample only what it added, and keep
         # the source's own detail, which the 224 x 224 x 96 round trip would smooth, as it is (the
         # report grid stays the report's pipeline, to the bit).
@@ -163,21 +175,27 @@ def synthesize(
                      + to_source_grid(standardized - prepared.data, prepared))
     else:
         on_source = to_source_grid(standardized, prepared)
-    result = SynthesisResult(
-        synthesis=scale.invert(on_source),
-        standardized=standardized,
-        grid=grid,
-        spread=None if spread_map is None else np.maximum(to_source_grid(spread_map, prepared), 0.0),
-    )
+    # A magnitude MR image is never negative: clip at the target's 0 (standardized), before the figures.
+    floor = scale.apply(np.zeros((), np.float32))
+    on_source = np.maximum(on_source, floor)
+    metrics, maps = None, {}
     if target is not None:
         head = mask if mask is not None else head_mask(source.data)
-        result.metrics, result.maps = compare_on_grids(on_source, standardized, prepared, target, head,
-                                                       masked_maps=masked_maps)
-    return result
+        metrics, maps = compare_on_grids(on_source, np.maximum(standardized, floor), prepared, target, head,
+                                         masked_maps=options.masked_maps)
+    return SynthesisResult(
+        synthesis=np.maximum(scale.invert(on_source), 0.0),  # (exactly 0 where clipped, whatever the rounding)
+        standardized=standardized,
+        provenance=Provenance.of(info, options, source=source.path, ground_truth=target.path if target else None,
+                                 metrics=metrics),
+        spread=None if spread_map is None else np.maximum(to_source_grid(spread_map, prepared), 0.0),
+        metrics=metrics,
+        maps=maps,
+    )
 
 
 def compare_on_grids(on_source, standardized, prepared: Preprocessed, target: Volume, mask, masked_maps=False):
-    """The figures of :data:`METRIC_SCOPES` and the error maps of a synthesis against ``target``.
+    """The figures and the error maps of a synthesis against ``target``.
 
     Units: both sides in the ground truth's standardized units, its preprocessing's mean
     and standard deviation (:func:`~napari_medsynth.core.preprocess.preprocess_volume`) on
@@ -203,17 +221,16 @@ def compare_on_grids(on_source, standardized, prepared: Preprocessed, target: Vo
 
     Returns
     -------
-    tuple of dict
-        ``metrics`` (scope -> ``mae``, ``psnr``, ``ssim``) and ``maps``
+    tuple
+        ``metrics`` (:class:`~napari_medsynth.core.figures.Figures`) and ``maps``
         (``squared_error``, ``gradient_difference`` on the source's grid).
     """
     truth_report = preprocess_volume(target, "report")
     truth = truth_report.standardization.apply(target.data)
-    report_slices = stacks(standardized)[1] if prepared.grid == "native" else standardized
-    metrics = {
-        **quality_by_region(on_source, truth, {"source": None, "head": mask}),
-        "report": quality(report_slices, truth_report.data),
-    }
+    report_slices = stacks(standardized)[1] if prepared.grid == Grid.NATIVE else standardized
+    on_source_grid = quality_by_region(on_source, truth, {"source": None, "head": mask})
+    metrics = Figures(source=Quality(**on_source_grid["source"]), head=Quality(**on_source_grid["head"]),
+                      report=Quality(**quality(report_slices, truth_report.data)))
     in_plane = tuple(axis for axis in range(3) if axis != prepared.slice_axis)
     within = mask if masked_maps else None
     maps = {
@@ -223,8 +240,8 @@ def compare_on_grids(on_source, standardized, prepared: Preprocessed, target: Vo
     return metrics, maps
 
 
-def score_voxelwise(predict, source: Volume, target: Volume, mask=None) -> dict:
-    """The figures of :data:`METRIC_SCOPES` of a per-voxel baseline, ``predict(standardized
+def score_voxelwise(predict, source: Volume, target: Volume, mask=None) -> Figures:
+    """The figures of a per-voxel baseline, ``predict(standardized
     source) -> standardized target`` (the identity, or an intensity mapping), applied to the
     source's own voxels and to its report-grid preprocessing."""
     check_pair(source, target)
@@ -232,23 +249,3 @@ def score_voxelwise(predict, source: Volume, target: Volume, mask=None) -> dict:
     on_source = predict(prepared.standardization.apply(source.data))
     mask = check_mask(mask, source.data.shape) if mask is not None else head_mask(source.data)
     return compare_on_grids(on_source, predict(prepared.data), prepared, target, mask)[0]
-
-
-def save_result(result: SynthesisResult, source: Volume, out, maps_folder=None, protect=()) -> list[Path]:
-    """Write the synthesis to ``out`` and its maps to ``maps_folder`` as ``<out stem>_<map>.nii.gz``,
-    each atomically on ``source``'s grid with its affine; never over a ``protect`` path.
-
-    Returns
-    -------
-    list of Path
-        The files written, the synthesis first.
-    """
-    out = Path(out)
-    written = [save_volume(out, result.synthesis, source, protect=protect)]
-    if maps_folder is not None:
-        stem = strip_nifti_suffix(out.name)
-        maps = {"spread": result.spread, **result.maps}
-        for name, data in maps.items():
-            if data is not None:
-                written.append(save_volume(Path(maps_folder) / f"{stem}_{name}.nii.gz", data, source, protect=protect))
-    return written

@@ -12,7 +12,7 @@ import argparse
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
-from .choices import DIRECTIONS, ENGINES, VARIANTS, parse_direction
+from .choices import Direction, Engine, Variant, parse_direction
 from .errors import MedSynthError
 
 __all__ = [
@@ -45,9 +45,9 @@ class TrainConfig:
 
     data: str = _option(help="folder of IXI T2/PD pairs", metavar="DIR", required=True)
     out: str = _option(help="run folder", metavar="RUN_DIR", required=True)
-    direction: str = _option("t2-pd", choices=tuple(DIRECTIONS))
+    direction: str = _option("t2-pd", choices=tuple(Direction))
     variant: str = _option("G1", "G1: L2; G2: +adversarial; G3: +gradient difference; G4: G3 fine-tuned with L1",
-                           choices=VARIANTS, type=str.upper)
+                           choices=tuple(Variant), type=str.upper)
     residual: bool = _option(False, "add the source to the output (residual learning)")
     init: str | None = _option(None, "start from these weights (G4: G3's best.pt)", metavar="CHECKPOINT")
     epochs: int = _option(32, type=int)
@@ -78,21 +78,18 @@ class TrainConfig:
     all_stacks: bool = _option(False, "train and validate on all three interleaved slice stacks of each subject "
                                       "(every slice of the 224x224x96 resample: 3x the patches, the same geometry)")
     engine: str = _option("auto", "how the generator's convolutions run: auto (the faster per layer), direct, or "
-                                  "fft (transform domain); checkpoints are the same either way", choices=ENGINES)
+                                  "fft (transform domain); checkpoints are the same either way", choices=tuple(Engine))
 
     def __post_init__(self):
-        self.direction = parse_direction(self.direction)
-        self.variant = self.variant.upper()
-        if self.variant not in VARIANTS:
-            raise MedSynthError(f"unknown variant {self.variant!r}; use {', '.join(VARIANTS)}")
+        self.direction = parse_direction(self.direction).value
+        self.variant = Variant.parse(self.variant.upper(), "variant").value
         if self.epochs < 1 or self.batch_size < 1 or self.val_stride < 1 or not self.lr > 0:
             raise MedSynthError("epochs, batch size, validation stride and learning rate must be positive")
         if not (self.width > 0 and self.discriminator_width > 0):
             raise MedSynthError("--width and --discriminator-width must be positive")
         if self.lr_schedule not in LR_SCHEDULES:
             raise MedSynthError(f"unknown learning-rate schedule {self.lr_schedule!r}; use {', '.join(LR_SCHEDULES)}")
-        if self.engine not in ENGINES:
-            raise MedSynthError(f"unknown engine {self.engine!r}; use {', '.join(ENGINES)}")
+        self.engine = Engine.parse(self.engine, "engine").value
         if self.variant != "G1" and self.batch_size < 2:
             raise MedSynthError(f"{self.variant} splits each batch into real and generated halves: "
                                 "use --batch-size 2 or more")

@@ -1,0 +1,156 @@
+"""The synthesis dock's layer bookkeeping: results replace their generator's earlier layers, a
+preview is swapped for its refinement, a cancelled rerun keeps the finished result, and the grid
+shows source | synthesis | truth | maps side by side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .._layers import result_layers
+from ..core.choices import Direction
+from ..core.synthesis import SynthesisResult
+from .synthesis_job import SynthesisRequest
+
+__all__ = ["PREVIEW", "ResultView", "ShownResult", "grid_tile"]
+
+PREVIEW = "preview"  # the label suffix of a one-pass preview's layers until the refinement replaces them
+
+
+@dataclass(frozen=True)
+class ShownResult:
+    """A result on screen: its synthesis layer's name, what made it and its status line."""
+
+    name: str
+    request: SynthesisRequest
+    preview: bool
+    line: str = ""
+
+
+class ResultView:
+    """The result layers of one synthesis dock in ``viewer``."""
+
+    def __init__(self, viewer):
+        self.viewer = viewer
+        self.shown: ShownResult | None = None  # the result Save writes
+        self.finished: ShownResult | None = None  # the last refined result
+        self._preview_run: str | None = None  # the run key of the preview on screen
+        self._grid_tiles = ()
+
+    def show(self, request: SynthesisRequest, result: SynthesisResult, *, preview: bool, side_by_side: bool) -> str:
+        """Show ``result`` (replacing this generator's earlier layers for the subject, or its preview);
+        returns the synthesis layer's name."""
+        if not preview:
+            self.drop_preview()
+        provenance = result.provenance
+        target = Direction(provenance.direction).contrasts[1]
+        label = f"{provenance.variant} {PREVIEW}" if preview else provenance.variant
+        run_key = f"{request.subject} {target} [{label}]"
+        metadata = {"provenance": provenance.record(), "medsynth_run": run_key, "preview": preview,
+                    "synthesized_from": request.source_layer, "ground_truth": request.truth_layer,
+                    "metrics": result.metrics.as_dict() if result.metrics is not None else {}}
+        layers = result_layers(result, request.source, subject=request.subject, label=label, target=target,
+                               metadata=metadata)
+        names = self._add(layers, run_key)
+        self._preview_run = run_key if preview else None
+        self.shown = ShownResult(names[0], request, preview)
+        self.apply_grid(side_by_side)
+        return names[0]
+
+    def settle(self, line: str) -> None:
+        """The shown result is the refined one; ``line`` is its status."""
+        self.shown = self.finished = ShownResult(self.shown.name, self.shown.request, False, line)
+
+    def drop_preview(self) -> None:
+        """Remove the preview's layers (the refinement replaces them, or a finished result stays)."""
+        run_key, self._preview_run = self._preview_run, None
+        layers = self.viewer.layers
+        for layer in [layer for layer in layers if run_key and layer.metadata.get("medsynth_run") == run_key]:
+            layers.remove(layer)
+
+    def keep_finished(self, side_by_side: bool) -> str:
+        """After a cancel or an error: the earlier finished result, when it is still on screen, stays
+        (and is what Save writes) and the preview goes; else the preview stays, named as one.
+        Returns the words that say which."""
+        if self._preview_run is None:
+            return ""
+        if self.finished is not None and self.finished.name in self.viewer.layers:
+            self.drop_preview()
+            self.shown = self.finished
+            self.apply_grid(side_by_side)
+            return f"; the earlier result stays: {self.finished.line}"
+        return f"; only the one-pass preview is left ({self.shown.name}): Save writes that"
+
+    def _add(self, layers: list[tuple], run_key: str) -> list[str]:
+        """Add the result layers in their order, replacing the run's previous ones."""
+        names = [kwargs["name"] for _, kwargs, _ in layers]
+        existing = self.viewer.layers
+        for layer in list(existing):
+            if layer.metadata.get("medsynth_run") == run_key and layer.name not in names:
+                existing.remove(layer)
+        for previous, (data, kwargs, _) in zip([None, *names], layers):
+            if kwargs["name"] not in existing:
+                self.viewer.add_image(data, **kwargs)
+            else:
+                layer = existing[kwargs["name"]]
+                layer.data = data
+                for key in ("scale", "translate", "contrast_limits", "colormap", "metadata"):
+                    setattr(layer, key, kwargs[key])
+            if previous is not None:  # a map added by a later run goes beside its synthesis
+                existing.move(existing.index(kwargs["name"]), existing.index(previous) + 1)
+        return names
+
+    def apply_grid(self, side_by_side: bool) -> None:
+        """Side by side: source | synthesis | ground truth | maps in napari's grid (one shared camera),
+        each tile labelled with its layer's name and the whole head in view. Off: the maps are hidden
+        and the synthesis is on top, over its source."""
+        grid, layers = _grid(self.viewer), self.viewer.layers
+        shown = self.shown if self.shown is not None and self.shown.name in layers else None
+        if not side_by_side or shown is None:
+            was_grid = grid.enabled
+            grid.enabled = False
+            for layer in layers:
+                layer.name_overlay.visible = False
+                if "medsynth_run" in layer.metadata and "map" in layer.metadata:
+                    layer.visible = False
+            if shown is not None:
+                layers[shown.name].visible = True
+                layers.move(layers.index(shown.name), len(layers))
+            if was_grid:
+                self.viewer.reset_view()
+            self._grid_tiles = ()
+            return
+        synthesis = layers[shown.name]
+        run_key = synthesis.metadata["medsynth_run"]
+        ordered = [synthesis.metadata["synthesized_from"], synthesis.name, synthesis.metadata["ground_truth"],
+                   *(layer.name for layer in layers
+                     if layer.metadata.get("medsynth_run") == run_key and layer.name != synthesis.name)]
+        ordered = [name for name in ordered if name and name in layers]
+        for layer in layers:
+            layer.visible = layer.name in ordered
+        for name in reversed(ordered):  # source on top of the list
+            layers.move(layers.index(name), len(layers))
+        grid.shape = (-1, min(3, len(ordered)))
+        grid.enabled = True
+        if grid_tile(grid, layers, ordered[0]) != (0, 0):  # this napari fills the grid from the bottom layer up
+            for name in ordered:
+                layers.move(layers.index(name), len(layers))
+        for layer in layers:
+            layer.name_overlay.visible = layer.name in ordered
+        if tuple(ordered) != self._grid_tiles:  # new tiles: fit the whole head into each
+            self._grid_tiles = tuple(ordered)
+            self.viewer.reset_view()
+
+
+def _grid(viewer):
+    """napari's grid settings (``viewer.canvas.grid`` from napari 0.9, ``viewer.grid`` before)."""
+    canvas = getattr(viewer, "canvas", None)
+    return canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid
+
+
+def grid_tile(grid, layers, name: str) -> tuple[int, int]:
+    """(row, column) of layer ``name``'s tile in napari's grid (its API changed in napari 0.9)."""
+    index = layers.index(name)
+    try:
+        return tuple(grid.position(index, layers))
+    except TypeError:  # napari < 0.9: position(index, nlayers)
+        return tuple(grid.position(index, len(layers)))
