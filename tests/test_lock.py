@@ -79,13 +79,13 @@ def test_sigkill_with_loader_workers_then_resume_at_once_continues(phantom_dir, 
     at once: the new trainer takes the folder over and finishes the run."""
     out = tmp_path / "killed"
     command = [sys.executable, "-m", "src_train", "train", "--data", str(phantom_dir), "--out", str(out), *TINY,
-               "--epochs", "2", "--workers", "2"]
+               "--epochs", "1", "--workers", "2"]
     trainer = subprocess.Popen(command, stderr=subprocess.DEVNULL)
     events, deadline = out / "events.jsonl", time.monotonic() + 240
-    while True:  # until the first step of epoch 2: last.pt holds epoch 1, the epoch's workers run
+    while True:  # until the first step: the epoch's loader workers run
         assert trainer.poll() is None and time.monotonic() < deadline
         lines = events.read_text().splitlines() if events.is_file() else []
-        if any(line.startswith('{"kind": "step", ') and '"epoch": 2,' in line for line in lines):
+        if any(line.startswith('{"kind": "step", ') for line in lines):
             break
         time.sleep(0.05)
     workers = psutil.Process(trainer.pid).children()
@@ -101,5 +101,5 @@ def test_sigkill_with_loader_workers_then_resume_at_once_continues(phantom_dir, 
     assert f"taking over from PID {trainer.pid}" in resumed.stderr
     assert "is being trained by" not in resumed.stderr and "Traceback" not in resumed.stderr
     with open(out / "metrics.csv") as handle:
-        assert [int(row["epoch"]) for row in csv.DictReader(handle)] == [1, 2]
+        assert [int(row["epoch"]) for row in csv.DictReader(handle)] == [1]
     assert (out / "last.pt").is_file() and not (out / ".lock").exists()

@@ -14,7 +14,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def test_the_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     code = re.search(r"<!-- python-example -->\n```python\n(.*?)```", README.read_text(), re.S).group(1)
     monkeypatch.chdir(tmp_path)
-    assert main(["phantom", "data", "--subjects", "1", "--shape", "128", "128", "65"]) == 0
+    assert main(["phantom", "data", "--subjects", "1", "--shape", "96", "96", "48"]) == 0
     capsys.readouterr()
     namespace = {}
     exec(compile(code, "README.md", "exec"), namespace)

@@ -212,7 +212,7 @@ def test_a_layer_from_elsewhere_is_placed_by_napari(make_napari_viewer, tmp_path
         save(viewer, "flat", tmp_path / "flat.nii.gz")
 
 
-def test_the_cli_the_docks_save_and_file_save_write_the_same_file(make_napari_viewer, qtbot, phantom_dir,
+def test_the_cli_the_docks_save_and_file_save_write_the_same_file(make_napari_viewer, qtbot, coded_pair,
                                                                     tmp_path, monkeypatch):
     """One writer: the same header fields (descrip, qform/sform and their codes, cal_min/max), the same
     voxels and the same provenance, whichever of the three paths wrote the synthesis."""
@@ -222,8 +222,7 @@ def test_the_cli_the_docks_save_and_file_save_write_the_same_file(make_napari_vi
     from napari_medsynth.core.options import SynthesisOptions
 
     monkeypatch.setattr(RUNS, "_folder", tmp_path / "runs")
-    t2_path = sorted(phantom_dir.glob("*-T2.nii.gz"))[0]
-    pd_path = Path(str(t2_path).replace("-T2.", "-PD."))
+    t2_path, pd_path = coded_pair  # qform code 1, sform code 4: both kept
     checkpoint = tiny_checkpoint(tmp_path / "runs" / "t2-pd-G3" / "best.pt")
     cli_out = tmp_path / "cli" / "synth.nii.gz"
     assert main(["synthesize", str(t2_path), "--checkpoint", str(checkpoint), "--target", str(pd_path),

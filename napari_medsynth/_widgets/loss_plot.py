@@ -31,7 +31,6 @@ class LossPlot(FigureCanvasQTAgg):
         (self.loss_d,) = self.loss_axes.plot([], [], label="D", color="tab:red", marker=".", markersize=3)
         (self.psnr,) = self.psnr_axes.plot([], [], marker="o", color="tab:blue")
         (self.mae,) = self.mae_axes.plot([], [], marker="s", color="tab:orange")
-        self.loss_axes.legend(loc="upper right", fontsize="small")
         self.points: dict[str, list[tuple[float, float]]] = {}
         self.clear()
 
@@ -59,6 +58,10 @@ class LossPlot(FigureCanvasQTAgg):
             line = getattr(self, name)
             xs, ys = zip(*self.points[name]) if self.points[name] else ((), ())
             line.set_data(xs, ys)
+        # the legend names the curves the run has: a G1 run has no discriminator
+        shown = [line for line in (self.loss_g, self.loss_d) if len(line.get_xdata())]
+        self.loss_axes.legend(shown, [line.get_label() for line in shown], loc="upper right",
+                              fontsize="small").set_visible(bool(shown))
         for axes in (self.loss_axes, self.psnr_axes, self.mae_axes):
             axes.relim()
             axes.autoscale_view()

@@ -231,6 +231,8 @@ class TrainingWidget(Container):
         self._load_curves()
         self._status.value = f"{'resuming' if resume else 'training'}: {self.run_dir}"
         self._start.enabled, self._resume.enabled, self._stop.enabled = False, False, True
+        # the live curves sit below the form: bring them (and Stop, the progress above them) into view
+        self._form.root_native_widget.ensureWidgetVisible(self._plot, 0, 0)
         self._timer.start()
         return self._process
 
