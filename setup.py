@@ -30,8 +30,7 @@ setup(
         "torch>=2.1",
         "nibabel>=4",
         "numpy",
-        "qtpy",
-        "pyqt5",
+        "qtpy",  # the plugin reaches Qt only through qtpy: PyQt5 or PyQt6 (the extras below)
         "scipy",
         "tqdm",
         "matplotlib",
@@ -39,6 +38,12 @@ setup(
         "platformdirs",  # the settings file's place on each OS (a napari dependency already)
     ],
     extras_require={
+        # The Qt binding is the user's choice, as napari's plugin guidelines ask ("don't include
+        # PyQt5 or PyQt6 in your plugin's default dependencies": a pip binding beside a conda one
+        # breaks the environment). PyQt5 is the product's own (.ci/install, the README); PyQt6 is
+        # tested in CI too (.ci/legs qt6).
+        "pyqt5": ["pyqt5"],
+        "pyqt6": ["PyQt6"],
         # ruff pinned: a new release may add checks that fail CI on unchanged code
         "test": ["pytest", "pytest-qt", "monai", "torchio<2", "ruff==0.17.6"],
         # medsynth export --format onnx (onnx checks the file) and synthesize --checkpoint X.onnx

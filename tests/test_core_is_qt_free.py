@@ -13,7 +13,8 @@ def test_core_and_public_api_import_no_gui():
         "    importlib.import_module('napari_medsynth.core.' + m.name)\n"
         "from napari_medsynth import Generator, Discriminator, reconstruct_volume, save_checkpoint, load_checkpoint\n"
         "import napari_medsynth.cli, src_train\n"
-        "gui = sorted({n.split('.')[0] for n in sys.modules} & {'qtpy', 'PyQt5', 'napari', 'magicgui', 'vispy'})\n"
+        "gui = sorted({n.split('.')[0] for n in sys.modules}\n"
+        "             & {'qtpy', 'PyQt5', 'PyQt6', 'napari', 'magicgui', 'vispy'})\n"
         "print(','.join(gui))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
