@@ -19,17 +19,20 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="BSD-3-Clause",
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     packages=find_packages(include=["napari_medsynth", "napari_medsynth.*", "src_train", "src_train.*"]),
     # napari.yaml and the icon live at the repo root (the design card); the package holds
     # links to them so that an installed plugin loads exactly that manifest.
     package_data={"napari_medsynth": ["napari.yaml", "icon.svg", "data/*", "data/generators/*"]},
+    # Lower bounds: the oldest versions the suite passes with (.ci/legs wheel installs exactly
+    # these); torch 2.13 and Python 3.11 because no older CPU build of torch can be installed
+    # where CI runs (PyPI's Linux torch pulls GBs of CUDA), so nothing older is tested.
     install_requires=[
-        "napari>=0.5",
-        "magicgui",
-        "torch>=2.1",
-        "nibabel>=4",
-        "numpy",
+        "napari>=0.9.0",
+        "magicgui>=0.10.0",
+        "torch>=2.13.0",
+        "nibabel>=5.2.0",
+        "numpy>=2.0.2",
         "qtpy",  # the plugin reaches Qt only through qtpy: PyQt5 or PyQt6 (the extras below)
         "scipy",
         "tqdm",

@@ -69,9 +69,9 @@ class SynthesisWidget(Container):
         self._remember = True
         form = self.form
         narrow(self._status, form.generator, form.source, form.truth, form.mask, *form.options.values())
-        self._scroll = scrolling_form(self, [
-            *form.widgets(), self._run, self._folder, self._folder_out, self._run_folder, self._cancel,
-            self._progress, self._status, self._save_path, self._save, self._export_format, self._export_path,
+        self._scroll = scrolling_form(self, [  # what a run shows (progress, figures) right below its button
+            *form.widgets(), self._run, self._cancel, self._progress, self._status, self._save_path, self._save,
+            self._folder, self._folder_out, self._run_folder, self._export_format, self._export_path,
             self._export, self._restore])
 
         form.direction.changed.connect(form.pick_layers)
@@ -236,6 +236,7 @@ class SynthesisWidget(Container):
             return
         self.job.start(request)
         self._status.value = "previewing..." if request.preview_first else "synthesizing..."
+        self._show_progress()
 
     def start_folder(self, folder=None, out=None):
         """Synthesize every file of the folder into the folder output, in a worker thread (files,
@@ -260,6 +261,11 @@ class SynthesisWidget(Container):
         maps = out if options.spread or options.masked_maps else None
         self.job.start_folder(folder, self.form.generator.value, out, options, maps)
         self._status.value = f"synthesizing the files of {folder}..."
+        self._show_progress()
+
+    def _show_progress(self):
+        """Scroll the dock so that Cancel, the progress bar and the status line are in view."""
+        self._scroll.root_native_widget.ensureWidgetVisible(self._status.native, 0, 0)
 
     def cancel(self):
         """Stop the running synthesis after its current batch of patches."""
@@ -278,6 +284,7 @@ class SynthesisWidget(Container):
         self._progress.label = unit
         self._progress.max, self._progress.value = total, done
         self._status.value = text
+        self._viewer.status = f"MedSynth: {text}"  # napari's status bar, not "Ready", while it works
 
     def _on_preview(self, request: SynthesisRequest, result):
         name = self.view.show(request, result, preview=True, side_by_side=self.form.side_by_side.value)

@@ -4,7 +4,7 @@ without numpy or torch (so that building a parser stays instant)."""
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from .errors import MedSynthError
 
@@ -22,12 +22,9 @@ __all__ = [
 ]
 
 
-class Choice(str, Enum):
+class Choice(StrEnum):
     """A named choice that is its own string: ``Grid.NATIVE == "native"``, ``f"{Grid.NATIVE}"`` is
     ``"native"``, and ``json.dumps`` writes the value."""
-
-    __str__ = str.__str__
-    __format__ = str.__format__
 
     @classmethod
     def parse(cls, value, what: str):
