@@ -60,9 +60,14 @@ setup(
         ],
     },
     classifiers=[
+        "Development Status :: 3 - Alpha",
         "Framework :: napari",
         "Intended Audience :: Science/Research",
+        "Operating System :: OS Independent",
         "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.11",
+        "Topic :: Scientific/Engineering :: Image Processing",
         "Topic :: Scientific/Engineering :: Medical Science Apps.",
     ],
 )
