@@ -45,7 +45,7 @@ def test_demo_without_a_display_runs_headless_writes_the_results_and_beats_both_
     monkeypatch.chdir(tmp_path)
     save_settings(direction="t2-pd", grid="report")  # a user's remembered choices
     remembered = settings_path().read_bytes()
-    assert main(["demo", "--stride", "16", "--device", "cpu"]) == 0
+    assert main(["demo", "--stride", "24", "--device", "cpu"]) == 0  # overlapping patches (a spread map), for time
     assert settings_path().read_bytes() == remembered  # the demo leaves them alone
     printed = capsys.readouterr()
     assert "no display to open napari on: running headless into demo-output/" in printed.err
@@ -67,7 +67,7 @@ def test_demo_without_a_display_runs_headless_writes_the_results_and_beats_both_
 
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["direction"] == "PD->T2"
-    assert summary["options"]["stride"] == 16 and summary["options"]["grid"] == "native"
+    assert summary["options"]["stride"] == 24 and summary["options"]["grid"] == "native"
     metrics = summary["metrics"]
     demo = metrics["G4+RL (demo generator)"]
     for baseline in BASELINES:  # on a subject none of them was fitted on, on the grid the user sees
@@ -87,7 +87,9 @@ def test_headless_demo_into_an_unwritable_folder_is_one_line(tmp_path, capsys):
 def test_demo_viewer_shows_source_synthesis_truth_and_maps_side_by_side(make_napari_viewer, qtbot):
     save_settings(direction="t2-pd", grid="report")  # a user's remembered choices
     remembered = settings_path().read_bytes()
-    viewer, widget = open_demo_viewer(make_napari_viewer(), options=SynthesisOptions(stride=32, device="cpu"))
+    # (the report grid and stride 32, for time: the native grid is the dock's own tests')
+    options = SynthesisOptions(grid="report", stride=32, device="cpu")
+    viewer, widget = open_demo_viewer(make_napari_viewer(), options=options)
     qtbot.waitUntil(lambda: widget.worker is None, timeout=180_000)
     assert settings_path().read_bytes() == remembered  # PD->T2 is the demo's, not the user's next direction
     tiles = ["phantom PD", "phantom T2 synth [G4+RL]", "phantom T2",  # source | synthesis | truth
