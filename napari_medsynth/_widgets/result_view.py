@@ -18,11 +18,11 @@ PREVIEW = "preview"  # the label suffix of a one-pass preview's layers until the
 
 @dataclass(frozen=True)
 class ShownResult:
-    """A result on screen: its synthesis layer's name, what made it and its status line."""
+    """A result on screen: its synthesis layer's name, what made it and its status line (whether it
+    is a preview: its layer's ``metadata["preview"]``)."""
 
     name: str
     request: SynthesisRequest
-    preview: bool
     line: str = ""
 
 
@@ -52,13 +52,13 @@ class ResultView:
                                metadata=metadata)
         names = self._add(layers, run_key)
         self._preview_run = run_key if preview else None
-        self.shown = ShownResult(names[0], request, preview)
+        self.shown = ShownResult(names[0], request)
         self.apply_grid(side_by_side)
         return names[0]
 
     def settle(self, line: str) -> None:
         """The shown result is the refined one; ``line`` is its status."""
-        self.shown = self.finished = ShownResult(self.shown.name, self.shown.request, False, line)
+        self.shown = self.finished = ShownResult(self.shown.name, self.shown.request, line)
 
     def drop_preview(self) -> None:
         """Remove the preview's layers (the refinement replaces them, or a finished result stays)."""
