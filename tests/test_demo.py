@@ -9,6 +9,7 @@ import numpy as np
 
 from napari_medsynth._widgets._settings import save_settings, settings_path
 from napari_medsynth._widgets.synthesis import grid_tile
+from napari_medsynth._widgets.tile_labels import tile_label
 from napari_medsynth.cli import main
 from napari_medsynth.core.baselines import BASELINES
 from napari_medsynth.core.catalog import bundled_generators, bundled_mapping, default_generator, describe
@@ -97,5 +98,13 @@ def test_demo_viewer_shows_source_synthesis_truth_and_maps_side_by_side(make_nap
     assert viewer.canvas.grid.enabled and all(layer.visible for layer in viewer.layers)
     assert [grid_tile(viewer.canvas.grid, viewer.layers, name) for name in tiles] == [
         (0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
-    assert all(layer.name_overlay.visible for layer in viewer.layers)
+    # At napari's default window (~110 px tiles) each tile's label names its role and fits its tile.
+    qtbot.wait(100)
+    canvas = viewer.window._qt_viewer.canvas
+    room = canvas.size[1] / 3 - viewer.canvas.overlay_tiling.padding[0]
+    for name, role in zip(tiles, ["source PD", "synthesis", "truth T2", "error", "grad. diff."], strict=True):
+        label = tile_label(viewer.layers[name])
+        assert label.visible and label.text == role and not viewer.layers[name].name_overlay.visible
+        width = canvas._layer_overlay_to_visual[viewer.layers[name]][label].node.get_width_height()[0]
+        assert 0 < width <= room, (role, width, room)
     assert viewer.layers["phantom T2 synth [G4+RL]"].metadata["metrics"]["source"]["psnr"] > 20

@@ -12,6 +12,7 @@ from conftest import smooth_volume, write_nifti
 from napari_medsynth._widgets._shared import RUNS
 from napari_medsynth._widgets.synthesis import SynthesisWidget, grid_tile
 from napari_medsynth._widgets.synthesis_job import JobState
+from napari_medsynth._widgets.tile_labels import tile_label
 from napari_medsynth._widgets.training import TrainingWidget
 from napari_medsynth.core.checkpoint import save_checkpoint
 from napari_medsynth.core.models import Generator
@@ -411,7 +412,8 @@ def test_both_docks_fit_a_1600x1000_screen_and_every_grid_tile_shows_the_whole_h
     grid = viewer.canvas.grid
     tiles = [layer for layer in viewer.layers if layer.visible]
     assert grid.enabled and len(tiles) == 5  # source, synthesis, truth, two error maps (no spread at stride 32)
-    assert all(layer.name_overlay.visible for layer in tiles)  # each tile says what it shows
+    assert [tile_label(layer).text for layer in tiles] == [  # each tile says what it shows
+        "source T2", "synthesis", "truth PD", "error", "grad. diff."]
     height, width = viewer.canvas.viewbox_size(viewer.layers)
     camera = viewer.scene.camera  # napari 0.9 (viewer.camera before)
     shown = np.array([[camera.center[-2] - height / 2 / camera.zoom, camera.center[-1] - width / 2 / camera.zoom],

@@ -10,10 +10,13 @@ from .._layers import result_layers
 from ..core.choices import Direction
 from ..core.synthesis import SynthesisResult
 from .synthesis_job import SynthesisRequest
+from .tile_labels import hide_tile_label, show_tile_label
 
 __all__ = ["PREVIEW", "ResultView", "ShownResult", "grid_tile"]
 
 PREVIEW = "preview"  # the label suffix of a one-pass preview's layers until the refinement replaces them
+# tile labels, short enough for napari's default window (three tiles of ~110 px)
+MAP_ROLES = {"spread": "spread", "squared_error": "error", "gradient_difference": "grad. diff."}
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ class ResultView:
 
     def apply_grid(self, side_by_side: bool) -> None:
         """Side by side: source | synthesis | ground truth | maps in napari's grid (one shared camera),
-        each tile labelled with its layer's name and the whole head in view. Off: the maps are hidden
+        each tile labelled with its role and the whole head in view. Off: the maps are hidden
         and the synthesis is on top, over its source."""
         grid, layers = _grid(self.viewer), self.viewer.layers
         shown = self.shown if self.shown is not None and self.shown.name in layers else None
@@ -109,7 +112,7 @@ class ResultView:
             was_grid = grid.enabled
             grid.enabled = False
             for layer in layers:
-                layer.name_overlay.visible = False
+                hide_tile_label(layer)
                 if "medsynth_run" in layer.metadata and "map" in layer.metadata:
                     layer.visible = False
             if shown is not None:
@@ -134,11 +137,24 @@ class ResultView:
         if grid_tile(grid, layers, ordered[0]) != (0, 0):  # this napari fills the grid from the bottom layer up
             for name in ordered:
                 layers.move(layers.index(name), len(layers))
+        roles = _tile_roles(layers, synthesis, ordered)
         for layer in layers:
-            layer.name_overlay.visible = layer.name in ordered
+            if layer.name in roles:
+                show_tile_label(layer, roles[layer.name])
+            else:
+                hide_tile_label(layer)
         if tuple(ordered) != self._grid_tiles:  # new tiles: fit the whole head into each
             self._grid_tiles = tuple(ordered)
             self.viewer.reset_view()
+
+
+def _tile_roles(layers, synthesis, ordered: list[str]) -> dict[str, str]:
+    """The tile label of each layer of ``ordered`` (source, synthesis, truth, maps): its role, with
+    the contrast for the inputs."""
+    source, target = Direction(synthesis.metadata["provenance"]["direction"]).contrasts
+    roles = {synthesis.metadata["synthesized_from"]: f"source {source}", synthesis.name: "synthesis",
+             synthesis.metadata["ground_truth"]: f"truth {target}"}
+    return {name: roles.get(name) or MAP_ROLES.get(layers[name].metadata.get("map"), name) for name in ordered}
 
 
 def _grid(viewer):
