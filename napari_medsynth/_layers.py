@@ -11,8 +11,8 @@ from .core.errors import MedSynthError
 from .core.ixi import ixi_name
 from .core.nifti import Volume, display_affine, from_display, to_display
 
-__all__ = ["RESULT_MAPS", "layer_mask", "layer_volume", "result_layers", "robust_contrast_limits", "volume_layer",
-           "write_result_layer"]
+__all__ = ["RESULT_MAPS", "layer_mask", "layer_volume", "map_layers", "result_layers", "robust_contrast_limits",
+           "synthesis_layer", "volume_layer", "write_result_layer"]
 
 _SAMPLE_VOXELS = 200_000
 
@@ -119,23 +119,39 @@ def result_layers(result, source: Volume, *, subject: str, label: str, target: s
     every layer shares the source's scale and translate and carries ``metadata``, and the
     source's file as ``synthesized_from_path`` (its header is the one a saved result keeps).
     """
-    stem = f"{subject} {target}"
-    layers = [volume_layer(Volume(result.synthesis, source.affine, source.header), name=f"{stem} synth [{label}]",
-                           subject=subject, contrast=target)]
-    maps = result.all_maps()
+    synthesis = synthesis_layer(result.synthesis, source, name=f"{subject} {target} synth [{label}]",
+                                subject=subject, target=target, metadata=metadata, header=source.header)
+    return [synthesis, *map_layers(result.all_maps(), source, subject=subject, label=label, target=target,
+                                   metadata=metadata)]
+
+
+def synthesis_layer(data, source: Volume, *, name: str, subject: str, target: str, metadata: dict,
+                    header=None) -> tuple:
+    """The layer tuple of a synthesis (``data`` on ``source``'s grid) named ``name``."""
+    layer = volume_layer(Volume(data, source.affine, header), name=name, subject=subject, contrast=target)
+    _mark_result(layer, source, metadata)
+    return layer
+
+
+def map_layers(maps: dict, source: Volume, *, subject: str, label: str, target: str, metadata: dict) -> list[tuple]:
+    """Layer tuples of the :data:`RESULT_MAPS` in ``maps`` (on ``source``'s grid), each in its colormap."""
+    layers = []
     for key, (suffix, colormap) in RESULT_MAPS.items():
         if maps.get(key) is None:
             continue
-        data, kwargs, kind = volume_layer(Volume(maps[key], source.affine), name=f"{stem} {suffix} [{label}]",
-                                          subject=subject, contrast=target)
+        data, kwargs, kind = volume_layer(Volume(maps[key], source.affine), subject=subject, contrast=target,
+                                          name=f"{subject} {target} {suffix} [{label}]")
         low, high = robust_contrast_limits(data, 0.0, 99.5)
         kwargs.update(colormap=colormap, contrast_limits=(low, high), blending="translucent")
         kwargs["metadata"]["map"] = key
+        _mark_result((data, kwargs, kind), source, metadata)
         layers.append((data, kwargs, kind))
-    for _, kwargs, _ in layers:
-        kwargs["metadata"].update(metadata, source_path=None,
-                                  synthesized_from_path=str(source.path) if source.path else None)
     return layers
+
+
+def _mark_result(layer: tuple, source: Volume, metadata: dict) -> None:
+    layer[1]["metadata"].update(metadata, source_path=None,
+                                synthesized_from_path=str(source.path) if source.path else None)
 
 
 def write_result_layer(layer, path, protect=()) -> list[Path]:

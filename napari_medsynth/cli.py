@@ -1,4 +1,4 @@
-"""The ``medsynth`` command: ``phantom``, ``check``, ``synthesize``, ``export``, ``demo``."""
+"""The ``medsynth`` command: ``phantom``, ``check``, ``synthesize``, ``compare``, ``export``, ``demo``."""
 
 from __future__ import annotations
 
@@ -75,6 +75,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_synthesis_arguments(synth)
     synth.set_defaults(handler=_synthesize)
+
+    compare = commands.add_parser(
+        "compare",
+        help="compare several generators (and the intensity mapping) on one subject",
+        description=(
+            "Synthesize SOURCE with each generator on one preprocessing and the same options, score each "
+            "against GT beside the bundled per-voxel intensity mapping, and write each synthesis (with its "
+            "sidecar), OUT/metrics.csv (one row per generator and baseline: MAE, PSNR and SSIM on each "
+            "scope) and OUT/compare.png (one row per generator: the synthesis and its squared error). "
+            "A generator that cannot run is one line and the others go on (exit 1 at the end)."
+        ),
+    )
+    compare.add_argument("source", type=Path, metavar="SOURCE", help="T2 or PD volume (.nii or .nii.gz)")
+    compare.add_argument("--target", type=Path, required=True, metavar="GT", help="ground truth of the target contrast")
+    compare.add_argument("--checkpoint", type=Path, nargs="+", metavar="CKPT",
+                         help="generator checkpoints (default: every bundled generator of --direction)")
+    compare.add_argument("--direction", metavar="t2-pd|pd-t2",
+                         help="the direction compared (default: the first checkpoint's; with no --checkpoint, "
+                              "the one SOURCE's IXI name says, else t2-pd)")
+    compare.add_argument("--out", type=Path, required=True, metavar="OUT", help="output folder (created if missing)")
+    compare.add_argument("--mask", type=Path, metavar="MASK",
+                         help="mask file on SOURCE's grid for the 'head' figures, instead of the automatic head mask")
+    add_synthesis_arguments(compare, maps=False)
+    compare.set_defaults(handler=_compare)
 
     export = commands.add_parser(
         "export",
@@ -195,6 +219,56 @@ def _synthesize(args) -> int:
     for path in written[1:]:
         print(f"wrote {path}")
     return 0
+
+
+def _compare(args) -> int:
+    from .core.catalog import bundled_generators
+    from .core.choices import parse_direction
+    from .core.compare import compare_generators, metrics_csv, write_comparison
+    from .core.devices import resolve_device
+    from .core.errors import MedSynthError
+    from .core.ixi import ixi_name
+    from .core.nifti import load_volume
+
+    options = options_from_args(args)
+    options = options.replace(device=resolve_device(options.device))
+    source, target = load_volume(args.source), load_volume(args.target)
+    if args.direction:
+        direction = parse_direction(args.direction)
+    elif args.checkpoint:
+        direction = _first_direction(args.checkpoint)
+    else:
+        contrast = (ixi_name(args.source) or (None, "T2"))[1]
+        direction = "pd-t2" if contrast == "PD" else "t2-pd"
+    checkpoints = args.checkpoint or [entry.path for entry in bundled_generators(direction)]
+    inputs = [args.source, args.target, *checkpoints, *([args.mask] if args.mask else [])]
+    mask = load_volume(args.mask).data if args.mask else None
+    with progress_bar(f"{len(checkpoints)} generators", unit="patch") as progress:
+        rows = compare_generators(source, checkpoints, direction, options, target=target, mask=mask,
+                                  progress=progress)
+    written = write_comparison(rows, source, target, args.out, protect=inputs)
+    print(metrics_csv(rows), end="")
+    for path in written:
+        print(f"wrote {path}")
+    failed = [row for row in rows if row.error]
+    for row in failed:
+        print(f"{PROG}: error: {row.error}", file=sys.stderr)
+    if failed:
+        raise MedSynthError(f"{len(failed)} of {len(checkpoints)} generators could not run")
+    return 0
+
+
+def _first_direction(checkpoints) -> str:
+    """The direction of the first readable checkpoint of ``checkpoints``."""
+    from .core.catalog import read_generator_entry
+    from .core.errors import MedSynthError
+
+    for path in checkpoints:
+        try:
+            return read_generator_entry(path).info.direction
+        except (MedSynthError, OSError):
+            continue
+    raise MedSynthError("none of the checkpoints can be read: " + ", ".join(str(path) for path in checkpoints))
 
 
 def _export(args) -> int:

@@ -38,7 +38,7 @@ def help_of(command, argv, capsys) -> str:
 
 def test_an_added_field_shows_in_every_help_the_form_and_the_sidecar(extended, make_napari_viewer, capsys,
                                                                        tmp_path, ixi_pair):
-    for command, argv in ((main, ["synthesize"]), (main, ["demo"]), (train_main, ["evaluate"])):
+    for command, argv in ((main, ["synthesize"]), (main, ["demo"]), (main, ["compare"]), (train_main, ["evaluate"])):
         text = " ".join(help_of(command, argv, capsys).split())
         assert "--sharpen SHARPEN unsharp-mask amount applied to the synthesis" in text, (argv, text)
 

@@ -91,15 +91,20 @@ def test_wrong_direction_and_wrong_contrast(phantom, checkpoint, tmp_path, capsy
     assert not out.exists()
 
 
-def test_a_file_named_as_another_contrast_is_a_one_line_warning(phantom, checkpoint, tmp_path, capsys):
-    t2, _ = phantom
-    t1 = tmp_path / "IXI012-HH-1211-T1.nii.gz"
-    t1.write_bytes(t2.read_bytes())
-    assert main(["synthesize", str(t1), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o.nii.gz"),
+@pytest.mark.parametrize(("name", "which", "looks"), [
+    ("IXI012-HH-1211-T1.nii.gz", 0, "a T1 image (its name)"),
+    ("subject_a.nii.gz", 1, "a PD image (its intensity distribution)"),  # a PD given as the T2 source
+    ("subject_b.nii.gz", 0, None),  # a T2 under a name that says nothing: no warning
+])
+def test_a_source_that_looks_like_another_contrast_is_a_one_line_warning(phantom, checkpoint, tmp_path, capsys,
+                                                                          name, which, looks):
+    source = tmp_path / name
+    source.write_bytes(phantom[which].read_bytes())
+    assert main(["synthesize", str(source), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o.nii.gz"),
                  "--grid", "report", "--stride", "32", "--device", "cpu"]) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
-    assert warnings == ["medsynth: warning: IXI012-HH-1211-T1.nii.gz looks like a T1 image (its name), but the "
-                        "source of this generator is T2: the synthesis goes on, check its input"]
+    assert warnings == ([f"medsynth: warning: {name} looks like {looks}, but the source of this generator is T2: "
+                         "the synthesis goes on, check its input"] if looks else [])
 
 
 @pytest.mark.parametrize("which", ["checkpoint", "source", "out-is-input", "maps-folder", "cuda"])

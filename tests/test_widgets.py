@@ -231,6 +231,24 @@ def test_wrong_checkpoints_are_one_line_notifications(make_napari_viewer, qtbot,
     assert len(viewer.layers) == 2
 
 
+def test_a_source_that_looks_like_the_other_contrast_is_a_warning_and_the_synthesis_goes_on(
+    make_napari_viewer, qtbot, runs, tmp_path, notifications, phantom_dir
+):
+    pd = sorted(phantom_dir.glob("*-PD.nii.gz"))[0]
+    scan = tmp_path / "scan.nii.gz"  # a name that says nothing of the contrast
+    scan.write_bytes(pd.read_bytes())
+    viewer = make_napari_viewer()
+    viewer.open(scan, plugin="napari-medsynth")
+    widget = synthesis_widget(viewer, qtbot)
+    widget.add_checkpoint(tiny_checkpoint(tmp_path / "t2-pd.pt"))
+    widget.configure(source=viewer.layers["scan"], side_by_side=False, preview_first=False)
+    run_and_wait(widget, qtbot)
+    assert [n.message for n in notifications if n.severity == "warning"] == [
+        "scan.nii.gz looks like a PD image (its intensity distribution), but the source of this generator is T2: "
+        "the synthesis goes on, check its input"]
+    assert widget.shown is not None and widget.shown.name in viewer.layers
+
+
 def test_save_writes_the_synthesis_on_the_source_grid_and_never_over_an_input(
     make_napari_viewer, qtbot, runs, tmp_path, notifications
 ):
@@ -491,3 +509,87 @@ def test_folder_mode_synthesizes_every_file_with_progress_and_reports_the_bad_on
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert widget.status == "synthesis cancelled"
     assert not list((tmp_path / "again").glob("*.nii.gz"))
+
+
+def test_compare_three_bundled_generators_and_the_mapping_in_the_grid_and_the_figures_table(
+    make_napari_viewer, qtbot, runs, tmp_path, phantom_dir
+):
+    from napari_medsynth.core.catalog import bundled_generators, bundled_mapping
+    from napari_medsynth.core.compare import MAPPING
+    from napari_medsynth.core.synthesis import score_voxelwise, synthesize
+
+    viewer = make_napari_viewer()
+    t2, pd = open_phantom_subject(viewer, phantom_dir)
+    widget = synthesis_widget(viewer, qtbot)
+    chosen = [str(e.path) for e in bundled_generators("t2-pd") if e.info.label in ("G1", "G3", "G4")]
+    widget.configure("t2-pd", options=SynthesisOptions(grid="report", stride=32, device="cpu"), preview_first=False)
+    options = widget.options()
+    widget.compare(chosen + [str(tmp_path / "missing.pt")])  # a generator that cannot run is one row
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=180_000)
+
+    rows = widget.figures.rows
+    assert [row.label for row in rows] == ["G1", "G3", "G4", "missing.pt", MAPPING]
+    assert rows[3].error == "missing.pt: no such checkpoint file" and rows[3].metrics is None
+    for row, checkpoint in zip(rows, chosen):  # each row is what a single synthesis of it reports
+        single = synthesize(t2, checkpoint, options, target=pd).metrics
+        for scope in ("source", "head", "report"):
+            assert abs(single[scope].psnr - row.metrics[scope].psnr) < 0.01, (row.label, scope)
+            assert abs(single[scope].ssim - row.metrics[scope].ssim) < 1e-4
+    mapping = score_voxelwise(bundled_mapping("t2-pd").predict, t2, pd)
+    assert abs(mapping.source.psnr - rows[-1].metrics.source.psnr) < 0.01
+    best = max(rows[:3] + rows[4:], key=lambda row: row.metrics.source.psnr).label
+    assert widget.figures.best("source_psnr") == best and widget.figures.marked("source_psnr") == [best]
+    assert widget.status.startswith("compared 3 generators and the intensity mapping; best PSNR on the source "
+                                    f"grid: {best}; missing.pt could not run")
+
+    # The grid: source | truth | each synthesis | the mapping, each tile labelled with its generator.
+    tiles = [layer for layer in viewer.layers if layer.visible]
+    assert viewer.canvas.grid.enabled
+    assert sorted(tile_label(layer).text for layer in tiles) == sorted(
+        ["source T2", "truth PD", "G1", "G3", "G4", "mapping"])
+    assert grid_tile(viewer.canvas.grid, viewer.layers, "IXI001 T2") == (0, 0)
+
+    # One row selected: its error maps; two: their difference.
+    widget.figures.select(["G3"])
+    assert "IXI001 PD squared error [G3]" in viewer.layers
+    assert tile_label(viewer.layers["IXI001 PD squared error [G3]"]).text == "error"
+    widget.figures.select(["G3", "G4"])
+    assert "IXI001 PD squared error [G3]" not in viewer.layers
+    difference = viewer.layers["IXI001 PD difference [G3 - G4]"]
+    np.testing.assert_allclose(difference.data, viewer.layers["IXI001 PD synth [G3]"].data
+                               - viewer.layers["IXI001 PD synth [G4]"].data, atol=1e-3)
+
+    written = widget.figures.save_csv(tmp_path / "figures.csv")
+    lines = written.read_text().splitlines()
+    assert lines[0].startswith("generator,checkpoint,error,source_mae,source_psnr,source_ssim")
+    assert [line.split(",")[0] for line in lines[1:]] == ["G1", "G3", "G4", "missing.pt", MAPPING]
+
+
+def test_compare_previews_each_generator_then_refines_and_cancel_keeps_the_finished(
+    make_napari_viewer, qtbot, runs, phantom_dir
+):
+    checkpoints = [str(tiny_checkpoint(runs / f"run{seed}" / "best.pt", seed=seed)) for seed in range(3)]
+    viewer = make_napari_viewer()
+    open_phantom_subject(viewer, phantom_dir)
+    widget = synthesis_widget(viewer, qtbot)
+    widget.configure("t2-pd", options=SynthesisOptions(grid="report", stride=32, device="cpu"), preview_first=True)
+    added = []
+    viewer.layers.events.inserted.connect(lambda event: added.append(event.value.name))
+
+    def refined():
+        return [label for label, row in widget.comparison.rows.items()
+                if label not in widget.comparison.previews and row.checkpoint]
+
+    widget.compare(checkpoints)
+    qtbot.waitUntil(lambda: len(refined()) == 2, timeout=120_000)
+    widget.cancel()  # during the third generator's patches
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+
+    labels = ["G3 (run0)", "G3 (run1)", "G3 (run2)"]  # alike variants: told apart by their run folders
+    previews = [name for name in added if "synth [" in name and "preview]" in name]
+    assert previews == [f"IXI001 PD synth [{label} preview]" for label in labels]
+    assert widget.comparison.rows.keys() == set(labels[:2])
+    assert [row.label for row in widget.figures.rows] == labels[:2]
+    assert not any("preview" in layer.name for layer in viewer.layers)
+    assert all(f"IXI001 PD synth [{label}]" in viewer.layers for label in labels[:2])
+    assert widget.status == "comparison cancelled; kept G3 (run0), G3 (run1)"

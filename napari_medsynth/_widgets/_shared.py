@@ -11,7 +11,7 @@ from psygnal import Signal
 from ..core.errors import MedSynthError
 from ._settings import load_settings, save_settings
 
-__all__ = ["RUNS", "device_choices", "narrow", "report_error", "scrolling_form"]
+__all__ = ["RUNS", "device_choices", "narrow", "notify_warnings", "report_error", "scrolling_form"]
 
 log = logging.getLogger("napari_medsynth")
 
@@ -76,6 +76,15 @@ def report_error(error: BaseException, what: str) -> str:
         line = f"{what} failed: {type(error).__name__}{': ' + detail if detail else ''}"
     show_error(line)
     return line
+
+
+def notify_warnings(worker) -> None:
+    """Show each warning ``worker``'s function gives (a source that looks like another contrast, NaN
+    voxels set to 0) as a napari warning notification: napari's own relay of a worker's warnings is
+    never connected (its notifying mixin comes after ``QRunnable``, whose ``__init__`` stops the chain)."""
+    from napari.utils.notifications import show_warning
+
+    worker.warned.connect(lambda args: show_warning(str(args[0])))
 
 
 def scrolling_form(dock, widgets) -> Container:

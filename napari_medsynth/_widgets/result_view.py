@@ -12,7 +12,7 @@ from ..core.synthesis import SynthesisResult
 from .synthesis_job import SynthesisRequest
 from .tile_labels import hide_tile_label, show_tile_label
 
-__all__ = ["PREVIEW", "ResultView", "ShownResult", "grid_tile"]
+__all__ = ["PREVIEW", "ResultView", "ShownResult", "arrange_grid", "grid_tile"]
 
 PREVIEW = "preview"  # the label suffix of a one-pass preview's layers until the refinement replaces them
 # tile labels, short enough for napari's default window (three tiles of ~110 px)
@@ -128,24 +128,32 @@ class ResultView:
                    *(layer.name for layer in layers
                      if layer.metadata.get("medsynth_run") == run_key and layer.name != synthesis.name)]
         ordered = [name for name in ordered if name and name in layers]
-        for layer in layers:
-            layer.visible = layer.name in ordered
-        for name in reversed(ordered):  # source on top of the list
+        self._grid_tiles = arrange_grid(self.viewer, _tile_roles(layers, synthesis, ordered), self._grid_tiles)
+
+
+def arrange_grid(viewer, tiles: dict[str, str], previous=(), columns: int = 3) -> tuple[str, ...]:
+    """Show the layers named in ``tiles`` (in its order, row by row, ``columns`` wide) in napari's grid,
+    each tile labelled with its text, every other layer hidden; the whole head fits each tile when the
+    tiles differ from ``previous``. Returns the tiles' names (the next call's ``previous``)."""
+    grid, layers = _grid(viewer), viewer.layers
+    ordered = list(tiles)
+    for layer in layers:
+        layer.visible = layer.name in tiles
+    for name in reversed(ordered):  # the first tile on top of the list
+        layers.move(layers.index(name), len(layers))
+    grid.shape = (-1, min(columns, len(ordered)))
+    grid.enabled = True
+    if grid_tile(grid, layers, ordered[0]) != (0, 0):  # this napari fills the grid from the bottom layer up
+        for name in ordered:
             layers.move(layers.index(name), len(layers))
-        grid.shape = (-1, min(3, len(ordered)))
-        grid.enabled = True
-        if grid_tile(grid, layers, ordered[0]) != (0, 0):  # this napari fills the grid from the bottom layer up
-            for name in ordered:
-                layers.move(layers.index(name), len(layers))
-        roles = _tile_roles(layers, synthesis, ordered)
-        for layer in layers:
-            if layer.name in roles:
-                show_tile_label(layer, roles[layer.name])
-            else:
-                hide_tile_label(layer)
-        if tuple(ordered) != self._grid_tiles:  # new tiles: fit the whole head into each
-            self._grid_tiles = tuple(ordered)
-            self.viewer.reset_view()
+    for layer in layers:
+        if layer.name in tiles:
+            show_tile_label(layer, tiles[layer.name])
+        else:
+            hide_tile_label(layer)
+    if tuple(ordered) != tuple(previous):  # new tiles: fit the whole head into each
+        viewer.reset_view()
+    return tuple(ordered)
 
 
 def _tile_roles(layers, synthesis, ordered: list[str]) -> dict[str, str]:

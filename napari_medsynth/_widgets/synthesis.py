@@ -2,7 +2,9 @@
 
 The dock is thin: :class:`~.synthesis_form.SynthesisForm` turns its fields into a request,
 :class:`~.synthesis_job.SynthesisJob` runs it off the GUI thread with an explicit state, and
-:class:`~.result_view.ResultView` keeps the result layers.
+:class:`~.result_view.ResultView` keeps the result layers. Compare runs several generators on
+the same request: :class:`~.comparison_view.ComparisonView` keeps their layers and
+:class:`~.figures_table.FiguresTable` (a dock of its own) their figures.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, Select
 
 from .._layers import write_result_layer
 from ..core.catalog import read_generator_entry
@@ -21,10 +23,12 @@ from ..core.export import export_generator
 from ..core.exported import SUFFIXES
 from ..core.options import SynthesisOptions
 from ._settings import load_settings, restore_defaults, save_settings
-from ._shared import RUNS, narrow, report_error, scrolling_form
+from ._shared import RUNS, narrow, notify_warnings, report_error, scrolling_form
+from .comparison_view import ComparisonView
+from .figures_table import FiguresTable
 from .result_view import ResultView, ShownResult, grid_tile
 from .synthesis_form import SynthesisForm, default_save_path
-from .synthesis_job import JobState, SynthesisJob, SynthesisRequest
+from .synthesis_job import ComparisonRequest, JobState, SynthesisJob, SynthesisRequest
 
 if TYPE_CHECKING:
     import napari
@@ -43,8 +47,11 @@ class SynthesisWidget(Container):
         self._viewer = viewer
         self.form = SynthesisForm(viewer)
         self.view = ResultView(viewer)
+        self.comparison = ComparisonView(viewer)
+        self.figures = FiguresTable()  # docked by the first Compare
         self.job = SynthesisJob(on_preview=self._on_preview, on_result=self._on_result, on_folder=self._on_folder,
-                                on_error=self._on_error, on_progress=self._on_progress, on_state=self._on_state)
+                                on_row=self._on_compare_row, on_compared=self._on_compared, on_error=self._on_error,
+                                on_progress=self._on_progress, on_state=self._on_state)
         self._run = PushButton(text="Synthesize")
         self._folder = FileEdit(label="folder", mode="d",
                                 tooltip="a folder of IXI files (flat, or T2/ and PD/): every file of the source "
@@ -65,14 +72,19 @@ class SynthesisWidget(Container):
                                           "without napari-medsynth")
         self._restore = PushButton(text="Restore defaults",
                                    tooltip="forget the remembered runs folder, direction and synthesis options")
+        self._compare_with = Select(label="compare", choices=self.form._generator_choices,
+                                    tooltip="the generators Compare runs on the source (ctrl-click for several)")
+        self._compare_with.native.setMaximumHeight(110)
+        self._compare = PushButton(text="Compare", tooltip="run each generator selected above on the source and "
+                                                          "score it against the ground truth: a figures table")
         self._side_worker = None  # a Save or an export
         self._remember = True
         form = self.form
         narrow(self._status, form.generator, form.source, form.truth, form.mask, *form.options.values())
         self._scroll = scrolling_form(self, [  # what a run shows (progress, figures) right below its button
             *form.widgets(), self._run, self._cancel, self._progress, self._status, self._save_path, self._save,
-            self._folder, self._folder_out, self._run_folder, self._export_format, self._export_path,
-            self._export, self._restore])
+            self._compare_with, self._compare, self._folder, self._folder_out, self._run_folder,
+            self._export_format, self._export_path, self._export, self._restore])
 
         form.direction.changed.connect(form.pick_layers)
         form.direction.changed.connect(self._refresh_generators)
@@ -82,6 +94,8 @@ class SynthesisWidget(Container):
         form.side_by_side.changed.connect(lambda value: self.view.apply_grid(value))
         self._run.changed.connect(self.start)
         self._run_folder.changed.connect(lambda: self.start_folder())
+        self._compare.changed.connect(lambda: self.compare())
+        self.figures.selected.connect(self.comparison.select)
         self._cancel.changed.connect(self.cancel)
         self._save.changed.connect(lambda: self.save())
         self._restore.changed.connect(self.restore_defaults)
@@ -217,6 +231,7 @@ class SynthesisWidget(Container):
 
     def _refresh_generators(self, *_):
         self.form.refresh_generators()
+        self._compare_with.reset_choices()
         self._suggest_export_path()  # the list may change under an unchanged index, without a changed event
 
     def _on_runs_changed(self, folder):
@@ -263,6 +278,40 @@ class SynthesisWidget(Container):
         self._status.value = f"synthesizing the files of {folder}..."
         self._show_progress()
 
+    def compare(self, checkpoints=None):
+        """Run each generator selected in the compare list (or of ``checkpoints``) on the source, one
+        preprocessing and the form's options for all, each scored against the ground truth beside the
+        intensity mapping: previews first (as the form says), then the refined results, row by row."""
+        if self.job.running:
+            return
+        try:
+            request = self.request()
+            if request.truth is None:
+                raise MedSynthError("Compare needs a ground truth layer: the figures are taken against it")
+            chosen = tuple(str(path) for path in (self._compare_with.value if checkpoints is None else checkpoints))
+            if not chosen:
+                raise MedSynthError("select the generators to compare in the list above Compare")
+        except Exception as error:
+            self._status.value = report_error(error, "comparison")
+            return
+        comparison = ComparisonRequest(request, chosen)
+        self.comparison.begin(comparison)
+        self.figures.set_rows([])
+        self._dock_figures()
+        self.job.start_compare(comparison)
+        self._status.value = f"comparing {len(chosen)} generators..."
+        self._show_progress()
+
+    def _dock_figures(self):
+        """The figures table in a dock of its own (again, if the user closed it)."""
+        try:
+            docked = self.figures.parent() is not None and self.figures.isVisible()
+        except RuntimeError:  # napari deleted the closed dock's table
+            docked, self.figures = False, FiguresTable()
+            self.figures.selected.connect(self.comparison.select)
+        if not docked:
+            self._viewer.window.add_dock_widget(self.figures, name="MedSynth figures", area="bottom")
+
     def _show_progress(self):
         """Scroll the dock so that Cancel, the progress bar and the status line are in view."""
         self._scroll.root_native_widget.ensureWidgetVisible(self._status.native, 0, 0)
@@ -273,7 +322,7 @@ class SynthesisWidget(Container):
 
     def _on_state(self, state: JobState):
         running = self.job.running
-        self._run.enabled = self._run_folder.enabled = not running
+        self._run.enabled = self._run_folder.enabled = self._compare.enabled = not running
         self._cancel.enabled = running and state != JobState.CANCELLING
         if not running:
             self._progress.label, self._progress.visible = "patches", False
@@ -309,7 +358,29 @@ class SynthesisWidget(Container):
                               + (f", {len(report.skipped)} skipped" if report.skipped else "")
                               + (f", {len(report.failed)} failed: {report.failed[0]}" if report.failed else ""))
 
+    def _on_compare_row(self, comparison: ComparisonRequest, row, preview: bool):
+        self.comparison.show_row(row, preview)
+        self.figures.set_rows(list(self.comparison.rows.values()))
+        if not preview:
+            self._status.value = f"{row.label}: {row.error or row.metrics.line()}"
+
+    def _on_compared(self, comparison: ComparisonRequest, rows):
+        self.comparison.finish()
+        self.figures.set_rows(rows)
+        failed = [row.label for row in rows if row.error]
+        self._status.value = (f"compared {len(rows) - 1 - len(failed)} generators and the intensity mapping; best "
+                              f"PSNR on the source grid: {self.figures.best('source_psnr')}"
+                              + (f"; {', '.join(failed)} could not run (see the table)" if failed else ""))
+
     def _on_error(self, request, error):
+        if isinstance(request, ComparisonRequest):
+            kept = self.comparison.finish()
+            self.figures.set_rows(list(self.comparison.rows.values()))
+            if isinstance(error, Cancelled):
+                self._status.value = f"comparison cancelled; kept {', '.join(kept) or 'nothing'}"
+            else:
+                self._status.value = report_error(error, "comparison")
+            return
         kept = self.view.keep_finished(self.form.side_by_side.value) if request is not None else ""
         self._on_shown()
         if isinstance(error, Cancelled):
@@ -391,6 +462,7 @@ class SynthesisWidget(Container):
         worker.returned.connect(on_done)
         worker.errored.connect(lambda error: self._done_aside(report_error(error, what)))
         worker.finished.connect(self._aside_finished)
+        notify_warnings(worker)
         self._side_worker = worker
         self._save.enabled = self._export.enabled = False
         worker.start()

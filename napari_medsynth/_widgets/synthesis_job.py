@@ -13,8 +13,9 @@ from qtpy.QtCore import QObject, Signal
 
 from ..core.nifti import Volume
 from ..core.options import SynthesisOptions
+from ._shared import notify_warnings
 
-__all__ = ["JobState", "SynthesisJob", "SynthesisRequest", "run_synthesis"]
+__all__ = ["ComparisonRequest", "JobState", "SynthesisJob", "SynthesisRequest", "run_comparison", "run_synthesis"]
 
 
 class JobState(Enum):
@@ -41,6 +42,34 @@ class SynthesisRequest:
     source_layer: str = ""
     truth_layer: str | None = None
     subject: str = ""
+
+
+@dataclass(frozen=True)
+class ComparisonRequest:
+    """Several generators on the request's source and truth, with its options."""
+
+    request: SynthesisRequest
+    checkpoints: tuple[str, ...]
+
+
+def run_comparison(comparison: ComparisonRequest, on_row, progress, cancel):
+    """The worker's job for Compare: with ``preview_first`` a one-pass comparison first (rows as
+    previews), then the refined one; ``on_row(row, preview)`` hears each row as it is done."""
+    from ..core.compare import compare_generators
+    from ..core.errors import Cancelled
+
+    request = comparison.request
+    phases = [request.options.replace(preview=True)] if request.preview_first and not request.options.preview else []
+    for options in [*phases, request.options]:
+        preview = options is not request.options
+        rows = compare_generators(request.source, comparison.checkpoints, request.direction, options,
+                                  target=request.truth, mask=request.mask, cancel=cancel,
+                                  progress=None if preview else progress, on_row=lambda row, p=preview: on_row(row, p))
+        if cancel.is_set():
+            raise Cancelled("comparison cancelled")
+        if preview:
+            yield rows
+    return rows
 
 
 def run_synthesis(request: SynthesisRequest, progress, cancel):
@@ -72,6 +101,7 @@ class _Relay(QObject):
 
     progressed = Signal(int, int)
     file_started = Signal(int, int, str)
+    compared = Signal(object, bool)  # a comparison's row, whether a preview
 
 
 class _CancelFlag:
@@ -98,21 +128,25 @@ class SynthesisJob:
     """The dock's one job at a time: a synthesis (preview, then refined) or a folder.
 
     The callbacks run on the GUI thread: ``on_preview(request, result)``, ``on_result(request,
-    result)``, ``on_folder(out, (report, files))``, ``on_error(request, error)`` (a
-    :class:`~napari_medsynth.core.errors.Cancelled` when cancelled), ``on_progress(unit, done,
-    total, text)`` and ``on_state(state)``.
+    result)``, ``on_folder(out, (report, files))``, ``on_row(comparison, row, preview)`` and
+    ``on_compared(comparison, rows)``, ``on_error(request, error)`` (a
+    :class:`~napari_medsynth.core.errors.Cancelled` when cancelled; ``request`` is the
+    :class:`ComparisonRequest` of a comparison), ``on_progress(unit, done, total, text)`` and
+    ``on_state(state)``.
     """
 
-    def __init__(self, *, on_preview, on_result, on_folder, on_error, on_progress, on_state):
+    def __init__(self, *, on_preview, on_result, on_folder, on_row, on_compared, on_error, on_progress, on_state):
         self.state = JobState.IDLE
         self.worker = None
         self.closed = False
-        self._callbacks = {"preview": on_preview, "result": on_result, "folder": on_folder, "error": on_error,
-                           "progress": on_progress, "state": on_state}
+        self._callbacks = {"preview": on_preview, "result": on_result, "folder": on_folder, "row": on_row,
+                           "compared": on_compared, "error": on_error, "progress": on_progress, "state": on_state}
         self._cancel = _CancelFlag()
+        self._comparison = None  # the running comparison's request
         self._napari_progress = None
         self._relay = _Relay()
         self._relay.progressed.connect(self._on_patches)
+        self._relay.compared.connect(self._on_row)
         self.file_started = self._relay.file_started  # (done, total, name) before each file of a folder
         self.file_started.connect(self._on_file)
 
@@ -149,6 +183,23 @@ class SynthesisJob:
         self._launch(worker, "MedSynth: synthesizing a folder", JobState.REFINING)
         return True
 
+    def start_compare(self, comparison: ComparisonRequest) -> bool:
+        """Run each generator of ``comparison`` (previews first, as the request says), row by row."""
+        from napari.qt.threading import create_worker
+
+        if self.running:
+            return False
+        worker = create_worker(run_comparison, comparison, self._relay.compared.emit, self._relay.progressed.emit,
+                               self._cancel, _start_thread=False, _ignore_errors=True)
+        worker.yielded.connect(lambda _rows: self._state_after_preview())
+        worker.returned.connect(lambda rows: self._returned("compared", comparison, rows))
+        worker.errored.connect(lambda error: self._errored(comparison, error))
+        request = comparison.request
+        first = JobState.PREVIEW if request.preview_first and not request.options.preview else JobState.REFINING
+        self._comparison = comparison
+        self._launch(worker, "MedSynth: comparing generators", first)
+        return True
+
     def cancel(self) -> None:
         """Stop the running job after its current batch of patches."""
         if self.running:
@@ -166,6 +217,7 @@ class SynthesisJob:
         self._cancel.event.clear()
         self._cancel.worker = worker
         worker.finished.connect(self._finished)
+        notify_warnings(worker)
         self.worker = worker
         self._napari_progress = progress(total=0, desc=description)
         self._set_state(state)
@@ -181,9 +233,16 @@ class SynthesisJob:
 
     @_while_open
     def _preview_done(self, request, result):
+        self._state_after_preview()
+        self._callbacks["preview"](request, result)
+
+    def _state_after_preview(self):
         if self.state == JobState.PREVIEW:
             self._set_state(JobState.REFINING)
-        self._callbacks["preview"](request, result)
+
+    @_while_open
+    def _on_row(self, row, preview: bool):
+        self._callbacks["row"](self._comparison, row, preview)
 
     @_while_open
     def _returned(self, kind, request, output):

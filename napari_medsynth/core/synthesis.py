@@ -80,25 +80,28 @@ _NAMED_CONTRAST = re.compile(r"(?<![a-z0-9])(t1|t2|pd|flair|mra|dti|dwi)(?:w|-?w
 def check_contrast(volume: Volume, expected: str, role: str) -> None:
     """Refuse an IXI-named T2/PD file whose contrast is not ``expected``; warn (one line, and go on)
     when another file's name says it is another contrast (``IXI012-HH-1211-T1.nii.gz``,
-    ``sub-01_FLAIR.nii.gz``).
+    ``sub-01_FLAIR.nii.gz``), or when its intensities look like the other of T2 and PD.
 
     Raises
     ------
     MedSynthError
         For example a PD file given as the source of a T2->PD generator.
     """
-    if volume.path is None:
-        return
-    parsed = ixi_name(volume.path)
+    from .catalog import nearest_contrast
+
+    name = volume.path.name if volume.path is not None else f"the {role}"
+    parsed = ixi_name(volume.path) if volume.path is not None else None
     if parsed and parsed[1] != expected:
-        raise MedSynthError(
-            f"{volume.path.name} is a {parsed[1]} image, but the {role} of this generator must be {expected}"
-        )
-    named = {match.upper() for match in _NAMED_CONTRAST.findall(volume.path.name.lower())}
+        raise MedSynthError(f"{name} is a {parsed[1]} image, but the {role} of this generator must be {expected}")
+    named = {match.upper() for match in _NAMED_CONTRAST.findall(name.lower())} if volume.path is not None else set()
     if named and expected not in named:
-        warnings.warn(f"{volume.path.name} looks like a {'/'.join(sorted(named))} image (its name), but the {role} "
-                      f"of this generator is {expected}: the synthesis goes on, check its input", UserWarning,
-                      stacklevel=3)
+        looks = f"{'/'.join(sorted(named))} image (its name)"
+    elif not parsed and (nearest := nearest_contrast(volume.data, expected)):
+        looks = f"{nearest} image (its intensity distribution)"
+    else:
+        return
+    warnings.warn(f"{name} looks like a {looks}, but the {role} of this generator is {expected}: the synthesis "
+                  "goes on, check its input", UserWarning, stacklevel=3)
 
 
 def synthesize(
@@ -110,6 +113,7 @@ def synthesize(
     mask=None,
     progress=None,
     cancel=None,
+    prepared: Preprocessed | None = None,
 ) -> SynthesisResult:
     """Preprocess ``source``, reconstruct it patch by patch, and map the result back.
 
@@ -124,7 +128,9 @@ def synthesize(
     stride 8) replaces the patch average; it has no spread map and ignores ``stride``.
     ``mask`` (on the source's grid) replaces the automatic head mask of the metrics;
     ``masked_maps`` sets the error maps to 0 outside that mask. The synthesis is clipped at 0 in
-    the target's intensities (a magnitude image), before the figures are taken.
+    the target's intensities (a magnitude image), before the figures are taken. ``prepared``:
+    ``source``'s :func:`~napari_medsynth.core.preprocess.preprocess_volume` on ``options.grid``,
+    when several generators share it (:func:`~napari_medsynth.core.compare.compare_generators`).
 
     Raises
     ------
@@ -144,7 +150,7 @@ def synthesize(
     if mask is not None:
         mask = check_mask(mask, source.data.shape)
     grid = options.grid
-    prepared = preprocess_volume(source, grid)
+    prepared = prepared if prepared is not None else preprocess_volume(source, grid)
     count = KEEP_EVERY if grid == Grid.NATIVE else 1
     spread = options.spread and not options.preview and options.stride < info.patch  # (no overlap: no disagreement)
     if options.preview:

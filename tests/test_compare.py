@@ -1,0 +1,76 @@
+"""``medsynth compare``: several generators on one subject, as ``medsynth synthesize`` scores each."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from napari_medsynth.cli import main
+from napari_medsynth.core.catalog import bundled_generators
+from napari_medsynth.core.compare import MAPPING, ComparedRow, difference_map, metrics_csv
+from napari_medsynth.core.nifti import load_volume
+
+FAST = ["--grid", "report", "--preview", "--device", "cpu"]  # one pass of each generator, for time
+
+
+@pytest.fixture(scope="module")
+def subject(phantom_dir):
+    t2 = sorted(phantom_dir.glob("*-T2.nii.gz"))[0]
+    return t2, t2.with_name(t2.name.replace("-T2.", "-PD."))
+
+
+def test_compare_gives_the_figures_synthesize_gives_one_csv_row_each_and_the_montage(subject, tmp_path, capsys):
+    t2, pd = subject
+    chosen = [e.path for e in bundled_generators("t2-pd") if e.info.label in ("G1", "G4")]
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    out = tmp_path / "compare"
+    code = main(["compare", str(t2), "--target", str(pd), "--out", str(out),
+                 "--checkpoint", *map(str, chosen), str(broken), *FAST])
+    captured = capsys.readouterr()
+    assert code == 1  # a generator could not run: said in one line, the others written
+    assert [line for line in captured.err.splitlines() if line.startswith("medsynth: error")] == [
+        "medsynth: error: broken.pt: not a readable checkpoint, truncated or not a torch file",
+        "medsynth: error: 1 of 3 generators could not run"]
+    assert "Traceback" not in captured.err
+
+    with open(out / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["generator"] for row in rows] == ["G1", "G4", "broken.pt", MAPPING]
+    assert rows[2]["error"].startswith("broken.pt: not a readable checkpoint") and rows[2]["source_psnr"] == ""
+    for row, checkpoint in zip(rows, chosen):
+        single = tmp_path / f"single-{row['generator']}.nii.gz"
+        assert main(["synthesize", str(t2), "--checkpoint", str(checkpoint), "--target", str(pd),
+                     "--out", str(single), *FAST]) == 0
+        metrics = json.loads(single.with_suffix("").with_suffix(".json").read_text())["metrics"]
+        for scope in ("source", "head", "report"):
+            assert abs(float(row[f"{scope}_psnr"]) - metrics[scope]["psnr"]) < 0.01, (row["generator"], scope)
+        np.testing.assert_allclose(load_volume(out / f"{row['generator']}.nii.gz").data, load_volume(single).data,
+                                   atol=1e-3)
+    assert float(rows[3]["source_psnr"]) > 0
+    assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "G4.json").read_text())["variant"] == "G4"
+
+
+def test_compare_without_a_truth_or_with_nothing_readable_is_one_line(subject, tmp_path, capsys):
+    t2, pd = subject
+    with pytest.raises(SystemExit) as refused:
+        main(["compare", str(t2), "--out", str(tmp_path / "o")])
+    assert refused.value.code == 1 and "--target" in capsys.readouterr().err
+    missing = tmp_path / "missing.pt"
+    assert main(["compare", str(t2), "--target", str(pd), "--out", str(tmp_path / "o"), "--checkpoint",
+                 str(missing)]) == 1
+    assert capsys.readouterr().err.strip() == f"medsynth: error: none of the checkpoints can be read: {missing}"
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_csv_and_the_difference_of_two_rows():
+    first = ComparedRow("G3", "g3.pt", np.full((2, 2, 2), 3.0, np.float32))
+    second = ComparedRow(MAPPING, None, np.ones((2, 2, 2), np.float32))
+    np.testing.assert_array_equal(difference_map(first, second), np.full((2, 2, 2), 2.0))
+    lines = metrics_csv([first, ComparedRow("x.pt", "x.pt", error="x.pt: another direction")]).splitlines()
+    assert lines[1].startswith("G3,g3.pt,,") and lines[2].startswith("x.pt,x.pt,x.pt: another direction,")
+    assert len(lines[0].split(",")) == 12
