@@ -45,12 +45,12 @@ def demo_generator() -> GeneratorEntry:
 
 
 def run_headless_demo(out_dir, options: SynthesisOptions | None = None, *, progress=None, cancel=None) -> dict:
-    """Synthesize the phantom sample with the demo generator (with ``options``, its spread map
-    included) and write everything to ``out_dir``.
+    """Synthesize the phantom sample with the demo generator (with ``options``) and write
+    everything to ``out_dir``.
 
-    Writes ``phantom_T2.nii.gz`` and ``phantom_PD.nii.gz`` (the inputs), the synthesis and
-    its spread, squared-error and gradient-difference maps as NIfTI on the source's grid,
-    ``metrics.json`` (the generator beside the standardized source and the per-voxel
+    Writes ``phantom_T2.nii.gz`` and ``phantom_PD.nii.gz`` (the inputs), the synthesis and its
+    spread (unless ``options.spread`` is off), squared-error and gradient-difference maps as
+    NIfTI on the source's grid, ``metrics.json`` (the generator beside the standardized source and the per-voxel
     intensity mapping fitted on the generator's training subjects, each on the source's
     grid, in its head mask and on the report's grid) and ``demo.png``.
 
@@ -66,7 +66,7 @@ def run_headless_demo(out_dir, options: SynthesisOptions | None = None, *, progr
     """
     from .core.phantom import make_phantom_pair
 
-    options = (options or SynthesisOptions()).replace(spread=True)
+    options = options or SynthesisOptions()
     entry = demo_generator()
     generator = load_checkpoint(entry.path, entry.info.direction)
     info = generator[1]

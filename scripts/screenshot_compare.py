@@ -1,0 +1,50 @@
+"""Save docs/napari_compare.png: the synthesis dock's Compare on the phantom sample (every bundled
+T2->PD generator and the intensity mapping), the figures table docked below, the best row selected
+(its error maps in the grid), at 1600x1000.
+
+Run under a display, or ``xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshot_compare.py``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import napari
+from qtpy.QtWidgets import QApplication
+
+from napari_medsynth._widgets._shared import RUNS
+from napari_medsynth.core.catalog import bundled_generators
+from napari_medsynth.core.options import SynthesisOptions
+
+
+def wait(condition, timeout: float) -> None:
+    end = time.time() + timeout
+    while not condition() and time.time() < end:
+        QApplication.processEvents()
+        time.sleep(0.05)
+    QApplication.processEvents()
+
+
+def main(docs: Path) -> None:
+    RUNS.set(Path(tempfile.mkdtemp()) / "runs")
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1600, 1000)
+    viewer.open_sample("napari-medsynth", "phantom_pair")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-medsynth", "Synthesize contrast")
+    widget.configure("t2-pd", options=SynthesisOptions(stride=16, device="cpu"), preview_first=False)
+    widget.compare([str(entry.path) for entry in bundled_generators("t2-pd")])
+    wait(lambda: widget.worker is None, 3600)
+    widget.figures.select([widget.figures.best("source_psnr")])
+    depth = viewer.dims.range[0]
+    viewer.dims.set_point(0, depth.start + 0.55 * (depth.stop - depth.start))
+    wait(lambda: False, 1)
+    viewer.screenshot(str(docs / "napari_compare.png"), canvas_only=False, flash=False)
+    print(widget.status)
+    print(widget.figures.csv())
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main(Path(__file__).resolve().parent.parent / "docs")
