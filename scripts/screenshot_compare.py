@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import napari
+from napari._qt.dialogs.qt_notification import NapariQtNotification
 from qtpy.QtWidgets import QApplication
 
 from napari_medsynth._widgets._shared import RUNS
@@ -39,6 +40,8 @@ def main(docs: Path) -> None:
     widget.figures.select([widget.figures.best("source_psnr")])
     depth = viewer.dims.range[0]
     viewer.dims.set_point(0, depth.start + 0.55 * (depth.stop - depth.start))
+    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):  # (the PyQt5 deprecation notice)
+        toast.close()
     wait(lambda: False, 1)
     viewer.screenshot(str(docs / "napari_compare.png"), canvas_only=False, flash=False)
     print(widget.status)

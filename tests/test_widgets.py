@@ -553,7 +553,7 @@ def test_compare_three_bundled_generators_and_the_mapping_in_the_grid_and_the_fi
     # One row selected: its error maps; two: their difference.
     widget.figures.select(["G3"])
     assert "IXI001 PD squared error [G3]" in viewer.layers
-    assert tile_label(viewer.layers["IXI001 PD squared error [G3]"]).text == "error"
+    assert tile_label(viewer.layers["IXI001 PD squared error [G3]"]).text == "G3 error"
     widget.figures.select(["G3", "G4"])
     assert "IXI001 PD squared error [G3]" not in viewer.layers
     difference = viewer.layers["IXI001 PD difference [G3 - G4]"]

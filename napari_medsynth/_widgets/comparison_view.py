@@ -9,7 +9,7 @@ import numpy as np
 from .._layers import map_layers, synthesis_layer
 from ..core.choices import Direction
 from ..core.compare import MAPPING, ComparedRow, difference_map
-from .result_view import PREVIEW, arrange_grid
+from .result_view import MAP_ROLES, PREVIEW, arrange_grid
 from .synthesis_job import ComparisonRequest
 
 __all__ = ["ComparisonView"]
@@ -96,8 +96,7 @@ class ComparisonView:
             if selection == "difference":
                 tiles[layer.name] = " - ".join(self._selection)
             elif selection == "maps":
-                tiles[layer.name] = {"squared_error": "error", "gradient_difference": "grad. diff."}.get(
-                    layer.metadata.get("map"), "spread")
+                tiles[layer.name] = f"{self._selection[0]} {MAP_ROLES[layer.metadata['map']]}"
         tiles = {name: text for name, text in tiles.items() if name in layers}
         if len(tiles) > 1:
             self._grid_tiles = arrange_grid(self.viewer, tiles, self._grid_tiles, columns=4 if len(tiles) > 6 else 3)
