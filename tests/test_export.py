@@ -165,21 +165,29 @@ def test_the_sidecar_carries_what_the_checkpoint_says(exported):
 
 
 @pytest.fixture(scope="module")
-def report_synthesis(phantom):
-    """The bundled generator's synthesis of the phantom's PD on the report grid at stride 32 (49 patches), as
+def tiny(tmp_path_factory):
+    """A width-1/16 residual PD->T2 checkpoint (as the demo generator, 1/16 of its cost) and its MONAI bundle."""
+    folder = tmp_path_factory.mktemp("tiny")
+    checkpoint = calibrated_checkpoint(folder / "tiny.pt", 0.0625, "pd-t2", residual=True)
+    return checkpoint, export_generator(checkpoint, "monai-bundle", folder / "tiny-bundle")
+
+
+@pytest.fixture(scope="module")
+def report_synthesis(phantom, tiny):
+    """The tiny generator's synthesis of the phantom's PD on the report grid at stride 32 (49 patches), as
     ``medsynth synthesize --grid report --stride 32`` makes it."""
-    generator, info = load_checkpoint(BUNDLED)
-    return synthesize(load_volume(phantom[1]), (generator, info),
-                      SynthesisOptions(grid="report", stride=32, device="cpu"))
+    return synthesize(load_volume(phantom[1]), tiny[0], SynthesisOptions(grid="report", stride=32, device="cpu"))
 
 
-def test_synthesize_runs_an_exported_file_as_the_checkpoint(exported, phantom, report_synthesis, tmp_path, capsys):
-    """``medsynth synthesize --checkpoint X.ts|X.onnx`` writes the checkpoint's synthesis."""
+def test_synthesize_runs_an_exported_file_as_the_checkpoint(tiny, phantom, report_synthesis, tmp_path, capsys):
+    """``medsynth synthesize --checkpoint X.ts|X.onnx`` writes the checkpoint's synthesis (a width-1/16
+    generator, for time: the formats' fidelity at the study's widths is the tests' above)."""
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    scale = load_checkpoint(BUNDLED)[1].target_intensity.std  # the output is in the target's intensities
-    expected = report_synthesis.synthesis
-    for model_format, model in exported["bundled"][1].items():
+    checkpoint, expected = tiny[0], report_synthesis.synthesis
+    scale = load_checkpoint(checkpoint)[1].target_intensity.std  # the output is in the target's intensities
+    for model_format, suffix in (("torchscript", ".ts"), ("onnx", ".onnx")):
+        model = export_generator(checkpoint, model_format, tmp_path / f"tiny{suffix}")
         out = tmp_path / f"{model_format}.nii.gz"
         assert main(["synthesize", str(phantom[1]), "--checkpoint", str(model), "--out", str(out),
                      "--grid", "report", "--stride", "32"]) == 0
@@ -189,13 +197,14 @@ def test_synthesize_runs_an_exported_file_as_the_checkpoint(exported, phantom, r
     assert capsys.readouterr().out.count("wrote") == 4  # each synthesis and its sidecar
 
 
-def test_the_monai_bundle_reproduces_the_report_grid_synthesis(bundle, phantom, report_synthesis):
+def test_the_monai_bundle_reproduces_the_report_grid_synthesis(tiny, phantom, report_synthesis):
     """MONAI's ConfigParser parses the bundle and instantiates its inferer and network; on the preprocessed
     phantom that inferer gives ``medsynth synthesize --grid report`` (at stride 32 here, for time), and as
     configured it is the report's stride-8 patch average."""
     bundle_config = pytest.importorskip("monai.bundle")
     from monai.inferers import SlidingWindowInferer
 
+    bundle = tiny[1]
     parser = bundle_config.ConfigParser()
     parser.read_config(str(bundle / "configs" / "inference.json"))
     parser.read_meta(str(bundle / "configs" / "metadata.json"))
@@ -232,10 +241,11 @@ def test_the_bundle_states_its_generator_data_and_limits(bundle):
     assert loaded == info
 
 
-def test_the_bundle_runs_as_a_monai_workflow(bundle, phantom, report_synthesis, tmp_path):
+def test_the_bundle_runs_as_a_monai_workflow(tiny, phantom, report_synthesis, tmp_path):
     """``python -m monai.bundle run`` (without its ``fire`` command line): MONAI's own preprocessing, the
     patch average (at stride 32 for time) and the target's intensities, written on the 224 x 224 x 32 grid."""
     bundle_config = pytest.importorskip("monai.bundle")
+    bundle = tiny[1]
     workflow = bundle_config.ConfigWorkflow(
         config_file=str(bundle / "configs" / "inference.json"), logging_file=False, workflow_type=None,
         bundle_root=str(bundle), input_file=str(phantom[1]), output_dir=str(tmp_path), **{"inferer#overlap": 0.0})
@@ -245,7 +255,7 @@ def test_the_bundle_runs_as_a_monai_workflow(bundle, phantom, report_synthesis, 
     theirs = nib.load(written).get_fdata(dtype=np.float32)
     assert theirs.shape == (224, 224, 32)
     # MONAI resamples with torch, napari-medsynth with SciPy: close on the phantom, not identical
-    standardized = load_checkpoint(BUNDLED)[1].target_intensity.apply(theirs)
+    standardized = load_checkpoint(tiny[0])[1].target_intensity.apply(theirs)
     assert np.abs(standardized - report_synthesis.standardized).max() <= 1e-2
 
 
