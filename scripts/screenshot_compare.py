@@ -8,24 +8,15 @@ Run under a display, or ``xvfb-run -a -s "-screen 0 1600x1000x24" python scripts
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import napari
 from napari._qt.dialogs.qt_notification import NapariQtNotification
-from qtpy.QtWidgets import QApplication
+from screenshot_widgets import wait  # (this script's folder is on the path)
 
 from napari_medsynth._widgets._shared import RUNS
 from napari_medsynth.core.catalog import bundled_generators
 from napari_medsynth.core.options import SynthesisOptions
-
-
-def wait(condition, timeout: float) -> None:
-    end = time.time() + timeout
-    while not condition() and time.time() < end:
-        QApplication.processEvents()
-        time.sleep(0.05)
-    QApplication.processEvents()
 
 
 def main(docs: Path) -> None:

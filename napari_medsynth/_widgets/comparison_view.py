@@ -53,13 +53,13 @@ class ComparisonView:
 
     def finish(self) -> list[str]:
         """The comparison ended (done or cancelled): previews that no refined row replaced go; the
-        labels of the rows that stay."""
+        labels of the syntheses that stay."""
         for label in sorted(self.previews):
             self._remove(lambda layer, label=label: layer.name == self._names.get(label))
             del self.rows[label], self._names[label]
         self.previews.clear()
         self.arrange()
-        return list(self.rows)
+        return [label for label in self.rows if label in self._names]
 
     def select(self, labels) -> None:
         """The table's selection: one row shows its error maps, two their difference."""
