@@ -160,7 +160,8 @@ def _tile_roles(layers, synthesis, ordered: list[str]) -> dict[str, str]:
     """The tile label of each layer of ``ordered`` (source, synthesis, truth, maps): its role, with
     the contrast for the inputs."""
     source, target = Direction(synthesis.metadata["provenance"]["direction"]).contrasts
-    roles = {synthesis.metadata["synthesized_from"]: f"source {source}", synthesis.name: "synthesis",
+    roles = {synthesis.metadata["synthesized_from"]: f"source {source}",
+             synthesis.name: PREVIEW if synthesis.metadata.get("preview") else "synthesis",
              synthesis.metadata["ground_truth"]: f"truth {target}"}
     return {name: roles.get(name) or MAP_ROLES.get(layers[name].metadata.get("map"), name) for name in ordered}
 
