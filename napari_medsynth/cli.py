@@ -221,26 +221,35 @@ def _synthesize(args) -> int:
     return 0
 
 
-def _compare(args) -> int:
-    from .core.catalog import bundled_generators
+def compare_plan(args, source) -> tuple[str, list[Path]]:
+    """``medsynth compare``'s direction and checkpoints: ``--direction``, else the first readable
+    checkpoint's, else the source's contrast (its IXI name, else its intensities); ``--checkpoint``,
+    else every bundled generator of that direction."""
+    from .core.catalog import bundled_generators, nearest_contrast
     from .core.choices import parse_direction
+    from .core.ixi import ixi_name
+
+    if args.direction:
+        direction = parse_direction(args.direction).value
+    elif args.checkpoint:
+        direction = _first_direction(args.checkpoint)
+    else:
+        parsed = ixi_name(args.source)
+        contrast = parsed[1] if parsed else nearest_contrast(source.data, "T2") or "T2"
+        direction = "pd-t2" if contrast == "PD" else "t2-pd"
+    return direction, list(args.checkpoint or [entry.path for entry in bundled_generators(direction)])
+
+
+def _compare(args) -> int:
     from .core.compare import compare_generators, metrics_csv, write_comparison
     from .core.devices import resolve_device
     from .core.errors import MedSynthError
-    from .core.ixi import ixi_name
     from .core.nifti import load_volume
 
     options = options_from_args(args)
     options = options.replace(device=resolve_device(options.device))
     source, target = load_volume(args.source), load_volume(args.target)
-    if args.direction:
-        direction = parse_direction(args.direction)
-    elif args.checkpoint:
-        direction = _first_direction(args.checkpoint)
-    else:
-        contrast = (ixi_name(args.source) or (None, "T2"))[1]
-        direction = "pd-t2" if contrast == "PD" else "t2-pd"
-    checkpoints = args.checkpoint or [entry.path for entry in bundled_generators(direction)]
+    direction, checkpoints = compare_plan(args, source)
     inputs = [args.source, args.target, *checkpoints, *([args.mask] if args.mask else [])]
     mask = load_volume(args.mask).data if args.mask else None
     with progress_bar(f"{len(checkpoints)} generators", unit="patch") as progress:

@@ -67,6 +67,21 @@ def test_compare_without_a_truth_or_with_nothing_readable_is_one_line(subject, t
     assert not (tmp_path / "o").exists()
 
 
+def test_with_no_checkpoint_every_bundled_generator_of_the_sources_direction(subject, tmp_path):
+    from napari_medsynth.cli import build_parser, compare_plan
+
+    t2, pd = subject
+    scan = tmp_path / "scan.nii.gz"  # no IXI name: the intensities say it is a PD
+    scan.write_bytes(pd.read_bytes())
+    for source, direction in ((t2, "t2-pd"), (pd, "pd-t2"), (scan, "pd-t2")):
+        args = build_parser().parse_args(["compare", str(source), "--target", str(t2), "--out", str(tmp_path)])
+        assert compare_plan(args, load_volume(source)) == (
+            direction, [entry.path for entry in bundled_generators(direction)])
+    args = build_parser().parse_args(["compare", str(t2), "--target", str(pd), "--out", str(tmp_path),
+                                      "--direction", "PD->T2"])
+    assert compare_plan(args, load_volume(t2))[0] == "pd-t2"
+
+
 def test_the_csv_and_the_difference_of_two_rows():
     first = ComparedRow("G3", "g3.pt", np.full((2, 2, 2), 3.0, np.float32))
     second = ComparedRow(MAPPING, None, np.ones((2, 2, 2), np.float32))
