@@ -574,6 +574,14 @@ def test_compare_previews_each_generator_then_refines_and_cancel_keeps_the_finis
     open_phantom_subject(viewer, phantom_dir)
     widget = synthesis_widget(viewer, qtbot)
     widget.configure("t2-pd", options=SynthesisOptions(grid="report", stride=32, device="cpu"), preview_first=True)
+    truth = widget.form.truth.value
+    widget.form.truth.value = None
+    widget.compare(checkpoints)  # the figures need a truth: one line, nothing runs
+    assert widget.worker is None and widget.status == (
+        "Compare needs a ground truth layer: the figures are taken against it")
+    widget.form.truth.value = truth
+    widget.compare([])
+    assert widget.worker is None and widget.status == "select the generators to compare in the list above Compare"
     added = []
     viewer.layers.events.inserted.connect(lambda event: added.append(event.value.name))
 
