@@ -9,7 +9,7 @@ import numpy as np
 from .._layers import map_layers, synthesis_layer
 from ..core.choices import Direction
 from ..core.compare import MAPPING, ComparedRow, difference_map
-from .result_view import MAP_ROLES, PREVIEW, arrange_grid
+from .result_view import MAP_ROLES, PREVIEW, arrange_grid, put_layer
 from .synthesis_job import ComparisonRequest
 
 __all__ = ["ComparisonView"]
@@ -65,7 +65,10 @@ class ComparisonView:
         """The table's selection: one row shows its error maps, two their difference."""
         self._remove(lambda layer: _SELECTION in layer.metadata)
         self._selection = tuple(label for label in labels if label in self._names)[:2]
-        request = self.comparison.request if self.comparison else None
+        if not self._selection:
+            self.arrange()
+            return
+        request = self.comparison.request
         if len(self._selection) == 1:
             row = self.rows[self._selection[0]]
             for layer in map_layers(row.maps, request.source, subject=request.subject, label=row.label,
@@ -118,14 +121,7 @@ class ComparisonView:
     def _add(self, layer: tuple) -> str:
         """Add ``layer`` (or update the layer of its name); its name."""
         data, kwargs, _ = layer
-        layers = self.viewer.layers
-        if kwargs["name"] in layers:
-            existing = layers[kwargs["name"]]
-            existing.data, existing.metadata = data, kwargs["metadata"]
-            for key in ("contrast_limits", "colormap"):
-                setattr(existing, key, kwargs[key])
-        else:
-            self.viewer.add_image(data, **kwargs)
+        put_layer(self.viewer, data, kwargs)
         return kwargs["name"]
 
     def _remove(self, which) -> None:

@@ -12,7 +12,7 @@ from ..core.synthesis import SynthesisResult
 from .synthesis_job import SynthesisRequest
 from .tile_labels import hide_tile_label, show_tile_label
 
-__all__ = ["PREVIEW", "ResultView", "ShownResult", "arrange_grid", "grid_tile"]
+__all__ = ["PREVIEW", "ResultView", "ShownResult", "arrange_grid", "grid_tile", "put_layer"]
 
 PREVIEW = "preview"  # the label suffix of a one-pass preview's layers until the refinement replaces them
 # tile labels, short enough for napari's default window (three tiles of ~110 px)
@@ -91,13 +91,7 @@ class ResultView:
             if layer.metadata.get("medsynth_run") == run_key and layer.name not in names:
                 existing.remove(layer)
         for previous, (data, kwargs, _) in zip([None, *names], layers):
-            if kwargs["name"] not in existing:
-                self.viewer.add_image(data, **kwargs)
-            else:
-                layer = existing[kwargs["name"]]
-                layer.data = data
-                for key in ("scale", "translate", "contrast_limits", "colormap", "metadata"):
-                    setattr(layer, key, kwargs[key])
+            put_layer(self.viewer, data, kwargs)
             if previous is not None:  # a map added by a later run goes beside its synthesis
                 existing.move(existing.index(kwargs["name"]), existing.index(previous) + 1)
         return names
@@ -129,6 +123,17 @@ class ResultView:
                      if layer.metadata.get("medsynth_run") == run_key and layer.name != synthesis.name)]
         ordered = [name for name in ordered if name and name in layers]
         self._grid_tiles = arrange_grid(self.viewer, _tile_roles(layers, synthesis, ordered), self._grid_tiles)
+
+
+def put_layer(viewer, data, kwargs: dict) -> None:
+    """Add an image layer, or give the layer of its name (an earlier result) the new data and look."""
+    if kwargs["name"] not in viewer.layers:
+        viewer.add_image(data, **kwargs)
+        return
+    layer = viewer.layers[kwargs["name"]]
+    layer.data = data
+    for key in ("scale", "translate", "contrast_limits", "colormap", "metadata"):
+        setattr(layer, key, kwargs[key])
 
 
 def arrange_grid(viewer, tiles: dict[str, str], previous=(), columns: int = 3) -> tuple[str, ...]:

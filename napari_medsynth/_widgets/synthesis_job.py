@@ -43,6 +43,11 @@ class SynthesisRequest:
     truth_layer: str | None = None
     subject: str = ""
 
+    @property
+    def previews_first(self) -> bool:
+        """A one-pass preview comes before the result (the result is not itself a preview)."""
+        return self.preview_first and not self.options.preview
+
 
 @dataclass(frozen=True)
 class ComparisonRequest:
@@ -59,7 +64,7 @@ def run_comparison(comparison: ComparisonRequest, on_row, progress, cancel):
     from ..core.errors import Cancelled
 
     request = comparison.request
-    phases = [request.options.replace(preview=True)] if request.preview_first and not request.options.preview else []
+    phases = [request.options.replace(preview=True)] if request.previews_first else []
     for options in [*phases, request.options]:
         preview = options is not request.options
         rows = compare_generators(request.source, comparison.checkpoints, request.direction, options,
@@ -79,7 +84,7 @@ def run_synthesis(request: SynthesisRequest, progress, cancel):
     from ..core.synthesis import synthesize
 
     generator = load_checkpoint(request.checkpoint, request.direction)
-    if request.preview_first and not request.options.preview:
+    if request.previews_first:
         yield synthesize(request.source, generator, request.options.replace(preview=True), target=request.truth,
                          mask=request.mask, cancel=cancel)
     return synthesize(request.source, generator, request.options, target=request.truth, mask=request.mask,
@@ -165,7 +170,7 @@ class SynthesisJob:
         worker.yielded.connect(lambda result: self._preview_done(request, result))
         worker.returned.connect(lambda result: self._returned("result", request, result))
         worker.errored.connect(lambda error: self._errored(request, error))
-        first = JobState.PREVIEW if request.preview_first and not request.options.preview else JobState.REFINING
+        first = JobState.PREVIEW if request.previews_first else JobState.REFINING
         self._launch(worker, "MedSynth: synthesizing", first)
         return True
 
@@ -195,7 +200,7 @@ class SynthesisJob:
         worker.returned.connect(lambda rows: self._returned("compared", comparison, rows))
         worker.errored.connect(lambda error: self._errored(comparison, error))
         request = comparison.request
-        first = JobState.PREVIEW if request.preview_first and not request.options.preview else JobState.REFINING
+        first = JobState.PREVIEW if request.previews_first else JobState.REFINING
         self._comparison = comparison
         self._launch(worker, "MedSynth: comparing generators", first)
         return True

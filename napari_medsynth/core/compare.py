@@ -26,7 +26,7 @@ from .masks import check_mask, head_mask
 from .nifti import Volume
 from .options import SynthesisOptions
 from .preprocess import check_pair, preprocess_volume
-from .synthesis import SynthesisResult, compare_on_grids, synthesize
+from .synthesis import SynthesisResult, synthesize, voxelwise_prediction
 
 __all__ = ["FIGURES", "MAPPING", "ComparedRow", "compare_generators", "difference_map", "metrics_csv",
            "write_comparison", "write_montage"]
@@ -151,12 +151,9 @@ def _unique_labels(paths: list[Path], labels: list[str | None]) -> list[str]:
 
 
 def _mapping_row(source: Volume, target: Volume, head, direction: str) -> ComparedRow:
-    """The bundled intensity mapping's row, scored as :func:`~napari_medsynth.core.synthesis.score_voxelwise`
-    does, its synthesis in the truth's intensities."""
-    mapping = bundled_mapping(direction)
-    report = preprocess_volume(source, "report")
-    on_source = mapping.predict(report.standardization.apply(source.data))
-    metrics, maps = compare_on_grids(on_source, mapping.predict(report.data), report, target, head)
+    """The bundled intensity mapping's row (:func:`~napari_medsynth.core.synthesis.score_voxelwise`'s
+    figures), its synthesis in the truth's intensities."""
+    on_source, metrics, maps = voxelwise_prediction(bundled_mapping(direction).predict, source, target, head)
     truth_scale = preprocess_volume(target, "report").standardization
     return ComparedRow(MAPPING, None, np.maximum(truth_scale.invert(on_source), 0.0), metrics, maps)
 
@@ -165,7 +162,7 @@ def difference_map(first: ComparedRow, second: ComparedRow) -> np.ndarray:
     """``first``'s synthesis minus ``second``'s: float32 on the source's grid, target intensities."""
     if first.synthesis is None or second.synthesis is None:
         raise MedSynthError(f"{first.label if first.synthesis is None else second.label} has no synthesis")
-    return (np.asarray(first.synthesis, np.float32) - np.asarray(second.synthesis, np.float32)).astype(np.float32)
+    return np.asarray(first.synthesis, np.float32) - np.asarray(second.synthesis, np.float32)
 
 
 def metrics_csv(rows: list[ComparedRow]) -> str:
@@ -214,14 +211,14 @@ def write_montage(path, rows: list[ComparedRow], source: Volume, target: Volume)
         return shown[shown.shape[0] // 2]
 
     shown = [row for row in rows if row.synthesis is not None]
-    truth = plane(target.data)
-    low, high = np.percentile(truth[truth > truth.min()], [0.5, 99.5]) if (truth > truth.min()).any() else (0, 1)
+    source_plane, truth = plane(source.data), plane(target.data)
+    low, high = np.percentile(truth, [0.5, 99.5])
     errors = [plane(row.maps["squared_error"]) for row in shown]
     error_high = max((float(np.percentile(e, 99.5)) for e in errors), default=1.0) or 1.0
     figure = Figure(figsize=(6.4, 3.2 * (len(shown) + 1)), layout="constrained")
     axes = figure.subplots(len(shown) + 1, 2, squeeze=False)
-    axes[0, 0].imshow(plane(source.data), cmap="gray", vmin=np.percentile(plane(source.data), 0.5),
-                      vmax=np.percentile(plane(source.data), 99.5))
+    axes[0, 0].imshow(source_plane, cmap="gray", vmin=np.percentile(source_plane, 0.5),
+                      vmax=np.percentile(source_plane, 99.5))
     axes[0, 0].set_title("source", fontsize=10)
     axes[0, 1].imshow(truth, cmap="gray", vmin=low, vmax=high)
     axes[0, 1].set_title("ground truth", fontsize=10)

@@ -22,7 +22,8 @@ from .preprocess import KEEP_EVERY, Preprocessed, check_pair, preprocess_volume,
 from .reconstruct import preview_volume, reconstruct_volume
 from .results import Provenance, save_result
 
-__all__ = ["SynthesisResult", "check_contrast", "compare_on_grids", "score_voxelwise", "synthesize"]
+__all__ = ["SynthesisResult", "check_contrast", "compare_on_grids", "score_voxelwise", "synthesize",
+           "voxelwise_prediction"]
 
 
 @dataclass
@@ -250,8 +251,15 @@ def score_voxelwise(predict, source: Volume, target: Volume, mask=None) -> Figur
     """The figures of a per-voxel baseline, ``predict(standardized
     source) -> standardized target`` (the identity, or an intensity mapping), applied to the
     source's own voxels and to its report-grid preprocessing."""
+    return voxelwise_prediction(predict, source, target, mask)[1]
+
+
+def voxelwise_prediction(predict, source: Volume, target: Volume, mask=None) -> tuple[np.ndarray, Figures, dict]:
+    """A per-voxel baseline's prediction on the source's grid (standardized target units), with its
+    figures and error maps as :func:`score_voxelwise` takes them."""
     check_pair(source, target)
     prepared = preprocess_volume(source, "report")
     on_source = predict(prepared.standardization.apply(source.data))
     mask = check_mask(mask, source.data.shape) if mask is not None else head_mask(source.data)
-    return compare_on_grids(on_source, predict(prepared.data), prepared, target, mask)[0]
+    metrics, maps = compare_on_grids(on_source, predict(prepared.data), prepared, target, mask)
+    return on_source, metrics, maps
