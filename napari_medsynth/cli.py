@@ -241,6 +241,7 @@ def compare_plan(args, source) -> tuple[str, list[Path]]:
 
 
 def _compare(args) -> int:
+    from .core.atomic import make_folder
     from .core.compare import compare_generators, metrics_csv, write_comparison
     from .core.devices import resolve_device
     from .core.errors import MedSynthError
@@ -250,6 +251,7 @@ def _compare(args) -> int:
     options = options.replace(device=resolve_device(options.device))
     source, target = load_volume(args.source), load_volume(args.target)
     direction, checkpoints = compare_plan(args, source)
+    make_folder(args.out)  # an unwritable folder fails before the work, not after it
     inputs = [args.source, args.target, *checkpoints, *([args.mask] if args.mask else [])]
     mask = load_volume(args.mask).data if args.mask else None
     with progress_bar(f"{len(checkpoints)} generators", unit="patch") as progress:

@@ -65,6 +65,12 @@ def test_compare_without_a_truth_or_with_nothing_readable_is_one_line(subject, t
                  str(missing)]) == 1
     assert capsys.readouterr().err.strip() == f"medsynth: error: none of the checkpoints can be read: {missing}"
     assert not (tmp_path / "o").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["compare", str(t2), "--target", str(pd), "--out", str(blocker / "o"), "--checkpoint",
+                 str(bundled_generators("t2-pd")[0].path)]) == 1  # refused before any generator runs
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"medsynth: error: {blocker / 'o'}: cannot write there") and "\n" not in error
 
 
 def test_with_no_checkpoint_every_bundled_generator_of_the_sources_direction(subject, tmp_path):
