@@ -8,8 +8,8 @@ import nibabel as nib
 import numpy as np
 
 from .core.errors import MedSynthError
-from .core.ixi import ixi_name
 from .core.nifti import Volume, display_affine, from_display, to_display
+from .core.scans import scan_name
 
 __all__ = ["RESULT_MAPS", "layer_mask", "layer_volume", "map_layers", "result_layers", "robust_contrast_limits",
            "synthesis_layer", "volume_layer", "write_result_layer"]
@@ -39,12 +39,12 @@ def volume_layer(
     computed on the layer can be written back onto the file's grid.
     """
     data, scale, translate = to_display(volume)
-    parsed = ixi_name(volume.path) if volume.path else None
-    if parsed:
-        subject, contrast = subject or parsed[0], contrast or parsed[1]
+    if volume.path:  # its identity from its file name: "IXI002 T2", "sub-01_ses-1 T2", "case7 T2"
+        parsed = scan_name(volume.path)
+        subject, contrast = subject or parsed.label, contrast or parsed.contrast
     subject = subject or volume.name
     if name is None:
-        name = f"{subject.split('-')[0]} {contrast}" if contrast else subject
+        name = f"{subject} {contrast}" if contrast else subject
     metadata = {
         "affine": volume.affine.copy(),
         "axcodes": "".join(nib.aff2axcodes(volume.affine)),

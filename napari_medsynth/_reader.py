@@ -7,10 +7,31 @@ from pathlib import Path
 
 from ._layers import volume_layer
 from .core.errors import MedSynthError
-from .core.ixi import partner_path
 from .core.nifti import is_nifti_path, load_volume
+from .core.scans import partner_path
 
-__all__ = ["napari_get_reader", "read_nifti", "read_nifti_for_napari"]
+__all__ = ["NIFTI_PATTERNS", "claim_nifti_files", "napari_get_reader", "read_nifti", "read_nifti_for_napari"]
+
+PLUGIN = "napari-medsynth"  # the manifest's name
+NIFTI_PATTERNS = ("*.nii", "*.nii.gz")  # never "*.gz": that would take every gzipped file
+
+
+def claim_nifti_files() -> bool:
+    """Make this plugin napari's reader of ``*.nii`` and ``*.nii.gz`` where the user has chosen none
+    (napari's built-in reader claims them too, so every File > Open would ask which reader), and say
+    so once, in a notification. A choice the user made stays. Returns whether anything changed."""
+    from napari.settings import get_settings
+    from napari.utils.notifications import show_info
+
+    plugins = get_settings().plugins
+    chosen = dict(plugins.extension2reader)
+    unset = [pattern for pattern in NIFTI_PATTERNS if pattern not in chosen]
+    if not unset:
+        return False
+    plugins.extension2reader = {**chosen, **dict.fromkeys(unset, PLUGIN)}
+    show_info("MedSynth now opens .nii and .nii.gz files, with no reader to choose; napari's File > Preferences > "
+              "Plugins > 'File extension readers' changes that")
+    return True
 
 
 def napari_get_reader(path):
@@ -41,7 +62,7 @@ def read_nifti_for_napari(path) -> list[tuple]:
 
 
 def read_nifti(path) -> list[tuple]:
-    """One image layer per file; opening one half of an IXI T2/PD pair opens its partner too,
+    """One image layer per file; opening one half of a T2/PD pair (IXI, BIDS) opens its partner too,
     below it, so the file the user opened is the one on top.
 
     Raises

@@ -9,8 +9,10 @@ __all__ = ["phantom_pair"]
 
 def phantom_pair() -> list[tuple]:
     """The seed-0 phantom subject as two layers, ``phantom T2`` (on top: the default source) and ``phantom PD``."""
+    from ._reader import claim_nifti_files
     from .core.phantom import make_phantom_pair
 
+    claim_nifti_files()
     t2, pd = make_phantom_pair(seed=0)
     return [
         volume_layer(pd, name="phantom PD", subject="phantom", contrast="PD"),

@@ -22,8 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     phantom = commands.add_parser(
         "phantom",
-        help="write simulated IXI-named T2/PD brain pairs (no download needed)",
-        description="Write N simulated subjects as IXI-named T2/PD .nii.gz pairs into OUT.",
+        help="write simulated T2/PD brain pairs, IXI-named or as a BIDS dataset (no download needed)",
+        description="Write N simulated subjects as IXI-named T2/PD .nii.gz pairs (or a BIDS dataset) into OUT.",
     )
     phantom.add_argument("out", type=Path, metavar="OUT", help="output folder (created if missing)")
     phantom.add_argument("--subjects", type=int, default=4, metavar="N", help="number of subjects (default 4)")
@@ -31,14 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
     phantom.add_argument("--shape", type=int, nargs=3, default=None, metavar=("NX", "NY", "NZ"),
                          help="grid size (default 256 256 130, IXI's); the field of view stays, so fewer "
                               "voxels are coarser (a quick try: 128 128 65)")
+    phantom.add_argument("--bids", action="store_true",
+                         help="write a BIDS dataset (sub-001/anat/sub-001_T2w.nii.gz and _PDw) instead of IXI names")
     phantom.set_defaults(handler=_phantom)
 
     check = commands.add_parser(
         "check",
-        help="check a folder of IXI T2/PD pairs before training or synthesis",
-        description="Find the IXI T2/PD pairs in DATA and read every volume; exit 1 on any problem.",
+        help="check a folder of T2/PD pairs (IXI or BIDS) before training or synthesis",
+        description="Find the T2/PD pairs in DATA (a BIDS dataset, or IXI- or BIDS-named files) and read "
+                    "every volume; exit 1 on any problem.",
     )
-    check.add_argument("data", type=Path, metavar="DATA", help="folder, flat or with T2/ and PD/ sub-folders")
+    check.add_argument("data", type=Path, metavar="DATA",
+                       help="a BIDS dataset, or a folder of IXI files (flat, or with T2/ and PD/ sub-folders)")
     check.set_defaults(handler=_check)
 
     synth = commands.add_parser(
@@ -54,14 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     synth.add_argument("source", type=Path, metavar="SOURCE",
-                       help="T2 or PD volume (.nii or .nii.gz), or a folder of IXI files (flat, or T2/ and PD/): "
-                            "every file of the generator's source contrast, each scored against its IXI partner "
-                            "when there is one; under torchrun each process takes its share of the files")
+                       help="T2 or PD volume (.nii or .nii.gz), or a folder: a BIDS dataset, or IXI- or BIDS-named "
+                            "files (flat, or T2/ and PD/): every file of the generator's source contrast, each "
+                            "scored against its partner when there is one; under torchrun each process takes its "
+                            "share of the files")
     synth.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT",
                        help="generator checkpoint (.pt), or a .ts/.onnx from `medsynth export` with its sidecar .json")
     synth.add_argument("--out", type=Path, required=True, metavar="OUT",
-                       help="output .nii.gz (a folder for a folder SOURCE: <subject>-<contrast>_synth.nii.gz, "
-                            "a JSON sidecar each and metrics.csv)")
+                       help="output .nii.gz (a folder for a folder SOURCE: <subject>-<contrast>_synth.nii.gz, a "
+                            "JSON sidecar each and metrics.csv; for BIDS input a BIDS-derivatives dataset)")
     synth.add_argument("--skip-existing", action="store_true",
                        help="folder SOURCE: leave files whose synthesis and sidecar exist untouched")
     synth.add_argument("--target", type=Path, metavar="GT", help="ground truth of the target contrast")
@@ -88,12 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     compare.add_argument("source", type=Path, metavar="SOURCE", help="T2 or PD volume (.nii or .nii.gz)")
-    compare.add_argument("--target", type=Path, required=True, metavar="GT", help="ground truth of the target contrast")
+    compare.add_argument("--target", type=Path, metavar="GT",
+                         help="ground truth of the target contrast (default: SOURCE's partner beside it, found by "
+                              "its IXI or BIDS name)")
     compare.add_argument("--checkpoint", type=Path, nargs="+", metavar="CKPT",
                          help="generator checkpoints (default: every bundled generator of --direction)")
     compare.add_argument("--direction", metavar="t2-pd|pd-t2",
                          help="the direction compared (default: the first checkpoint's; with no --checkpoint, "
-                              "the one SOURCE's IXI name says, else t2-pd)")
+                              "the contrast SOURCE's name says (IXI, BIDS, a T2/PD token), else its intensities)")
     compare.add_argument("--out", type=Path, required=True, metavar="OUT", help="output folder (created if missing)")
     compare.add_argument("--mask", type=Path, metavar="MASK",
                          help="mask file on SOURCE's grid for the 'head' figures, instead of the automatic head mask")
@@ -145,23 +152,25 @@ def _phantom(args) -> int:
 
     with progress_bar("phantom subjects", args.subjects, unit="subject") as progress:
         pairs = write_phantom_dataset(args.out, args.subjects, seed=args.seed, progress=progress,
-                                      shape=args.shape or DEFAULT_SHAPE)
+                                      shape=args.shape or DEFAULT_SHAPE, bids=args.bids)
     print(f"wrote {len(pairs)} T2/PD pairs to {args.out}")
     return 0
 
 
 def _check(args) -> int:
     from .core.errors import MedSynthError
-    from .core.ixi import find_ixi_pairs
     from .core.nifti import load_volume
     from .core.preprocess import Standardization, check_pair
+    from .core.scans import find_pairs
 
-    scan = find_ixi_pairs(args.data)
+    scan = find_pairs(args.data)
     print(scan.summary())
     for path in scan.unpaired:
-        print(f"  no partner: {path.name}")
+        print(f"  no partner: {path.relative_to(scan.folder)}")
+    for line in scan.ambiguous:
+        print(f"  {line}")
     if not scan.pairs:
-        raise MedSynthError(f"{args.data}: no IXI T2/PD pairs (IXI###-Site-####-T2.nii.gz with -PD)")
+        raise MedSynthError(scan.none_found())
     problems = 0
     with progress_bar("checking pairs", len(scan.pairs), unit="pair") as progress:
         for done, pair in enumerate(scan.pairs, start=1):
@@ -225,17 +234,17 @@ def compare_plan(args, source) -> tuple[str, list[Path]]:
     """``medsynth compare``'s direction and checkpoints: ``--direction``, else the first readable
     checkpoint's, else the source's contrast (its IXI name, else its intensities); ``--checkpoint``,
     else every bundled generator of that direction."""
-    from .core.catalog import bundled_generators, nearest_contrast
+    from .core.catalog import bundled_generators
     from .core.choices import parse_direction
-    from .core.ixi import ixi_name
+    from .core.contrast import guess_contrast
+    from .core.scans import scan_name
 
     if args.direction:
         direction = parse_direction(args.direction).value
     elif args.checkpoint:
         direction = _first_direction(args.checkpoint)
     else:
-        parsed = ixi_name(args.source)
-        contrast = parsed[1] if parsed else nearest_contrast(source.data, "T2") or "T2"
+        contrast = scan_name(args.source).contrast or guess_contrast(source)
         direction = "pd-t2" if contrast == "PD" else "t2-pd"
     return direction, list(args.checkpoint or [entry.path for entry in bundled_generators(direction)])
 
@@ -246,9 +255,15 @@ def _compare(args) -> int:
     from .core.devices import resolve_device
     from .core.errors import MedSynthError
     from .core.nifti import load_volume
+    from .core.scans import partner_path
 
     options = options_from_args(args)
     options = options.replace(device=resolve_device(options.device))
+    if args.target is None:
+        args.target = partner_path(args.source)
+        if args.target is None:
+            raise MedSynthError(f"{args.source}: no --target given and no T2/PD partner of it beside it "
+                                "(IXI -T2/-PD, BIDS _T2w/_PDw of the same entities, NAME_T2/NAME_PD)")
     source, target = load_volume(args.source), load_volume(args.target)
     direction, checkpoints = compare_plan(args, source)
     make_folder(args.out)  # an unwritable folder fails before the work, not after it
@@ -327,6 +342,9 @@ def _synthesize_folder(args, options) -> int:
             progress(len(files), len(files))
         for line in report.failed:
             print(f"{PROG}: error: {line}", file=sys.stderr)
+        untruthed = report.untruthed_line(_target_of(args.checkpoint))
+        if untruthed:
+            print(f"{PROG}: {untruthed}", file=sys.stderr)
         counts = [len(files), len(report.written), len(report.skipped), len(report.failed)]
         if world > 1:
             import torch
@@ -347,6 +365,12 @@ def _synthesize_folder(args, options) -> int:
     if metrics is not None:
         print(f"metrics of the files with a ground truth: {metrics}")
     return 1 if counts[3] else 0
+
+
+def _target_of(checkpoint) -> str:
+    from .core.catalog import read_generator_entry
+
+    return read_generator_entry(checkpoint).info.target_contrast
 
 
 def _rank_device(local_rank: int) -> str:

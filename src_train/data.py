@@ -15,7 +15,6 @@ from torch.utils.data import Dataset, DistributedSampler
 from napari_medsynth.core.atomic import atomic_output
 from napari_medsynth.core.choices import Direction
 from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.ixi import CONTRASTS, IXIPair, find_ixi_pairs
 from napari_medsynth.core.nifti import load_volume
 from napari_medsynth.core.patches import patch_grid
 from napari_medsynth.core.preprocess import (
@@ -27,6 +26,7 @@ from napari_medsynth.core.preprocess import (
     check_pair,
     preprocess_volume,
 )
+from napari_medsynth.core.scans import CONTRASTS, ScanPair, find_pairs
 from napari_medsynth.core.train_config import REPORT_FRACTIONS
 
 __all__ = [
@@ -45,7 +45,9 @@ _PREPROCESSING_KEY = json.dumps([RESAMPLED_SHAPE, KEEP_EVERY, KEEP_OFFSET, "zsco
 
 @dataclass(frozen=True)
 class SubjectSplit:
-    """Which subjects train, validate and test; written into the run folder and reused."""
+    """Which subjects train, validate and test; written into the run folder and reused. A subject
+    here is a participant (:attr:`~napari_medsynth.core.scans.ScanPair.participant`): the sessions
+    and runs of one BIDS participant stay on one side of the split."""
 
     train: list[str]
     validation: list[str]
@@ -161,7 +163,7 @@ class VolumePair:
     target: CachedVolume
 
 
-def load_volume_pairs(pairs: list[IXIPair], direction: str, cache: PreprocessedCache,
+def load_volume_pairs(pairs: list[ScanPair], direction: str, cache: PreprocessedCache,
                       progress=None) -> list[VolumePair]:
     """Check and preprocess (through ``cache``) each pair, oriented source -> target.
 
@@ -184,27 +186,32 @@ def load_volume_pairs(pairs: list[IXIPair], direction: str, cache: PreprocessedC
     return result
 
 
-def find_pairs_or_fail(data: str | os.PathLike) -> list[IXIPair]:
-    """The IXI T2/PD pairs in ``data``.
+def find_pairs_or_fail(data: str | os.PathLike) -> list[ScanPair]:
+    """The T2/PD pairs in ``data`` (IXI or BIDS: :func:`~napari_medsynth.core.scans.find_pairs`).
 
     Raises
     ------
     MedSynthError
-        The folder holds none.
+        The folder holds none, a file without its partner (named), or files that pair in more than one way.
     """
-    scan = find_ixi_pairs(data)
+    scan = find_pairs(data)
     if not scan.pairs:
-        raise MedSynthError(f"{data}: no IXI T2/PD pairs (IXI###-Site-####-T2.nii.gz with its -PD partner)")
+        raise MedSynthError(scan.none_found())
+    if scan.ambiguous:
+        raise MedSynthError(f"{data}: {scan.ambiguous[0]}")
+    if scan.unpaired:
+        raise MedSynthError(f"{scan.unpaired[0]} has no T2/PD partner: training needs whole pairs (add its "
+                            "partner or move the file out of the folder)")
     return scan.pairs
 
 
-def pairs_of(data: str | os.PathLike, subjects: list[str] | None = None) -> list[IXIPair]:
-    """The IXI pairs in ``data``, limited to ``subjects`` when given."""
+def pairs_of(data: str | os.PathLike, subjects: list[str] | None = None) -> list[ScanPair]:
+    """The pairs in ``data``, limited to those of ``subjects`` (participants, as a split lists them) when given."""
     pairs = find_pairs_or_fail(data)
     if subjects is None:
         return pairs
     wanted = set(subjects)
-    return [p for p in pairs if p.subject in wanted]
+    return [p for p in pairs if p.participant in wanted]
 
 
 class PatchDataset(Dataset):

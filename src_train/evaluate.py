@@ -14,9 +14,9 @@ from napari_medsynth.core.checkpoint import load_checkpoint
 from napari_medsynth.core.choices import Direction, MetricScope, direction_label
 from napari_medsynth.core.console import progress_bar
 from napari_medsynth.core.figures import Figures
-from napari_medsynth.core.ixi import IXIPair
 from napari_medsynth.core.nifti import Volume, load_volume
 from napari_medsynth.core.options import SynthesisOptions
+from napari_medsynth.core.scans import ScanPair
 from napari_medsynth.core.synthesis import synthesize
 
 from .data import SubjectSplit, pairs_of
@@ -50,7 +50,7 @@ class Evaluation:
 
 
 def evaluate_predictor(name: str, direction: str, score: Callable[[Volume, Volume], Figures],
-                       pairs: list[IXIPair]) -> Evaluation:
+                       pairs: list[ScanPair]) -> Evaluation:
     """``score(source, target)`` (:class:`Figures`) of each pair, oriented by ``direction``."""
     source_contrast, target_contrast = Direction(direction).contrasts
     evaluation = Evaluation(name, direction)

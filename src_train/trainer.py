@@ -266,11 +266,13 @@ class Trainer:
             split = SubjectSplit.load(split_path)
         else:
             train_fraction = 1.0 - config.val_fraction - config.test_fraction
-            split = SubjectSplit.make([p.subject for p in pairs],
+            split = SubjectSplit.make(sorted({p.participant for p in pairs}),
                                       (train_fraction, config.val_fraction, config.test_fraction), config.seed)
             if self.dist.main:
                 split.save(split_path)
-        by_subject = {p.subject: p for p in pairs}
+        by_subject: dict[str, list] = {}
+        for pair in pairs:
+            by_subject.setdefault(pair.participant, []).append(pair)
         missing = [s for s in split.train + split.validation if s not in by_subject]
         if missing:
             raise MedSynthError(f"{split_path}: subjects {', '.join(missing[:3])} are not in {config.data}")
@@ -279,11 +281,12 @@ class Trainer:
             from napari_medsynth.core.console import progress_bar
 
             with progress_bar("preprocessing", unit="pair") as progress:
-                load_volume_pairs([by_subject[s] for s in split.train + split.validation], config.direction, cache,
-                                  progress)
+                load_volume_pairs([p for s in split.train + split.validation for p in by_subject[s]],
+                                  config.direction, cache, progress)
         self.dist.barrier()
-        self.train_pairs = load_volume_pairs([by_subject[s] for s in split.train], config.direction, cache)
-        self.val_pairs = load_volume_pairs([by_subject[s] for s in split.validation], config.direction, cache)
+        self.train_pairs = load_volume_pairs([p for s in split.train for p in by_subject[s]], config.direction, cache)
+        self.val_pairs = load_volume_pairs([p for s in split.validation for p in by_subject[s]], config.direction,
+                                           cache)
         self.split = split
         self.target_intensity = {
             "mean": float(np.mean([p.target.standardization.mean for p in self.train_pairs])),

@@ -58,7 +58,8 @@ def test_check_reports_each_bad_input_in_one_line(tmp_path, ixi_pair, capsys, sp
 
 def test_check_on_an_empty_folder(tmp_path, capsys):
     assert main(["check", str(tmp_path)]) == 1
-    assert "no IXI T2/PD pairs" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{tmp_path}: no T2/PD pairs (IXI###-Site-####-T2.nii.gz with its -PD partner; BIDS: " in err
 
 
 def test_console_script_exits_non_zero_without_traceback(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -57,9 +58,13 @@ def test_compare_gives_the_figures_synthesize_gives_one_csv_row_each_and_the_mon
 
 def test_compare_without_a_truth_or_with_nothing_readable_is_one_line(subject, tmp_path, capsys):
     t2, pd = subject
-    with pytest.raises(SystemExit) as refused:
-        main(["compare", str(t2), "--out", str(tmp_path / "o")])
-    assert refused.value.code == 1 and "--target" in capsys.readouterr().err
+    lonely = tmp_path / "lonely" / t2.name  # no partner beside it
+    lonely.parent.mkdir()
+    shutil.copy(t2, lonely)
+    assert main(["compare", str(lonely), "--out", str(tmp_path / "o")]) == 1
+    assert capsys.readouterr().err.strip() == (f"medsynth: error: {lonely}: no --target given and no T2/PD partner "
+                                               "of it beside it (IXI -T2/-PD, BIDS _T2w/_PDw of the same entities, "
+                                               "NAME_T2/NAME_PD)")
     missing = tmp_path / "missing.pt"
     assert main(["compare", str(t2), "--target", str(pd), "--out", str(tmp_path / "o"), "--checkpoint",
                  str(missing)]) == 1

@@ -11,7 +11,6 @@ import pytest
 from napari_medsynth.core import phantom
 from napari_medsynth.core.baselines import QuantileIntensityMapping, contrast_pair_statistics, otsu_threshold
 from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.ixi import find_ixi_pairs
 from napari_medsynth.core.nifti import load_volume
 from napari_medsynth.core.phantom import (
     MIXED_LABEL,
@@ -21,6 +20,7 @@ from napari_medsynth.core.phantom import (
     phantom_subject_seed,
     write_phantom_dataset,
 )
+from napari_medsynth.core.scans import find_pairs
 
 # The default field of view on a coarse grid: the same code path, a fraction of the time.
 SMALL = {"shape": (64, 64, 32), "zooms": (3.75, 3.75, 4.875)}
@@ -169,7 +169,7 @@ def test_dataset_round_trips_with_ixi_names(tmp_path):
     ]
     assert calls == [(1, 2), (2, 2)]
     assert phantom.field_of_view_zooms(SMALL["shape"]) == pytest.approx(SMALL["zooms"])
-    assert len(find_ixi_pairs(tmp_path).pairs) == 2
+    assert len(find_pairs(tmp_path).pairs) == 2
     for index, (t2_path, pd_path) in enumerate(pairs):
         t2, pd = phantom.make_phantom_pair(phantom_subject_seed(1, index), **SMALL)
         for path, expected in ((t2_path, t2), (pd_path, pd)):

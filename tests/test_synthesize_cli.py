@@ -93,7 +93,7 @@ def test_wrong_direction_and_wrong_contrast(phantom, checkpoint, tmp_path, capsy
 
 @pytest.mark.parametrize(("name", "which", "looks"), [
     ("IXI012-HH-1211-T1.nii.gz", 0, "a T1 image (its name)"),
-    ("subject_a.nii.gz", 1, "a PD image (its intensity distribution)"),  # a PD given as the T2 source
+    ("subject_a.nii.gz", 1, "a PD image (its intensities)"),  # a PD given as the T2 source
     ("subject_b.nii.gz", 0, None),  # a T2 under a name that says nothing: no warning
 ])
 def test_a_source_that_looks_like_another_contrast_is_a_one_line_warning(phantom, checkpoint, tmp_path, capsys,

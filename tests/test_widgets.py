@@ -245,7 +245,7 @@ def test_a_source_that_looks_like_the_other_contrast_is_a_warning_and_the_synthe
     widget.configure(source=viewer.layers["scan"], side_by_side=False, preview_first=False)
     run_and_wait(widget, qtbot)
     assert [n.message for n in notifications if n.severity == "warning"] == [
-        "scan.nii.gz looks like a PD image (its intensity distribution), but the source of this generator is T2: "
+        "scan.nii.gz looks like a PD image (its intensities), but the source of this generator is T2: "
         "the synthesis goes on, check its input"]
     assert widget.shown is not None and widget.shown.name in viewer.layers
 
@@ -361,10 +361,10 @@ def test_training_without_pairs_is_one_notification(make_napari_viewer, runs, tm
     empty = tmp_path / "empty"
     empty.mkdir()
     widget = training_widget(viewer, empty, runs)
-    assert widget._pairs.value == f"no IXI T2/PD pairs in {empty}"
+    assert widget._pairs.value == f"no T2/PD pairs (IXI or BIDS) in {empty}"
     assert widget.start() is None
     assert [n.message for n in notifications if n.severity == "error"] == [
-        f"no IXI T2/PD pairs in {empty}: choose the data folder"
+        f"no T2/PD pairs (IXI or BIDS) in {empty}: choose the data folder"
     ]
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, Select
 
 from .._layers import write_result_layer
+from .._reader import claim_nifti_files
 from ..core.catalog import read_generator_entry
 from ..core.choices import Direction, ExportFormat
 from ..core.errors import Cancelled, MedSynthError
@@ -45,6 +46,7 @@ class SynthesisWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
         self._viewer = viewer
+        claim_nifti_files()
         self.form = SynthesisForm(viewer)
         self.view = ResultView(viewer)
         self.comparison = ComparisonView(viewer)
@@ -54,8 +56,9 @@ class SynthesisWidget(Container):
                                 on_progress=self._on_progress, on_state=self._on_state)
         self._run = PushButton(text="Synthesize")
         self._folder = FileEdit(label="folder", mode="d",
-                                tooltip="a folder of IXI files (flat, or T2/ and PD/): every file of the source "
-                                        "contrast, scored against its partner when there is one")
+                                tooltip="a BIDS dataset, or a folder of IXI- or BIDS-named files (flat, or T2/ and "
+                                        "PD/): every file of the source contrast, scored against its partner when "
+                                        "there is one (a BIDS input gives a BIDS-derivatives dataset)")
         self._folder_out = FileEdit(label="folder output", mode="d", value=RUNS.folder / "syntheses")
         self._run_folder = PushButton(text="Synthesize folder")
         self._cancel = PushButton(text="Cancel", enabled=False)
@@ -265,7 +268,7 @@ class SynthesisWidget(Container):
         folder, out = Path(self._folder.value), Path(self._folder_out.value)
         try:
             if str(self._folder.value) in ("", ".") or not folder.is_dir():
-                raise MedSynthError("choose a folder of IXI files")
+                raise MedSynthError("choose a folder of scans (a BIDS dataset, or IXI files)")
             if not self.form.generator.value:
                 raise MedSynthError(f"no {Direction(self.form.direction.value).label} generator: pick a "
                                     "checkpoint file")
@@ -354,6 +357,11 @@ class SynthesisWidget(Container):
         report, files = output
         for line in report.failed:
             report_error(MedSynthError(line), "folder synthesis")
+        untruthed = report.untruthed_line(Direction(self.form.direction.value).contrasts[1])
+        if untruthed:
+            from napari.utils.notifications import show_warning
+
+            show_warning(untruthed)
         self._status.value = (f"{len(report.written)} of {len(files)} files synthesized into {out}"
                               + (f", {len(report.skipped)} skipped" if report.skipped else "")
                               + (f", {len(report.failed)} failed: {report.failed[0]}" if report.failed else ""))

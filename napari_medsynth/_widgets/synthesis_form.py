@@ -98,7 +98,7 @@ class SynthesisForm:
             source=source, checkpoint=self.generator.value, direction=self.direction.value,
             options=self.synthesis_options(), truth=truth, mask=mask, preview_first=self.preview_first.value,
             source_layer=source_layer.name, truth_layer=truth_layer.name if truth is not None else None,
-            subject=_subject(source_layer),
+            subject=_subject(source_layer, self._viewer.layers),
         )
 
     # the generator list ------------------------------------------------------------------------
@@ -138,9 +138,15 @@ class SynthesisForm:
             self.truth.value = by_contrast[other]
 
 
-def _subject(layer) -> str:
-    subject = layer.metadata.get("subject") or layer.name.split()[0]
-    return str(subject).split("-")[0]
+def _subject(layer, layers) -> str:
+    """The identity result layers are named by: the layer's scan label (``IXI002``, ``sub-01``), with
+    its folder's name when another open file of its contrast has that label (``scan (a)``, ``scan (b)``)."""
+    label = str(layer.metadata.get("subject") or layer.name.split()[0])
+    path = layer.metadata.get("source_path")
+    files = {other.metadata.get("source_path") for other in layers
+             if other.metadata.get("subject") == label and other.metadata.get("contrast") == layer.metadata.get(
+                 "contrast") and "medsynth_run" not in other.metadata}
+    return f"{label} ({Path(path).parent.name})" if path and len(files) > 1 else label
 
 
 def default_save_path(layer_name: str) -> Path:

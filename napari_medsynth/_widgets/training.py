@@ -25,11 +25,12 @@ from magicgui.widgets import (
 )
 from qtpy.QtCore import QTimer
 
+from .._reader import claim_nifti_files
 from ..core.choices import Direction, Variant, run_label
 from ..core.console import EXIT_INTERRUPTED
 from ..core.errors import MedSynthError
 from ..core.events import EventLog, StartEvent, StepEvent, TrainingEvent, ValidationEvent
-from ..core.ixi import find_ixi_pairs
+from ..core.scans import find_pairs
 from ..core.train_config import LR_SCHEDULES, train_argv, train_defaults
 from ..core.training_process import TrainingProcess
 from ._settings import load_settings, save_settings
@@ -54,11 +55,12 @@ STOP_WAIT_S = 120  # how long closing napari waits for the trainer to save last.
 
 
 class TrainingWidget(Container):
-    """Train a generator variant on a folder of IXI pairs, with live curves and Stop/Resume."""
+    """Train a generator variant on a folder of T2/PD pairs (IXI or BIDS), with live curves and Stop/Resume."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
         self._viewer = viewer
+        claim_nifti_files()
         defaults = train_defaults()
         import torch
 
@@ -68,7 +70,7 @@ class TrainingWidget(Container):
         if on_cpu:
             defaults.update(CPU_DEFAULTS)
         self._data = FileEdit(label="data folder", mode="d")
-        self._pairs = Label(value="choose a folder of IXI T2/PD pairs")
+        self._pairs = Label(value="choose a folder of T2/PD pairs (IXI, or a BIDS dataset)")
         self._runs = FileEdit(label="runs folder", mode="d", value=RUNS.folder)
         self._name = LineEdit(label="run name", value="t2-pd-G1")
         self._direction = ComboBox(label="direction", choices=[(d.label, d.value) for d in Direction],
@@ -152,14 +154,14 @@ class TrainingWidget(Container):
     def _check_data(self, *_):
         folder = Path(self._data.value)
         if not folder.is_dir() or str(self._data.value) in ("", "."):
-            self._pairs.value = "choose a folder of IXI T2/PD pairs"
+            self._pairs.value = "choose a folder of T2/PD pairs (IXI, or a BIDS dataset)"
             return
         try:
-            scan = find_ixi_pairs(folder)
+            scan = find_pairs(folder)
         except MedSynthError as error:  # e.g. an unreadable folder: the line says why
             self._pairs.value = str(error)
             return
-        self._pairs.value = scan.summary() if scan.pairs else f"no IXI T2/PD pairs in {folder}"
+        self._pairs.value = scan.summary() if scan.pairs else f"no T2/PD pairs (IXI or BIDS) in {folder}"
 
     def _on_runs_changed(self, folder):
         if Path(self._runs.value) != Path(folder):
@@ -217,8 +219,8 @@ class TrainingWidget(Container):
         if self._process is not None and self._process.poll() is None:
             return self._process
         try:
-            if not Path(self._data.value).is_dir() or not find_ixi_pairs(self._data.value).pairs:
-                raise MedSynthError(f"no IXI T2/PD pairs in {self._data.value}: choose the data folder")
+            if not Path(self._data.value).is_dir() or not find_pairs(self._data.value).pairs:
+                raise MedSynthError(f"no T2/PD pairs (IXI or BIDS) in {self._data.value}: choose the data folder")
             name = self._name.value.strip()
             if not name or name in (".", "..") or Path(name).name != name:
                 raise MedSynthError(f"run name {name!r}: give the run a folder name (no '/')")

@@ -16,7 +16,7 @@ from skimage.filters import threshold_otsu
 from .errors import MedSynthError
 from .metrics import psnr
 
-__all__ = ["BASELINES", "QuantileIntensityMapping", "contrast_pair_statistics", "intensity_signature", "otsu_threshold"]
+__all__ = ["BASELINES", "QuantileIntensityMapping", "contrast_pair_statistics", "otsu_threshold"]
 
 # The two baselines every synthesis is compared with, as the tables and metrics.json name them:
 # the standardized source itself, and the per-voxel intensity mapping.
@@ -116,26 +116,6 @@ def otsu_threshold(image, bins: int = 256) -> float:
     """Otsu's threshold, the level that maximises the between-class variance
     (``skimage.filters.threshold_otsu`` of the values as float64, ``bins`` histogram bins)."""
     return float(threshold_otsu(np.asarray(image, dtype=np.float64).ravel(), nbins=bins))
-
-
-_SIGNATURE_LEVELS = np.linspace(0.05, 0.95, 19)
-_SIGNATURE_VOXELS = 1_000_000
-
-
-def intensity_signature(values) -> np.ndarray:
-    """The shape of an image's foreground intensity distribution: its 5th to 95th percentiles
-    above Otsu's threshold, centred on their median and divided by their interquartile range.
-
-    Independent of field of view, gain and offset, it tells a T2-weighted head (bright CSF,
-    a wide spread) from a PD-weighted one (a narrow one)."""
-    flat = np.asarray(values, dtype=np.float64).ravel()
-    if flat.size > _SIGNATURE_VOXELS:
-        flat = flat[:: flat.size // _SIGNATURE_VOXELS]
-    foreground = flat[flat > otsu_threshold(flat)]
-    if foreground.size < 2:
-        raise MedSynthError("the image has no foreground to take an intensity signature from")
-    low, median, high = np.quantile(foreground, [0.25, 0.5, 0.75])
-    return (np.quantile(foreground, _SIGNATURE_LEVELS) - median) / max(high - low, 1e-12)
 
 
 def contrast_pair_statistics(t2_slice, pd_slice) -> dict:

@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
-from .baselines import QuantileIntensityMapping, intensity_signature
+from .baselines import QuantileIntensityMapping
 from .checkpoint import CheckpointInfo, checkpoint_info, read_checkpoint
 from .choices import direction_label, parse_direction
 from .errors import MedSynthError
@@ -23,7 +21,6 @@ __all__ = [
     "default_generator",
     "describe",
     "find_generators",
-    "nearest_contrast",
     "read_generator_entry",
 ]
 
@@ -82,35 +79,6 @@ def _entry(path: Path, origin: str) -> GeneratorEntry | None:
         return read_generator_entry(path, origin)
     except (MedSynthError, OSError, KeyError, TypeError, ValueError):
         return None  # a broken or foreign file is left out of the list, not an error
-
-
-@lru_cache(maxsize=1)
-def _bundled_signatures() -> dict[str, np.ndarray]:
-    """The intensity signature of each source contrast the bundled mappings were fitted on (their
-    bin edges are the quantiles of the training subjects' standardized sources)."""
-    signatures = {}
-    for direction in ("t2-pd", "pd-t2"):
-        try:
-            signatures[direction.split("-")[0].upper()] = intensity_signature(bundled_mapping(direction).edges)
-        except MedSynthError:
-            continue
-    return signatures
-
-
-def nearest_contrast(data, expected: str, margin: float = 1.25) -> str | None:
-    """The contrast (T2 or PD) whose bundled intensity signature is at least ``margin`` times nearer
-    to ``data``'s than ``expected``'s is, if any: ``data`` looks like that contrast, not ``expected``
-    (None too for an image without foreground: the constant-image check speaks for that)."""
-    signatures = _bundled_signatures()
-    try:
-        signature = intensity_signature(data)
-    except MedSynthError:
-        return None
-    if expected not in signatures:
-        return None
-    distance = {name: float(np.mean(np.abs(signature - ref))) for name, ref in signatures.items()}
-    nearest = min(distance, key=distance.get)
-    return nearest if nearest != expected and distance[nearest] * margin < distance[expected] else None
 
 
 def bundled_generators(direction: str | None = None) -> list[GeneratorEntry]:

@@ -71,6 +71,7 @@ Geometry
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ from scipy import ndimage as ndi
 from scipy import special
 from scipy.spatial.transform import Rotation
 
+from .atomic import atomic_output
 from .errors import MedSynthError
 from .nifti import Volume, save_volume
 
@@ -305,16 +307,18 @@ def _last_pair(seed, shape, zooms) -> tuple[Volume, Volume]:
     return phantom.t2, phantom.pd
 
 
-def make_phantom(seed: int = 0, shape=DEFAULT_SHAPE, zooms=DEFAULT_ZOOMS) -> Phantom:
+def make_phantom(seed: int = 0, shape=DEFAULT_SHAPE, zooms=DEFAULT_ZOOMS, tr_ms: float | None = None) -> Phantom:
     """Simulate one subject: both echoes and its tissue label map.
 
-    Parameters and errors are those of :func:`make_phantom_pair`.
+    Parameters and errors are those of :func:`make_phantom_pair`; ``tr_ms`` replaces IXI's TR
+    (5725 ms): at 500 ms the first echo (TE 8 ms) is a T1-weighted spin echo (CSF dark, fat bright).
+    The subject's anatomy is the same whatever the TR.
     """
     if int(seed) < 0:
         raise MedSynthError(f"phantom seed must be non-negative, got {seed}")
     shape, zooms = _check_grid(shape, zooms)
     rng = np.random.default_rng(int(seed))
-    signal_pd, signal_t2, labels = _Subject(rng, shape, zooms).simulate()
+    signal_pd, signal_t2, labels = _Subject(rng, shape, zooms, tr_ms).simulate()
     affine = phantom_affine(shape, zooms)
     t2 = Volume(data=_rician(signal_t2, rng), affine=affine)
     pd = Volume(data=_rician(signal_pd, rng), affine=affine.copy())
@@ -327,12 +331,15 @@ def write_phantom_dataset(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
     shape=DEFAULT_SHAPE,
+    bids: bool = False,
 ) -> list[tuple[Path, Path]]:
-    """Write ``subjects`` phantom T2/PD pairs with IXI names into ``out_dir``.
+    """Write ``subjects`` phantom T2/PD pairs with IXI names (or as a BIDS dataset) into ``out_dir``.
 
     Subject ``i`` (from 0) is ``IXI{i+1:03d}-Phantom-{k:04d}-T2.nii.gz`` and
-    ``...-PD.nii.gz`` with hospital number ``k = (1000 * seed + i + 1) % 10000``,
-    simulated from ``phantom_subject_seed(seed, i)``: the same whatever ``subjects`` is.
+    ``...-PD.nii.gz`` with hospital number ``k = (1000 * seed + i + 1) % 10000``
+    (with ``bids``: ``sub-{i+1:03d}/anat/sub-{i+1:03d}_T2w.nii.gz`` and ``..._PDw.nii.gz``, and a
+    ``dataset_description.json``), simulated from ``phantom_subject_seed(seed, i)``: the same
+    whatever ``subjects`` is.
 
     Parameters
     ----------
@@ -368,13 +375,22 @@ def write_phantom_dataset(
     for index in range(subjects):
         t2, pd = make_phantom_pair(phantom_subject_seed(seed, index), shape, field_of_view_zooms(shape))
         number = index + 1
-        stem = f"IXI{number:03d}-Phantom-{(1000 * int(seed) + number) % 10000:04d}"
+        if bids:
+            names = [out_dir / f"sub-{number:03d}" / "anat" / f"sub-{number:03d}_{suffix}.nii.gz"
+                     for suffix in ("T2w", "PDw")]
+        else:
+            stem = f"IXI{number:03d}-Phantom-{(1000 * int(seed) + number) % 10000:04d}"
+            names = [out_dir / f"{stem}-{contrast}.nii.gz" for contrast in ("T2", "PD")]
         # int16 like IXI's own files: the data are whole numbers, so nothing is lost.
-        t2_path = save_volume(out_dir / f"{stem}-T2.nii.gz", t2.data, t2, dtype=np.int16)
-        pd_path = save_volume(out_dir / f"{stem}-PD.nii.gz", pd.data, pd, dtype=np.int16)
+        t2_path = save_volume(names[0], t2.data, t2, dtype=np.int16)
+        pd_path = save_volume(names[1], pd.data, pd, dtype=np.int16)
         written.append((t2_path, pd_path))
         if progress is not None:
             progress(number, subjects)
+    if bids:
+        with atomic_output(out_dir / "dataset_description.json") as tmp_name:
+            Path(tmp_name).write_text(json.dumps({"Name": "napari-medsynth brain phantom", "BIDSVersion": "1.10.0",
+                                                  "DatasetType": "raw"}, indent=1) + "\n")
     return written
 
 
@@ -440,8 +456,9 @@ class _Fields:
 class _Subject:
     """One subject's random parameters (drawn in a fixed order) and its simulation."""
 
-    def __init__(self, rng: np.random.Generator, shape, zooms):
+    def __init__(self, rng: np.random.Generator, shape, zooms, tr_ms: float | None = None):
         self.shape, self.zooms = shape, zooms
+        self.tr_ms = ECHO_SETTINGS["tr_ms"] if tr_ms is None else float(tr_ms)
         self.fields = _Fields(rng, shape, zooms)
         # Position and size: world (subject, mm) -> template (MNI, mm).
         scale = 0.95 * np.exp(rng.normal(0.0, 0.03) + rng.normal(0.0, 0.015, 3))
@@ -656,7 +673,7 @@ class _Subject:
 
     def _mix(self, brain, myelin, layers, box, inner):
         """Sum the tissue signals of both echoes; label the pure voxels."""
-        tr, te_pd, te_t2 = (ECHO_SETTINGS[k] for k in ("tr_ms", "te_pd_ms", "te_t2_ms"))
+        tr, te_pd, te_t2 = self.tr_ms, ECHO_SETTINGS["te_pd_ms"], ECHO_SETTINGS["te_t2_ms"]
         density, rate_1, rate_2 = (
             1.0 + amplitude * self.fields.evaluate(c, box)
             for amplitude, c in zip(_HETEROGENEITY, self.heterogeneity)

@@ -89,9 +89,10 @@ def sidecar_path(out) -> Path:
 
 
 def save_result(synthesis: np.ndarray, source: Volume, out, provenance: Provenance, *, maps: dict | None = None,
-                maps_folder=None, protect=()) -> list[Path]:
-    """Write ``synthesis`` (on ``source``'s grid) to ``out`` with its sidecar, and each of ``maps``
-    (name -> array or None) to ``maps_folder`` as ``<out stem>_<name>.nii.gz``.
+                maps_folder=None, protect=(), extra: dict | None = None) -> list[Path]:
+    """Write ``synthesis`` (on ``source``'s grid) to ``out`` with its sidecar (the provenance, and
+    ``extra``: a derivative's ``Sources``), and each of ``maps`` (name -> array or None) to
+    ``maps_folder`` as ``<out stem>_<name>.nii.gz``.
 
     Returns
     -------
@@ -107,7 +108,7 @@ def save_result(synthesis: np.ndarray, source: Volume, out, provenance: Provenan
     out = Path(out)
     written = [save_volume(out, synthesis, _like(source, provenance.descrip()), protect=protect)]
     sidecar = sidecar_path(out)
-    record = {**provenance.record(), "output": out.name, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    record = {**provenance.record(), "output": out.name, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {})}
     with atomic_output(sidecar) as tmp_name:
         Path(tmp_name).write_text(json.dumps(record, indent=1) + "\n")
     written.append(sidecar)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,6 @@ import numpy as np
 from .choices import Grid
 from .errors import MedSynthError
 from .figures import Figures, Quality
-from .ixi import ixi_name
 from .masks import check_mask, head_mask
 from .metrics import gradient_difference_map, quality, quality_by_region, squared_error_map
 from .nifti import Volume
@@ -21,6 +19,7 @@ from .options import SynthesisOptions
 from .preprocess import KEEP_EVERY, Preprocessed, check_pair, preprocess_volume, stacks, to_source_grid
 from .reconstruct import preview_volume, reconstruct_volume
 from .results import Provenance, save_result
+from .scans import CONTRASTS, scan_name
 
 __all__ = ["SynthesisResult", "check_contrast", "compare_on_grids", "score_voxelwise", "synthesize",
            "voxelwise_prediction"]
@@ -68,40 +67,37 @@ class SynthesisResult:
         """``spread`` and the error maps, by name (None where not made)."""
         return {"spread": self.spread, **self.maps}
 
-    def save(self, source: Volume, out, *, maps_folder=None, protect=()) -> list[Path]:
-        """Write the synthesis, its sidecar and (with ``maps_folder``) its maps: :func:`save_result`."""
+    def save(self, source: Volume, out, *, maps_folder=None, protect=(), extra: dict | None = None) -> list[Path]:
+        """Write the synthesis, its sidecar (with ``extra``) and, with ``maps_folder``, its maps (save_result)."""
         return save_result(self.synthesis, source, out, self.provenance, protect=protect, maps_folder=maps_folder,
-                           maps=self.all_maps() if maps_folder is not None else None)
-
-
-# Contrast names as they appear in scan file names (IXI's -T1, BIDS' _T1w, FLAIR...).
-_NAMED_CONTRAST = re.compile(r"(?<![a-z0-9])(t1|t2|pd|flair|mra|dti|dwi)(?:w|-?weighted)?(?![a-z0-9])")
+                           maps=self.all_maps() if maps_folder is not None else None, extra=extra)
 
 
 def check_contrast(volume: Volume, expected: str, role: str) -> None:
-    """Refuse an IXI-named T2/PD file whose contrast is not ``expected``; warn (one line, and go on)
-    when another file's name says it is another contrast (``IXI012-HH-1211-T1.nii.gz``,
-    ``sub-01_FLAIR.nii.gz``), or when its intensities look like the other of T2 and PD.
+    """Refuse an IXI- or BIDS-named file of the other of T2 and PD (a ``_PDw`` given as the T2
+    source); warn (one line, and go on) when any other name says another contrast
+    (``IXI012-HH-1211-T1.nii.gz``, ``case7_flair.nii``), or, for a name that says none, when the
+    intensities do not look like ``expected`` (:class:`~napari_medsynth.core.contrast.ContrastEvidence`).
 
     Raises
     ------
     MedSynthError
         For example a PD file given as the source of a T2->PD generator.
     """
-    from .catalog import nearest_contrast
+    from .contrast import contrast_evidence
 
-    name = volume.path.name if volume.path is not None else f"the {role}"
-    parsed = ixi_name(volume.path) if volume.path is not None else None
-    if parsed and parsed[1] != expected:
-        raise MedSynthError(f"{name} is a {parsed[1]} image, but the {role} of this generator must be {expected}")
-    named = {match.upper() for match in _NAMED_CONTRAST.findall(name.lower())} if volume.path is not None else set()
-    if named and expected not in named:
-        looks = f"{'/'.join(sorted(named))} image (its name)"
-    elif not parsed and (nearest := nearest_contrast(volume.data, expected)):
-        looks = f"{nearest} image (its intensity distribution)"
+    name = scan_name(volume.path) if volume.path is not None else None
+    shown = volume.path.name if volume.path is not None else f"the {role}"
+    said = name.contrast if name is not None else None
+    if said in CONTRASTS and said != expected and name.scheme != "other":
+        raise MedSynthError(f"{shown} is a {said} image, but the {role} of this generator must be {expected}")
+    if said is not None and said != expected:
+        looks = f"{said} image (its name)"
+    elif said is None and (evidence := contrast_evidence(volume)) and (unlike := evidence.unlike(expected)):
+        looks = unlike
     else:
         return
-    warnings.warn(f"{name} looks like a {looks}, but the {role} of this generator is {expected}: the synthesis "
+    warnings.warn(f"{shown} looks like a {looks}, but the {role} of this generator is {expected}: the synthesis "
                   "goes on, check its input", UserWarning, stacklevel=3)
 
 
