@@ -130,5 +130,15 @@ def test_a_bad_option_is_one_line_and_exit_1_on_every_command(command, argv, mes
     err = capsys.readouterr().err
     prog = "medsynth" if command is main else "medsynth-train"
     assert code == 1 and len(err.splitlines()) == 1, err
-    assert err.startswith(f"{prog}: error: {message}") or err.startswith(f"{prog} {argv[0]}: error: {message}"), err
+    assert err.startswith(f"{prog}: error: {message}"), err  # one prefix, whether argparse or the command refused
     assert not (tmp_path / "OUT").exists() and not (tmp_path / "RUN").exists()
+
+
+def test_a_missing_file_is_named_with_its_folder(tmp_path, capsys, monkeypatch):
+    from napari_medsynth.core.catalog import default_generator
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ph").mkdir()
+    assert main(["synthesize", "ph/nope-T2.nii.gz", "--checkpoint", str(default_generator("t2-pd").path),
+                 "--out", "o.nii.gz"]) == 1
+    assert capsys.readouterr().err.strip() == "medsynth: error: ph/nope-T2.nii.gz: no such file"

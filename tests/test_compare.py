@@ -25,7 +25,7 @@ def subject(phantom_dir):
 
 def test_compare_gives_the_figures_synthesize_gives_one_csv_row_each_and_the_montage(subject, tmp_path, capsys):
     t2, pd = subject
-    chosen = [e.path for e in bundled_generators("t2-pd") if e.info.label in ("G1", "G4")]
+    chosen = [e.path for e in bundled_generators("t2-pd") if e.info.label in ("G1", "G4+RL")]
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
     out = tmp_path / "compare"
@@ -40,7 +40,7 @@ def test_compare_gives_the_figures_synthesize_gives_one_csv_row_each_and_the_mon
 
     with open(out / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [row["generator"] for row in rows] == ["G1", "G4", "broken.pt", MAPPING]
+    assert [row["generator"] for row in rows] == ["G1", "G4+RL", "broken.pt", MAPPING]
     assert rows[2]["error"].startswith("broken.pt: not a readable checkpoint") and rows[2]["source_psnr"] == ""
     for row, checkpoint in zip(rows, chosen):
         single = tmp_path / f"single-{row['generator']}.nii.gz"
@@ -53,7 +53,8 @@ def test_compare_gives_the_figures_synthesize_gives_one_csv_row_each_and_the_mon
                                    atol=1e-3)
     assert float(rows[3]["source_psnr"]) > 0
     assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert json.loads((out / "G4.json").read_text())["variant"] == "G4"
+    assert json.loads((out / "G4+RL.json").read_text())["variant"] == "G4+RL"  # each file named as its row
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == ["G1.nii.gz", "G4+RL.nii.gz"]
 
 
 def test_compare_without_a_truth_or_with_nothing_readable_is_one_line(subject, tmp_path, capsys):

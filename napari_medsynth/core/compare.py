@@ -196,7 +196,8 @@ def write_comparison(rows: list[ComparedRow], source: Volume, target: Volume, ou
 
 
 def _file_label(label: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in label.replace("+", "")).strip("_")
+    """The row's label as a file name (``G4+RL``, ``G4 (run-a)``): only what no file system takes is replaced."""
+    return "".join("_" if c in '<>:"/\\|?*' or ord(c) < 32 else c for c in label).strip(" .") or "generator"
 
 
 def write_montage(path, rows: list[ComparedRow], source: Volume, target: Volume) -> Path:
@@ -225,8 +226,11 @@ def write_montage(path, rows: list[ComparedRow], source: Volume, target: Volume)
     for line, (row, error) in enumerate(zip(shown, errors), start=1):
         axes[line, 0].imshow(plane(row.synthesis), cmap="gray", vmin=low, vmax=high)
         axes[line, 0].set_title(f"{row.label}\n{row.metrics.source.text()}", fontsize=8)
-        axes[line, 1].imshow(error, cmap="inferno", vmin=0.0, vmax=error_high)
+        shown_error = axes[line, 1].imshow(error, cmap="inferno", vmin=0.0, vmax=error_high)
         axes[line, 1].set_title(f"{row.label}\nsquared error", fontsize=8)
+        scale = figure.colorbar(shown_error, ax=axes[line, 1], shrink=0.85)  # one scale for every row
+        scale.set_label("standardized units²", fontsize=7)
+        scale.ax.tick_params(labelsize=7)
     for each in axes.ravel():
         each.set_axis_off()
     failed = [row.label for row in rows if row.error]

@@ -23,7 +23,8 @@ class CommandParser(argparse.ArgumentParser):
     are of this class too."""
 
     def error(self, message):
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+        command = self.prog.split()[0]  # "medsynth", also for a subcommand's own parser ("medsynth synthesize")
+        self.exit(EXIT_ERROR, f"{command}: error: {message}\n")
 
 
 def add_debug_argument(parser: argparse.ArgumentParser, commands) -> None:

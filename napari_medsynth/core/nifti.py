@@ -108,7 +108,7 @@ def load_volume(path: str | os.PathLike) -> Volume:
     path = Path(path)
     label = path.name
     if not path.is_file():
-        raise MedSynthError(f"{label}: no such file")
+        raise MedSynthError(f"{path}: no such file")  # as given: the folder tells which
     quiet = logging.Filter("napari_medsynth")  # nibabel logs the header fixes it makes; they need no reader
     nib.imageglobals.logger.addFilter(quiet)
     try:
