@@ -43,8 +43,8 @@ setup(
     extras_require={
         # The Qt binding is the user's choice, as napari's plugin guidelines ask ("don't include
         # PyQt5 or PyQt6 in your plugin's default dependencies": a pip binding beside a conda one
-        # breaks the environment). PyQt5 is the product's own (.ci/install, the README); PyQt6 is
-        # tested in CI too (.ci/legs qt6).
+        # breaks the environment). PyQt6 is the product's own (.ci/install, the README: the binding
+        # napari recommends); PyQt5, which napari 0.9 deprecates, is tested in CI too (.ci/legs qt5).
         "pyqt5": ["pyqt5"],
         "pyqt6": ["PyQt6"],
         # ruff pinned: a new release may add checks that fail CI on unchanged code

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from napari_medsynth._widgets.loss_plot import LossPlot
-from napari_medsynth.core.events import StepEvent
+from napari_medsynth.core.events import StepEvent, ValidationEvent
 
 
 def steps(loss_d: float) -> list[StepEvent]:
@@ -25,3 +25,37 @@ def test_a_g1_run_has_no_discriminator_in_the_legend_and_a_g3_run_has(qtbot):
     plot.clear()
     plot.add_events(steps(loss_d=0.7))  # G3
     assert legend_labels(plot) == ["G", "D"]
+
+
+def validation(epoch: int, psnr: float, mae: float) -> ValidationEvent:
+    return ValidationEvent(epoch=epoch, mae=mae, psnr=psnr, ssim=0.8, mae_std=0.0, psnr_std=0.0, ssim_std=0.0,
+                           best=True, best_epoch=epoch, seconds=1.0, losses={}, throughput={})
+
+
+def _marker_height(axes, line) -> float:
+    """The display height (pixels) of a line's last point."""
+    x, y = line.get_xdata()[-1], line.get_ydata()[-1]
+    return axes.transData.transform((x, y))[1]
+
+
+def test_before_the_first_validation_the_plot_says_so_instead_of_an_empty_axis(qtbot):
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.add_events(steps(loss_d=0.7))
+    assert plot.waiting.get_visible() and "after the first epoch" in plot.waiting.get_text()
+    assert not plot.psnr_axes.yaxis.get_major_ticks()[0].label1.get_visible()  # no +-0.05 ticks of nothing
+    plot.add_events([validation(1, 24.0, 0.15)])
+    assert not plot.waiting.get_visible() and plot.psnr_axes.yaxis.get_major_ticks()[0].label1.get_visible()
+
+
+def test_one_epoch_shows_both_validation_markers(qtbot):
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.add_events([validation(1, 24.0, 0.15)])
+    plot.figure.canvas.draw()
+    psnr, mae = _marker_height(plot.psnr_axes, plot.psnr), _marker_height(plot.mae_axes, plot.mae)
+    box = plot.psnr_axes.get_window_extent()
+    assert abs(psnr - mae) > box.height / 4  # the MAE square no longer hides the PSNR dot
+    assert box.y0 < min(psnr, mae) and max(psnr, mae) < box.y1
+    plot.add_events([validation(2, 25.0, 0.12)])  # from two epochs on, each axis fits its curve
+    assert plot.psnr_axes.get_ylim()[0] <= 24.0 and plot.psnr_axes.get_ylim()[1] >= 25.0

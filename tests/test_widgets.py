@@ -328,6 +328,10 @@ def test_training_widget_trains_stops_resumes_and_lists_the_best_checkpoint(
     assert len({value for value in progress if 0 < value <= 7}) >= 3  # the first 7-step epoch moved live
     assert str(run / "best.pt") in synthesis.generators
     assert any("training finished" in n.message for n in notifications)
+    best = max(range(2), key=lambda i: widget._plot.points["psnr"][i][1])  # the final figures, not the path only
+    assert widget._status.value.startswith(f"done: best epoch {best + 1}: validation PSNR "
+                                           f"{widget._plot.points['psnr'][best][1]:.2f} dB, MAE ")
+    assert widget._status.value.endswith(str(run / "best.pt"))
 
 
 def test_closing_napari_during_a_synthesis_and_a_training_leaves_no_process_and_a_resumable_run(
@@ -432,7 +436,7 @@ def test_both_docks_fit_a_1600x1000_screen_and_every_grid_tile_shows_the_whole_h
     tiles = [layer for layer in viewer.layers if layer.visible]
     assert grid.enabled and len(tiles) == 5  # source, synthesis, truth, two error maps (no spread at stride 32)
     assert [tile_label(layer).text for layer in tiles] == [  # each tile says what it shows
-        "source T2", "synthesis", "truth PD", "error", "grad. diff."]
+        "source T2", "G3 synthesis", "truth PD", "error", "grad. diff."]
     height, width = viewer.canvas.viewbox_size(viewer.layers)
     camera = viewer.scene.camera  # napari 0.9 (viewer.camera before)
     shown = np.array([[camera.center[-2] - height / 2 / camera.zoom, camera.center[-1] - width / 2 / camera.zoom],
@@ -475,6 +479,13 @@ def test_without_a_gpu_the_training_form_starts_cpu_sized(make_napari_viewer):
         assert "--discriminator-width 0.25" in widget._command.value
         widget._variant.value = "G1"  # no discriminator to size
         assert not widget._discriminator_width.visible and "--discriminator-width" not in widget._command.value
+        assert not widget._size_note.native.isHidden()
+        widget._epochs.value = 8  # the note speaks of the CPU-sized defaults: it goes when they change
+        assert widget._size_note.native.isHidden()
+        widget._epochs.value = 4
+        assert not widget._size_note.native.isHidden()
+        widget._width.value = 0.5
+        assert widget._size_note.native.isHidden()
 
 
 def test_folder_mode_synthesizes_every_file_with_progress_and_reports_the_bad_one(
@@ -517,7 +528,8 @@ def test_compare_three_bundled_generators_and_the_mapping_in_the_grid_and_the_fi
 ):
     from napari_medsynth.core.catalog import bundled_generators, bundled_mapping
     from napari_medsynth.core.compare import MAPPING
-    from napari_medsynth.core.synthesis import score_voxelwise, synthesize
+    from napari_medsynth.core.preprocess import preprocess_volume
+    from napari_medsynth.core.synthesis import score_voxelwise, synthesize, voxelwise_prediction
 
     viewer = make_napari_viewer()
     t2, pd = open_phantom_subject(viewer, phantom_dir)
@@ -536,8 +548,12 @@ def test_compare_three_bundled_generators_and_the_mapping_in_the_grid_and_the_fi
         for scope in ("source", "head", "report"):
             assert abs(single[scope].psnr - row.metrics[scope].psnr) < 0.01, (row.label, scope)
             assert abs(single[scope].ssim - row.metrics[scope].ssim) < 1e-4
-    mapping = score_voxelwise(bundled_mapping("t2-pd").predict, t2, pd)
+    # the mapping goes through the generators' grid (one slice in three here) and back, as they do
+    predict = bundled_mapping("t2-pd").predict
+    mapping = voxelwise_prediction(predict, t2, pd, prepared=preprocess_volume(t2, "report"))[1]
     assert abs(mapping.source.psnr - rows[-1].metrics.source.psnr) < 0.01
+    per_voxel = score_voxelwise(predict, t2, pd)  # (not on every source voxel, as it was)
+    assert per_voxel.source.psnr - rows[-1].metrics.source.psnr > 0.5
     best = max(rows[:3] + rows[4:], key=lambda row: row.metrics.source.psnr).label
     assert widget.figures.best("source_psnr") == best and widget.figures.marked("source_psnr") == [best]
     assert widget.status.startswith("compared 3 generators and the intensity mapping; best PSNR on the source "

@@ -84,12 +84,21 @@ def notify_warnings(worker) -> None:
     never connected (its notifying mixin comes after ``QRunnable``, whose ``__init__`` stops the chain)."""
     from napari.utils.notifications import show_warning
 
-    worker.warned.connect(lambda args: show_warning(str(args[0])))
+    shown = set()  # a preview and its refinement check the same input: one notification per job
+
+    def once(args):
+        if str(args[0]) not in shown:
+            shown.add(str(args[0]))
+            show_warning(str(args[0]))
+
+    worker.warned.connect(once)
 
 
 def scrolling_form(dock, widgets) -> Container:
     """Lay ``widgets`` out in a form that scrolls vertically inside the ``dock`` container (napari's
-    docks do not scroll, and two tall docks would push the window off a 1000-pixel screen); the form."""
+    docks do not scroll, and two tall docks would push the window off a 1000-pixel screen), each
+    :func:`narrow` so that the form fits napari's default window; the form."""
+    narrow(*widgets)
     form = Container(widgets=widgets, scrollable=True)
     dock.native.layout().addWidget(form.root_native_widget)
     dock.native.layout().setContentsMargins(0, 0, 0, 0)
@@ -98,14 +107,22 @@ def scrolling_form(dock, widgets) -> Container:
 
 def narrow(*widgets) -> None:
     """Keep long text from widening the dock: labels wrap, combo boxes size to a short text
-    and elide the rest (the generator list has its full description as a tooltip)."""
+    and elide the rest (the generator list has its full description as a tooltip), a file
+    field's button says "..." (its tooltip says what it chooses)."""
     from qtpy.QtWidgets import QComboBox, QLabel, QSizePolicy
 
     for widget in widgets:
+        button = getattr(widget, "choose_btn", None)  # magicgui's FileEdit: "Choose directory" is 130 px
+        if button is not None:
+            button.tooltip = button.text.lower()
+            button.text = "..."
+            button.native.setMaximumWidth(button.native.fontMetrics().horizontalAdvance("...") + 24)
+            widget.line_edit.native.setMinimumWidth(60)
+            continue
         native = widget.native
         if isinstance(native, QLabel):
             native.setWordWrap(True)
             native.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         elif isinstance(native, QComboBox):
             native.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-            native.setMinimumContentsLength(18)
+            native.setMinimumContentsLength(12)

@@ -31,6 +31,7 @@ __all__ = ["COLUMNS", "FiguresTable"]
 COLUMNS = [f"{scope.value}_{figure}" for scope in MetricScope for figure in FIGURES]  # as metrics.csv names them
 _LOWER_IS_BETTER = {"mae"}
 _DIGITS = {"mae": 4, "psnr": 2, "ssim": 4}
+MOST_ROWS_IN_VIEW = 8
 
 
 class FiguresTable(QWidget):
@@ -59,13 +60,16 @@ class FiguresTable(QWidget):
         self._save.clicked.connect(lambda: self.save_csv())
         self.status = QLabel("select a row for its error maps, two for their difference")
         self.status.setWordWrap(True)
-        buttons = QHBoxLayout()
+        self.table.verticalHeader().hide()  # the generator names the row
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
+        buttons = QHBoxLayout()  # one line under the table: the dock stays low in napari's default window
         buttons.addWidget(self._copy)
         buttons.addWidget(self._save)
+        buttons.addWidget(self.status, stretch=1)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
         layout.addWidget(self.table)
         layout.addLayout(buttons)
-        layout.addWidget(self.status)
 
     def set_rows(self, rows: list[ComparedRow]) -> None:
         """Show ``rows`` (keeping the sort order and the selection)."""
@@ -95,6 +99,16 @@ class FiguresTable(QWidget):
                 table.selectRow(index)
         table.blockSignals(False)
         table.resizeColumnsToContents()
+        self._fit_rows()
+
+    def _fit_rows(self, most: int = MOST_ROWS_IN_VIEW) -> None:
+        """Make the table tall enough for its header and every row (up to ``most``; more scroll), so
+        that the dock napari gives it shows them all."""
+        table = self.table
+        rows = min(table.rowCount(), most)
+        height = (table.horizontalHeader().sizeHint().height() + rows * table.verticalHeader().defaultSectionSize()
+                  + table.horizontalScrollBar().sizeHint().height() + 2 * table.frameWidth())
+        table.setMinimumHeight(height)
 
     def best(self, column: str) -> str | None:
         """The label of the best row in ``column`` (``"source_psnr"``...): lowest MAE, highest PSNR and SSIM."""

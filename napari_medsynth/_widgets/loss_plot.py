@@ -14,9 +14,13 @@ class LossPlot(FigureCanvasQTAgg):
     """Two panels whose lines are updated in place as training events arrive (no redraw while hidden)."""
 
     def __init__(self):
+        from qtpy.QtWidgets import QApplication
+
         figure = Figure(figsize=(4.0, 3.2), dpi=90, layout="constrained")
         super().__init__(figure)
-        self.setMinimumHeight(240)
+        screen = QApplication.primaryScreen()  # a third of the screen's height, 240 to 420 px
+        room = screen.availableGeometry().height() if screen is not None else 720
+        self.setMinimumHeight(int(min(420, max(240, room / 3))))
         self.loss_axes, self.psnr_axes = figure.subplots(2, 1)
         self.mae_axes = self.psnr_axes.twinx()
         # log scale: the summed G loss (~10^4 per batch) and D's cross-entropy (~1) on one axis
@@ -30,7 +34,9 @@ class LossPlot(FigureCanvasQTAgg):
         (self.loss_g,) = self.loss_axes.plot([], [], label="G", color="tab:green", marker=".", markersize=3)
         (self.loss_d,) = self.loss_axes.plot([], [], label="D", color="tab:red", marker=".", markersize=3)
         (self.psnr,) = self.psnr_axes.plot([], [], marker="o", color="tab:blue")
-        (self.mae,) = self.mae_axes.plot([], [], marker="s", color="tab:orange")
+        (self.mae,) = self.mae_axes.plot([], [], marker="s", color="tab:orange", markerfacecolor="none")
+        self.waiting = self.psnr_axes.text(0.5, 0.5, "validation MAE and PSNR after the first epoch", ha="center",
+                                           va="center", transform=self.psnr_axes.transAxes, color="gray")
         self.points: dict[str, list[tuple[float, float]]] = {}
         self.clear()
 
@@ -63,8 +69,18 @@ class LossPlot(FigureCanvasQTAgg):
         self.loss_axes.legend(shown, [line.get_label() for line in shown], loc="upper right",
                               fontsize="small").set_visible(bool(shown))
         for axes in (self.loss_axes, self.psnr_axes, self.mae_axes):
+            axes.set_autoscaley_on(True)  # (a single validation point fixed the limits below)
             axes.relim()
             axes.autoscale_view()
+        validated = len(self.points["psnr"])
+        self.waiting.set_visible(not validated)  # no empty axis with made-up ticks before the first epoch
+        self.psnr_axes.tick_params(left=bool(validated), labelleft=bool(validated))
+        self.mae_axes.tick_params(right=bool(validated), labelright=bool(validated))
+        if validated == 1:  # one point each: PSNR in the upper third, MAE in the lower, not one over the other
+            (_, psnr), (_, mae) = self.points["psnr"][0], self.points["mae"][0]
+            self.psnr_axes.set_ylim(psnr - 1.0, psnr + 0.5)
+            span = max(abs(mae) * 0.1, 1e-3)
+            self.mae_axes.set_ylim(mae - span / 2, mae + span)
         if self.isVisible():
             self.draw_idle()
 

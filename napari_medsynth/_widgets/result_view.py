@@ -112,6 +112,7 @@ class ResultView:
             if shown is not None:
                 layers[shown.name].visible = True
                 layers.move(layers.index(shown.name), len(layers))
+                layers.selection = {layers[shown.name]}  # the layer controls act on what is seen, not a hidden map
             if was_grid:
                 self.viewer.reset_view()
             self._grid_tiles = ()
@@ -164,9 +165,11 @@ def arrange_grid(viewer, tiles: dict[str, str], previous=(), columns: int = 3) -
 def _tile_roles(layers, synthesis, ordered: list[str]) -> dict[str, str]:
     """The tile label of each layer of ``ordered`` (source, synthesis, truth, maps): its role, with
     the contrast for the inputs."""
-    source, target = Direction(synthesis.metadata["provenance"]["direction"]).contrasts
+    provenance = synthesis.metadata["provenance"]
+    source, target = Direction(provenance["direction"]).contrasts
+    role = PREVIEW if synthesis.metadata.get("preview") else "synthesis"
     roles = {synthesis.metadata["synthesized_from"]: f"source {source}",
-             synthesis.name: PREVIEW if synthesis.metadata.get("preview") else "synthesis",
+             synthesis.name: f"{provenance['variant']} {role}",  # which generator, after a cancelled rerun too
              synthesis.metadata["ground_truth"]: f"truth {target}"}
     return {name: roles.get(name) or MAP_ROLES.get(layers[name].metadata.get("map"), name) for name in ordered}
 

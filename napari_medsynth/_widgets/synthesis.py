@@ -24,7 +24,7 @@ from ..core.export import export_generator
 from ..core.exported import SUFFIXES
 from ..core.options import SynthesisOptions
 from ._settings import load_settings, restore_defaults, save_settings
-from ._shared import RUNS, narrow, notify_warnings, report_error, scrolling_form
+from ._shared import RUNS, notify_warnings, report_error, scrolling_form
 from .comparison_view import ComparisonView
 from .figures_table import FiguresTable
 from .result_view import ResultView, ShownResult, grid_tile
@@ -83,7 +83,6 @@ class SynthesisWidget(Container):
         self._side_worker = None  # a Save or an export
         self._remember = True
         form = self.form
-        narrow(self._status, form.generator, form.source, form.truth, form.mask, *form.options.values())
         self._scroll = scrolling_form(self, [  # what a run shows (progress, figures) right below its button
             *form.widgets(), self._run, self._cancel, self._progress, self._status, self._save_path, self._save,
             self._compare_with, self._compare, self._folder, self._folder_out, self._run_folder,
@@ -329,6 +328,8 @@ class SynthesisWidget(Container):
         self._cancel.enabled = running and state != JobState.CANCELLING
         if not running:
             self._progress.label, self._progress.visible = "patches", False
+            self._viewer.status = f"MedSynth: {self._status.value}"  # the outcome, not the last "patch N of N"
+            self._show_progress()
         elif state in (JobState.PREVIEW, JobState.REFINING) and not self._progress.visible:
             self._progress.visible, self._progress.value = True, 0
 

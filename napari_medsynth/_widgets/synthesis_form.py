@@ -53,11 +53,15 @@ class SynthesisForm:
                                                       "the 'head' figures; none: the automatic head mask"})
         self.direction = ComboBox(label="direction", choices=[(d.label, d.value) for d in Direction])
         self.generator = ComboBox(label="generator", choices=self._generator_choices, nullable=True)
-        self.other = FileEdit(label="other checkpoint", mode="r", filter="*.pt")
+        self.other = FileEdit(label="other file", mode="r", filter="*.pt *.ts *.onnx",
+                              tooltip="add a generator from a file: a checkpoint (.pt) or an export (.ts, .onnx)")
         self.runs = FileEdit(label="runs folder", mode="d", value=RUNS.folder)
         self.options = {f.name: option_widget(f) for f in option_fields(gui=True)}
-        self.preview_first = CheckBox(text="quick preview first (one pass), then refine", value=True)
-        self.side_by_side = CheckBox(text="side by side (grid)", value=False)
+        self.preview_first = CheckBox(text="preview first, then refine", value=True,
+                                      tooltip="one pass of the generator first (on the native grid the best quality "
+                                              "per second: docs/performance.md), then the patch average replaces it")
+        self.side_by_side = CheckBox(text="side by side (grid)", value=False,
+                                     tooltip="source | synthesis | ground truth | maps in napari's grid")
 
     def widgets(self) -> list:
         """In the order the dock shows them."""

@@ -34,7 +34,7 @@ from ..core.scans import find_pairs
 from ..core.train_config import LR_SCHEDULES, train_argv, train_defaults
 from ..core.training_process import TrainingProcess
 from ._settings import load_settings, save_settings
-from ._shared import RUNS, device_choices, narrow, report_error, scrolling_form
+from ._shared import RUNS, device_choices, report_error, scrolling_form
 from .loss_plot import LossPlot
 
 log = logging.getLogger("napari_medsynth")
@@ -66,7 +66,7 @@ class TrainingWidget(Container):
 
         from ..core.devices import unused_gpu_hint
 
-        on_cpu = not torch.cuda.is_available()
+        on_cpu = self._cpu_sized = not torch.cuda.is_available()
         if on_cpu:
             defaults.update(CPU_DEFAULTS)
         self._data = FileEdit(label="data folder", mode="d")
@@ -100,7 +100,6 @@ class TrainingWidget(Container):
             "no GPU found: a CPU-sized run (width 1/4, discriminator 1/4, 4 epochs); the report trains width 1 "
             "for 32 epochs.", unused_gpu_hint()])) if on_cpu else "", visible=on_cpu)
         self._plot = LossPlot()
-        narrow(self._pairs, self._status, self._size_note, self._direction)  # before the form measures them
         self._form = scrolling_form(self, [
             self._data, self._pairs, self._runs, self._name, self._direction, self._variant, self._residual,
             self._init, self._epochs, self._batch, self._lr, self._lr_schedule, self._width, self._discriminator_width,
@@ -112,6 +111,7 @@ class TrainingWidget(Container):
 
         self._process: TrainingProcess | None = None
         self._events = None
+        self._best = None  # the best validation event of the run shown
         self._timer = QTimer()
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self.poll)
@@ -196,6 +196,9 @@ class TrainingWidget(Container):
         return train_argv(**self.options(resume))
 
     def _show_command(self, *_):
+        # the CPU-sized note speaks of the CPU defaults: it goes once the user changes them
+        self._size_note.visible = self._cpu_sized and all(
+            float(getattr(self, f"_{name}").value) == value for name, value in CPU_DEFAULTS.items())
         try:
             self._command.value = shlex.join(["medsynth-train", *self.command()])
         except Exception as error:  # an incomplete form: say what is missing instead of a command
@@ -210,6 +213,7 @@ class TrainingWidget(Container):
         if self._events is not None and self._events.path.parent == self.run_dir:
             return
         self._events = EventLog(self.run_dir)
+        self._best = None
         self._plot.clear()
         self.poll()
 
@@ -230,6 +234,7 @@ class TrainingWidget(Container):
             self._status.value = report_error(error, "training")
             return None
         self._events = None  # reread from the start: a resumed run first cuts what its last.pt did not see
+        self._best = None
         self._load_curves()
         self._status.value = f"{'resuming' if resume else 'training'}: {self.run_dir}"
         self._start.enabled, self._resume.enabled, self._stop.enabled = False, False, True
@@ -262,9 +267,10 @@ class TrainingWidget(Container):
             self._progress.value = min(self._progress.max, (event.epoch - 1) * event.steps + event.step)
             self._status.value = f"epoch {event.epoch}, step {event.step} of {event.steps}"
         elif isinstance(event, ValidationEvent):
-            self._status.value = (f"epoch {event.epoch}: validation MAE {event.mae:.4f}, "
+            self._status.value = (f"epoch {event.epoch}: validation MAE {event.mae:.4f} SD, "
                                   f"PSNR {event.psnr:.2f} dB{' (best)' if event.best else ''}")
             if event.best:
+                self._best = event
                 RUNS.touched()
 
     def _finished(self, code: int):
@@ -275,8 +281,11 @@ class TrainingWidget(Container):
         self._resume.enabled = (self.run_dir / "last.pt").is_file()
         if code == 0:
             self._progress.value = self._progress.max
-            self._status.value = f"done: {self.run_dir / 'best.pt'}"
-            show_info(f"MedSynth: training finished, {self.run_dir / 'best.pt'}")
+            best = self._best
+            figures = (f"best epoch {best.epoch}: validation PSNR {best.psnr:.2f} dB, MAE {best.mae:.4f} SD, SSIM "
+                       f"{best.ssim:.4f}; " if best is not None else "")
+            self._status.value = f"done: {figures}{self.run_dir / 'best.pt'}"
+            show_info(f"MedSynth: training finished, {figures}{self.run_dir / 'best.pt'}")
             RUNS.touched()
         elif code == EXIT_INTERRUPTED:
             self._status.value = "stopped: last.pt saved, Resume continues"

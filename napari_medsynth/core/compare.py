@@ -130,7 +130,7 @@ def compare_generators(
             keep(ComparedRow(label, str(path), error=str(error)))
             continue
         keep(ComparedRow(label, str(path), result.synthesis, result.metrics, result.all_maps(), result))
-    keep(_mapping_row(source, target, head, direction))
+    keep(_mapping_row(source, target, head, direction, prepared))
     return rows
 
 
@@ -150,10 +150,11 @@ def _unique_labels(paths: list[Path], labels: list[str | None]) -> list[str]:
             if labels.count(label) > 1 else label for label, path in zip(labels, paths)]
 
 
-def _mapping_row(source: Volume, target: Volume, head, direction: str) -> ComparedRow:
-    """The bundled intensity mapping's row (:func:`~napari_medsynth.core.synthesis.score_voxelwise`'s
-    figures), its synthesis in the truth's intensities."""
-    on_source, metrics, maps = voxelwise_prediction(bundled_mapping(direction).predict, source, target, head)
+def _mapping_row(source: Volume, target: Volume, head, direction: str, prepared) -> ComparedRow:
+    """The bundled intensity mapping's row, through the generators' grid (``prepared``) and back, its
+    synthesis in the truth's intensities."""
+    on_source, metrics, maps = voxelwise_prediction(bundled_mapping(direction).predict, source, target, head,
+                                                    prepared)
     truth_scale = preprocess_volume(target, "report").standardization
     return ComparedRow(MAPPING, None, np.maximum(truth_scale.invert(on_source), 0.0), metrics, maps)
 

@@ -52,11 +52,12 @@ class Figures:
         return {scope.value: asdict(quality) for scope, quality in self.items()}
 
     def line(self) -> str:
-        """One status line, the source grid first: ``"MAE 0.1234, PSNR 27.54 dB, SSIM 0.9012 (head:
-        PSNR 22.39 dB; report grid: 28.12 dB)"``."""
+        """One status line, the source grid first, with its units: ``"MAE 0.1234 SD, PSNR 27.54 dB,
+        SSIM 0.9012; head only 22.39 dB (no air to get right); report grid 28.12 dB"`` (MAE in
+        standard deviations of the ground truth, as every figure is on standardized volumes)."""
         whole = self.source
-        return (f"MAE {whole.mae:.4f}, PSNR {whole.psnr:.2f} dB, SSIM {whole.ssim:.4f} "
-                f"(head: PSNR {self.head.psnr:.2f} dB; report grid: {self.report.psnr:.2f} dB)")
+        return (f"MAE {whole.mae:.4f} SD, PSNR {whole.psnr:.2f} dB, SSIM {whole.ssim:.4f}; head only "
+                f"{self.head.psnr:.2f} dB (no air to get right); report grid {self.report.psnr:.2f} dB")
 
     def table(self) -> list[str]:
         """One line per scope, as the command line prints them."""

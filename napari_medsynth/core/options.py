@@ -59,11 +59,15 @@ def _count(value, what: str, none: bool = False):
 class SynthesisOptions:
     """How a synthesis runs: validated when made (one :class:`MedSynthError` line for a bad value)."""
 
-    grid: Grid = option(Grid.NATIVE, "native: synthesize every slice of the 224x224x96 resample (default); report: "
-                                     "one slice in three (224x224x32), as the report, about 1/3 of the time",
-                        choices=[("native: every slice", "native"), ("report: one slice in three", "report")])
-    stride: int = option(8, "patch stride in voxels (default 8, as the report)", metavar="S",
-                         choices=[("8 (the report)", 8), ("16", 16), ("32 (fast, no spread map)", 32)])
+    grid: Grid = option(Grid.NATIVE, "native: synthesize every slice of the 224x224x96 resample (default; the best "
+                                     "quality per second); report: the study's protocol, one slice in three "
+                                     "(224x224x32) and the rest interpolated, to compare with its figures (3-4 dB "
+                                     "below native on the source grid in the same time: docs/performance.md)",
+                        choices=[("native: every slice (best)", "native"), ("report: the study's protocol", "report")])
+    stride: int = option(8, "patch stride in voxels (default 8, the study's; 16 takes a quarter of the patches and "
+                            "scored as well on the native grid; 32 is the fastest, with no spread map)", metavar="S",
+                         choices=[("8 (the study's)", 8), ("16 (a quarter of the work)", 16),
+                                  ("32 (fastest, no spread map)", 32)])
     engine: Engine = option(Engine.AUTO, "convolutions: auto (the faster per layer, default), direct, or fft "
                                          "(transform domain); the same result either way", label="convolutions",
                             choices=[("auto (the faster per layer)", "auto"), ("direct", "direct"),
@@ -73,9 +77,9 @@ class SynthesisOptions:
     preview: bool = option(False, "one pass of the generator over the whole volume instead of the patch average "
                                   "(fast; no spread map)", gui=False)
     spread: bool = option(True, "the patch-disagreement (spread) map among the maps",
-                          label="patch-disagreement (spread) map", maps=True)
+                          label="spread map", maps=True)
     masked_maps: bool = option(False, "error maps set to 0 outside the (head) mask",
-                               label="error maps only within the mask", maps=True)
+                               label="error maps in the mask only", maps=True)
 
     def __post_init__(self):
         checks = {"grid": lambda v: Grid.parse(v, "grid"), "engine": lambda v: Engine.parse(v, "engine"),

@@ -250,12 +250,20 @@ def score_voxelwise(predict, source: Volume, target: Volume, mask=None) -> Figur
     return voxelwise_prediction(predict, source, target, mask)[1]
 
 
-def voxelwise_prediction(predict, source: Volume, target: Volume, mask=None) -> tuple[np.ndarray, Figures, dict]:
+def voxelwise_prediction(predict, source: Volume, target: Volume, mask=None,
+                         prepared: Preprocessed | None = None) -> tuple[np.ndarray, Figures, dict]:
     """A per-voxel baseline's prediction on the source's grid (standardized target units), with its
-    figures and error maps as :func:`score_voxelwise` takes them."""
+    figures and error maps as :func:`score_voxelwise` takes them: applied to the source's own voxels,
+    or, with ``prepared`` (the source's preprocessing on a grid), to that grid and mapped back onto the
+    source's as a generator's output is, so that it is compared with generators like with like."""
     check_pair(source, target)
-    prepared = preprocess_volume(source, "report")
-    on_source = predict(prepared.standardization.apply(source.data))
     mask = check_mask(mask, source.data.shape) if mask is not None else head_mask(source.data)
-    metrics, maps = compare_on_grids(on_source, predict(prepared.data), prepared, target, mask)
+    if prepared is None:
+        prepared = preprocess_volume(source, "report")
+        on_source = predict(prepared.standardization.apply(source.data))
+        metrics, maps = compare_on_grids(on_source, predict(prepared.data), prepared, target, mask)
+        return on_source, metrics, maps
+    predicted = predict(prepared.data)
+    on_source = to_source_grid(predicted, prepared)
+    metrics, maps = compare_on_grids(on_source, predicted, prepared, target, mask)
     return on_source, metrics, maps
