@@ -219,9 +219,16 @@ def _synthesize(args) -> int:
     target = load_volume(args.target) if args.target else None
     mask = load_volume(args.mask).data if args.mask else None
     with progress_bar(f"{info.label} {info.source_contrast}->{info.target_contrast}", unit="patch") as progress:
-        result = synthesize(source, generator, options, target=target, mask=mask, progress=progress)
-    written = result.save(source, args.out, maps_folder=args.maps, protect=inputs)
-    print(f"wrote {written[0]}")
+        result = synthesize(source, generator, options, target=target, mask=mask, progress=progress,
+                            figures=not options.preview)
+    if result.scorable and target is not None:  # --preview: the picture first, its figures after
+        print(f"wrote {result.save(source, args.out, protect=inputs)[0]} (the one-pass preview; its figures follow)",
+              flush=True)
+        result = result.scored(target)
+        written = result.save(source, args.out, maps_folder=args.maps, protect=inputs, volume=False)
+    else:
+        written = result.save(source, args.out, maps_folder=args.maps, protect=inputs)
+        print(f"wrote {written[0]}")
     if result.metrics is not None:
         print("\n".join(result.metrics.table()))
         print("(standardized volumes; PSNR peak = range of the standardized ground truth)")
@@ -396,8 +403,13 @@ def _demo(args) -> int:
                   "(or choose a folder with --headless OUT_DIR)", file=sys.stderr)
             args.headless = Path(DEMO_OUTPUT)
     if args.headless is None:
+        import threading
         import warnings
 
+        from .core.phantom import sample_pair
+
+        # the sample is read (or, the first time, simulated) while napari starts: its window comes first
+        threading.Thread(target=sample_pair, daemon=True).start()
         import napari
 
         from .demo import open_demo_viewer
@@ -405,7 +417,7 @@ def _demo(args) -> int:
         # napari's own notices about its Qt backend are not the user's business here
         warnings.filterwarnings("ignore", message="System theme detection requires a Qt6 backend")
 
-        open_demo_viewer(options=options)
+        open_demo_viewer(options=options, when_shown=True)
         napari.run()
         return 0
     with progress_bar("demo synthesis", unit="patch") as progress:

@@ -64,14 +64,14 @@ def run_headless_demo(out_dir, options: SynthesisOptions | None = None, *, progr
     MedSynthError
         ``out_dir`` cannot be written, or the package holds no demo generator.
     """
-    from .core.phantom import make_phantom_pair
+    from .core.phantom import sample_pair
 
     options = options or SynthesisOptions()
     entry = demo_generator()
     generator = load_checkpoint(entry.path, entry.info.direction)
     info = generator[1]
     out = make_folder(out_dir)
-    volumes = dict(zip(("T2", "PD"), make_phantom_pair(seed=0)))
+    volumes = dict(zip(("T2", "PD"), sample_pair()))
     files = [save_volume(out / f"phantom_{contrast}.nii.gz", volume.data, volume)
              for contrast, volume in volumes.items()]
     source, truth = volumes[info.source_contrast], volumes[info.target_contrast]
@@ -130,9 +130,11 @@ def write_demo_figure(path, source: Volume, truth: Volume, result: SynthesisResu
     return path
 
 
-def open_demo_viewer(viewer=None, *, options: SynthesisOptions | None = None):
+def open_demo_viewer(viewer=None, *, options: SynthesisOptions | None = None, when_shown: bool = False):
     """Open napari (or use ``viewer``) on the phantom pair and start the demo generator in the
-    synthesis widget, side by side with the ground truth and the maps; returns ``(viewer, widget)``."""
+    synthesis widget, side by side with the ground truth and the maps; returns ``(viewer, widget)``.
+    ``when_shown``: start once napari's window has painted (the synthesis' threads would otherwise
+    hold the window back by seconds), as ``medsynth demo`` does; else at once."""
     import napari
 
     entry = demo_generator()
@@ -140,5 +142,23 @@ def open_demo_viewer(viewer=None, *, options: SynthesisOptions | None = None):
     viewer.open_sample("napari-medsynth", "phantom_pair")
     _, widget = viewer.window.add_plugin_dock_widget("napari-medsynth", "Synthesize contrast")
     widget.configure(entry.info.direction, entry.path, options=options, side_by_side=True)
-    widget.start()
+    if when_shown:
+        _after_first_paint(viewer.window._qt_window, widget.start)
+    else:
+        widget.start()
     return viewer, widget
+
+
+def _after_first_paint(window, callback) -> None:
+    """Call ``callback`` (on the GUI thread) right after ``window`` first paints."""
+    from qtpy.QtCore import QEvent, QObject, QTimer
+
+    class FirstPaint(QObject):
+        def eventFilter(self, watched, event):  # noqa: N802 (Qt's name)
+            if event.type() == QEvent.Paint:
+                window.removeEventFilter(self)
+                QTimer.singleShot(0, callback)
+            return False
+
+    window._medsynth_first_paint = FirstPaint(window)  # kept alive with the window
+    window.installEventFilter(window._medsynth_first_paint)

@@ -1,21 +1,27 @@
 """Save docs/napari_synthesis_widget.png (the `medsynth demo` window, both docks),
 docs/napari_save_as_nifti.png (File > Save Selected Layers with the NIfTI type),
 docs/napari_folder_mode.png (a folder under way) and docs/napari_training_widget.png (live
-curves), at 1600x1000.
+curves), at 1600x1000; with ``default`` as the third argument, the synthesis and training pictures
+at napari's default window size instead (``..._default.png``).
 
-Run under a display (or ``xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshot_widgets.py PHANTOM_DIR``),
-where PHANTOM_DIR holds a few subjects from ``medsynth phantom``.
+Run under a display (or ``xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshot_widgets.py PHANTOM_DIR
+[docs [default]]``), where PHANTOM_DIR holds a few subjects from ``medsynth phantom``.
 """
 
 from __future__ import annotations
 
-import sys
+import os
 import tempfile
+
+# napari as a new user has it: its default window, not the size an earlier run left in its settings
+os.environ.setdefault("NAPARI_CONFIG", os.path.join(tempfile.mkdtemp(), "napari.yaml"))
+
+import sys
 import time
 from pathlib import Path
 
 import napari
-from napari._qt import qt_main_window
+from napari._qt.dialogs.qt_notification import NapariQtNotification
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication, QComboBox, QDockWidget, QLineEdit
 
@@ -62,12 +68,21 @@ def save_dialog_screenshot(viewer, layer_name: str, out: Path) -> None:
     viewer.window._qt_viewer._save_layers_dialog(selected=True)
 
 
-def screenshots(data: Path, docs: Path) -> None:
-    """One 1600x1000 window with both docks (tabbed on the right): the demo's side-by-side grid, then
-    a small training run's live curves."""
+def close_toasts(viewer) -> None:
+    """Close napari's notification toasts (the plugin's one-time reader notice), which would cover the canvas."""
+    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
+        toast.close()
+    QApplication.processEvents()
+
+
+def screenshots(data: Path, docs: Path, default_size: bool = False) -> None:
+    """One 1600x1000 window (or napari's default one) with both docks (tabbed on the right): the
+    demo's side-by-side grid, then a small training run's live curves."""
     RUNS.set(Path(tempfile.mkdtemp()) / "runs")
     viewer = napari.Viewer(show=True)
-    viewer.window.resize(1600, 1000)
+    if not default_size:
+        viewer.window.resize(1600, 1000)
+    suffix = "_default" if default_size else ""
     _, synthesis = open_demo_viewer(viewer, options=SynthesisOptions(stride=8))
     training = TrainingWidget(viewer)
     viewer.window.add_dock_widget(training, name="Train generator", tabify=True)
@@ -75,7 +90,11 @@ def screenshots(data: Path, docs: Path) -> None:
     wait(lambda: synthesis.worker is None, 1800)
     depth = viewer.dims.range[0]
     viewer.dims.set_point(0, depth.start + 0.55 * (depth.stop - depth.start))
-    viewer.screenshot(str(docs / "napari_synthesis_widget.png"), canvas_only=False, flash=False)
+    close_toasts(viewer)
+    viewer.screenshot(str(docs / f"napari_synthesis_widget{suffix}.png"), canvas_only=False, flash=False)
+    if default_size:
+        training_screenshot(viewer, training, data, docs / "napari_training_widget_default.png")
+        return
 
     save_dialog_screenshot(viewer, "phantom T2 synth [G4+RL]", docs / "napari_save_as_nifti.png")
 
@@ -86,6 +105,11 @@ def screenshots(data: Path, docs: Path) -> None:
     viewer.screenshot(str(docs / "napari_folder_mode.png"), canvas_only=False, flash=False)
     wait(lambda: synthesis.worker is None, 1800)
 
+    training_screenshot(viewer, training, data, docs / "napari_training_widget.png")
+
+
+def training_screenshot(viewer, training, data: Path, out: Path) -> None:
+    """A small G3 run's live curves after two epochs, then Stop and close."""
     raise_dock(training)
     training._data.value = data
     training._variant.value = "G3"
@@ -98,17 +122,15 @@ def screenshots(data: Path, docs: Path) -> None:
     training.start()
     wait(lambda: len(training._plot.points["psnr"]) >= 2, 1800)
     training._plot.draw()
-    viewer.screenshot(str(docs / "napari_training_widget.png"), canvas_only=False, flash=False)
+    close_toasts(viewer)
+    viewer.screenshot(str(out), canvas_only=False, flash=False)
     training.stop()
     wait(lambda: training.process is None, 300)
     viewer.close()
 
 
-def main(data: str, docs: str = "docs") -> None:
-    # No toast in the pictures: napari shows its PyQt5 deprecation notice when the window first
-    # appears, as a notification (not a Python warning that a filter would catch)
-    qt_main_window.SHOW_QT_WARNING = False
-    screenshots(Path(data), Path(docs))
+def main(data: str, docs: str = "docs", size: str = "1600x1000") -> None:
+    screenshots(Path(data), Path(docs), default_size=size == "default")
 
 
 if __name__ == "__main__":

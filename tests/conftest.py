@@ -14,6 +14,8 @@ import pytest
 # fresh one for each test (_fresh_settings), so that no test starts from another's choices.
 os.environ["MEDSYNTH_SETTINGS"] = str(Path(tempfile.mkdtemp(prefix="medsynth-settings-")) / "settings.json")
 os.environ.pop("MEDSYNTH_RUNS_DIR", None)
+# The sample phantom's cache: never the user's, one for the whole run (the sample is simulated once).
+os.environ["MEDSYNTH_CACHE"] = tempfile.mkdtemp(prefix="medsynth-cache-")
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,8 @@ from test_widgets import (  # noqa: F401 (fixtures)
     tiny_checkpoint,
 )
 
+from napari_medsynth._widgets.tile_labels import tile_label
+
 
 def horizontal_ranges(widget) -> list[int]:
     """How far each scroll area of a dock scrolls sideways (0: it fits)."""
@@ -57,6 +59,26 @@ def test_after_comparing_three_generators_every_row_of_the_figures_is_in_view(ma
     for row in range(table.rowCount()):
         assert shown.contains(table.visualRect(table.model().index(row, 0))), (row, shown)
     assert set(horizontal_ranges(widget)) == {0}
+    widget.figures.select([widget.figures.rows[0].label])  # its maps join the grid: 4 tiles a row
+    qtbot.wait(200)
+    tiles = [layer for layer in viewer.layers if layer.visible]
+    assert len(tiles) == 8  # source, truth, three generators, the mapping, and two maps (no spread at 32)
+    for layer in tiles:  # every tile's label fits its tile (it had read "source T" and "G1 grad.")
+        assert label_width(viewer, layer) <= tile_room(viewer), (tile_label(layer).text, tile_room(viewer))
+
+
+def tile_room(viewer) -> float:
+    """The width (canvas pixels) a grid tile's label has."""
+    canvas = viewer.window._qt_viewer.canvas
+    return canvas.size[1] / viewer.canvas.grid.shape[1] - viewer.canvas.overlay_tiling.padding[0]
+
+
+def label_width(viewer, layer) -> float:
+    """The drawn width of ``layer``'s tile label (canvas pixels)."""
+    label = tile_label(layer)
+    assert label is not None and label.visible, layer.name
+    visual = viewer.window._qt_viewer.canvas._layer_overlay_to_visual[layer][label]
+    return visual.node.get_width_height()[0]
 
 
 def test_a_t1_named_source_is_one_notification_per_run(make_napari_viewer, qtbot, runs, phantom_dir,  # noqa: F811

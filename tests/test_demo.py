@@ -102,7 +102,7 @@ def test_demo_viewer_shows_source_synthesis_truth_and_maps_side_by_side(make_nap
     qtbot.wait(100)
     canvas = viewer.window._qt_viewer.canvas
     room = canvas.size[1] / 3 - viewer.canvas.overlay_tiling.padding[0]
-    for name, role in zip(tiles, ["source PD", "G4+RL synthesis", "truth T2", "error", "grad. diff."], strict=True):
+    for name, role in zip(tiles, ["source PD", "G4+RL", "truth T2", "error", "grad. diff."], strict=True):
         label = tile_label(viewer.layers[name])
         assert label.visible and label.text == role and not viewer.layers[name].name_overlay.visible
         width = canvas._layer_overlay_to_visual[viewer.layers[name]][label].node.get_width_height()[0]

@@ -436,7 +436,7 @@ def test_both_docks_fit_a_1600x1000_screen_and_every_grid_tile_shows_the_whole_h
     tiles = [layer for layer in viewer.layers if layer.visible]
     assert grid.enabled and len(tiles) == 5  # source, synthesis, truth, two error maps (no spread at stride 32)
     assert [tile_label(layer).text for layer in tiles] == [  # each tile says what it shows
-        "source T2", "G3 synthesis", "truth PD", "error", "grad. diff."]
+        "source T2", "G3", "truth PD", "error", "grad. diff."]
     height, width = viewer.canvas.viewbox_size(viewer.layers)
     camera = viewer.scene.camera  # napari 0.9 (viewer.camera before)
     shown = np.array([[camera.center[-2] - height / 2 / camera.zoom, camera.center[-1] - width / 2 / camera.zoom],
@@ -501,11 +501,15 @@ def test_folder_mode_synthesizes_every_file_with_progress_and_reports_the_bad_on
     widget = synthesis_widget(viewer, qtbot)
     widget.configure(generator=checkpoint)
     set_options(widget, grid="report")
-    files = []
+    files, inserted = [], []
     widget.file_started.connect(lambda done, total, name: files.append((done, total, name)))
+    viewer.layers.events.inserted.connect(lambda event: inserted.append(event.value.name))
     widget.start_folder(data, tmp_path / "out")
     qtbot.waitUntil(lambda: widget.worker is None, timeout=180_000)
     assert [done for done, _, _ in files] == [0, 1, 2, 3] and {total for _, total, _ in files} == {4}
+    # the first file opens in the viewer, and its pictures come as a single synthesis' do: preview first
+    assert inserted[:3] == ["IXI001 T2", "IXI001 PD", "IXI001 PD synth [G3 preview]"]
+    assert "IXI001 PD synth [G3]" in viewer.layers and "IXI001 PD synth [G3 preview]" not in viewer.layers
     # each file with its error maps (its PD partner is there), and no spread map at stride 32
     assert sorted(p.name for p in (tmp_path / "out").glob("*.nii.gz")) == [
         f"IXI00{i}-Phantom-000{i}-PD_synth{suffix}.nii.gz" for i in (1, 2, 3)
@@ -569,7 +573,7 @@ def test_compare_three_bundled_generators_and_the_mapping_in_the_grid_and_the_fi
     # One row selected: its error maps; two: their difference.
     widget.figures.select(["G3"])
     assert "IXI001 PD squared error [G3]" in viewer.layers
-    assert tile_label(viewer.layers["IXI001 PD squared error [G3]"]).text == "G3 error"
+    assert tile_label(viewer.layers["IXI001 PD squared error [G3]"]).text == "error G3"
     widget.figures.select(["G3", "G4"])
     assert "IXI001 PD squared error [G3]" not in viewer.layers
     difference = viewer.layers["IXI001 PD difference [G3 - G4]"]

@@ -99,7 +99,7 @@ class ComparisonView:
             if selection == "difference":
                 tiles[layer.name] = " - ".join(self._selection)
             elif selection == "maps":
-                tiles[layer.name] = f"{self._selection[0]} {MAP_ROLES[layer.metadata['map']]}"
+                tiles[layer.name] = f"{MAP_ROLES[layer.metadata['map']]} {self._selection[0]}"  # role first
         tiles = {name: text for name, text in tiles.items() if name in layers}
         if len(tiles) > 1:
             self._grid_tiles = arrange_grid(self.viewer, tiles, self._grid_tiles, columns=4 if len(tiles) > 6 else 3)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._layers import result_layers
+from .._layers import result_layers, volume_layer
 from ..core.choices import Direction
 from ..core.synthesis import SynthesisResult
 from .synthesis_job import SynthesisRequest
@@ -83,6 +83,13 @@ class ResultView:
             return f"; the earlier result stays: {self.finished.line}"
         return f"; only the one-pass preview is left ({self.shown.name}): Save writes that"
 
+    def open_input(self, volume) -> str:
+        """The layer of an input ``volume`` (a folder's file), added if it is not there yet; its name."""
+        data, kwargs, _ = volume_layer(volume)
+        if kwargs["name"] not in self.viewer.layers:
+            self.viewer.add_image(data, **kwargs)
+        return kwargs["name"]
+
     def _add(self, layers: list[tuple], run_key: str) -> list[str]:
         """Add the result layers in their order, replacing the run's previous ones."""
         names = [kwargs["name"] for _, kwargs, _ in layers]
@@ -152,9 +159,11 @@ def arrange_grid(viewer, tiles: dict[str, str], previous=(), columns: int = 3) -
     if grid_tile(grid, layers, ordered[0]) != (0, 0):  # this napari fills the grid from the bottom layer up
         for name in ordered:
             layers.move(layers.index(name), len(layers))
+    size = getattr(getattr(viewer, "canvas", None), "size", None)  # (height, width); napari 0.9
+    room = size[1] / min(columns, len(ordered)) - 12 if size is not None else None  # (12: the tile's padding)
     for layer in layers:
         if layer.name in tiles:
-            show_tile_label(layer, tiles[layer.name])
+            show_tile_label(layer, tiles[layer.name], room)
         else:
             hide_tile_label(layer)
     if tuple(ordered) != tuple(previous):  # new tiles: fit the whole head into each
@@ -167,9 +176,9 @@ def _tile_roles(layers, synthesis, ordered: list[str]) -> dict[str, str]:
     the contrast for the inputs."""
     provenance = synthesis.metadata["provenance"]
     source, target = Direction(provenance["direction"]).contrasts
-    role = PREVIEW if synthesis.metadata.get("preview") else "synthesis"
+    generator = provenance["variant"]  # which made it, after a cancelled rerun too; between source and truth
     roles = {synthesis.metadata["synthesized_from"]: f"source {source}",
-             synthesis.name: f"{provenance['variant']} {role}",  # which generator, after a cancelled rerun too
+             synthesis.name: f"{generator} {PREVIEW}" if synthesis.metadata.get("preview") else generator,
              synthesis.metadata["ground_truth"]: f"truth {target}"}
     return {name: roles.get(name) or MAP_ROLES.get(layers[name].metadata.get("map"), name) for name in ordered}
 

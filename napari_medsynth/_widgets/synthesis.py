@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, Select
+from psygnal import Signal
 
 from .._layers import write_result_layer
 from .._reader import claim_nifti_files
 from ..core.catalog import read_generator_entry
-from ..core.choices import Direction, ExportFormat
+from ..core.choices import Direction, ExportFormat, Stage
 from ..core.errors import Cancelled, MedSynthError
 from ..core.export import export_generator
 from ..core.exported import SUFFIXES
@@ -43,6 +44,8 @@ EXPORT_CHOICES = list(zip(("TorchScript (.ts)", "ONNX (.onnx)", "MONAI bundle (a
 class SynthesisWidget(Container):
     """Synthesize PD from T2 (or T2 from PD) for an image layer, with error maps against a ground truth."""
 
+    status_changed = Signal(str)  # each new status line, as the user reads them
+
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
         self._viewer = viewer
@@ -51,7 +54,8 @@ class SynthesisWidget(Container):
         self.view = ResultView(viewer)
         self.comparison = ComparisonView(viewer)
         self.figures = FiguresTable()  # docked by the first Compare
-        self.job = SynthesisJob(on_preview=self._on_preview, on_result=self._on_result, on_folder=self._on_folder,
+        self.job = SynthesisJob(on_stage=self._on_stage, on_result=self._on_result, on_folder=self._on_folder,
+                                on_folder_stage=self._on_folder_stage,
                                 on_row=self._on_compare_row, on_compared=self._on_compared, on_error=self._on_error,
                                 on_progress=self._on_progress, on_state=self._on_state)
         self._run = PushButton(text="Synthesize")
@@ -157,8 +161,13 @@ class SynthesisWidget(Container):
 
     @property
     def status(self) -> str:
-        """The dock's status line."""
+        """The dock's status line (``status_changed`` tells each new one)."""
         return self._status.value
+
+    @status.setter
+    def status(self, line: str) -> None:
+        self._status.value = line
+        self.status_changed.emit(line)
 
     @property
     def shown(self) -> ShownResult | None:
@@ -214,7 +223,7 @@ class SynthesisWidget(Container):
         self._apply_settings(settings)
         RUNS.set(settings["runs_folder"])
         restore_defaults()  # the lines above saved the defaults again
-        self._status.value = "defaults restored"
+        self.status = "defaults restored"
 
     def reset_choices(self, *_):
         """Refresh the layer lists (napari calls this when layers change)."""
@@ -249,10 +258,10 @@ class SynthesisWidget(Container):
         try:
             request = self.request()
         except Exception as error:
-            self._status.value = report_error(error, "synthesis")
+            self.status = report_error(error, "synthesis")
             return
         self.job.start(request)
-        self._status.value = "previewing..." if request.preview_first else "synthesizing..."
+        self.status = "previewing..." if request.preview_first else "synthesizing..."
         self._show_progress()
 
     def start_folder(self, folder=None, out=None):
@@ -273,11 +282,11 @@ class SynthesisWidget(Container):
                                     "checkpoint file")
             options = self.form.synthesis_options()
         except MedSynthError as error:
-            self._status.value = report_error(error, "folder synthesis")
+            self.status = report_error(error, "folder synthesis")
             return
         maps = out if options.spread or options.masked_maps else None
         self.job.start_folder(folder, self.form.generator.value, out, options, maps)
-        self._status.value = f"synthesizing the files of {folder}..."
+        self.status = f"synthesizing the files of {folder}..."
         self._show_progress()
 
     def compare(self, checkpoints=None):
@@ -294,14 +303,14 @@ class SynthesisWidget(Container):
             if not chosen:
                 raise MedSynthError("select the generators to compare in the list above Compare")
         except Exception as error:
-            self._status.value = report_error(error, "comparison")
+            self.status = report_error(error, "comparison")
             return
         comparison = ComparisonRequest(request, chosen)
         self.comparison.begin(comparison)
         self.figures.set_rows([])
         self._dock_figures()
         self.job.start_compare(comparison)
-        self._status.value = f"comparing {len(chosen)} generators..."
+        self.status = f"comparing {len(chosen)} generators..."
         self._show_progress()
 
     def _dock_figures(self):
@@ -336,13 +345,21 @@ class SynthesisWidget(Container):
     def _on_progress(self, unit: str, done: int, total: int, text: str):
         self._progress.label = unit
         self._progress.max, self._progress.value = total, done
-        self._status.value = text
+        self.status = text
         self._viewer.status = f"MedSynth: {text}"  # napari's status bar, not "Ready", while it works
 
-    def _on_preview(self, request: SynthesisRequest, result):
-        name = self.view.show(request, result, preview=True, side_by_side=self.form.side_by_side.value)
+    def _on_stage(self, request: SynthesisRequest, result):
+        """A picture on its way to the finished result: the first picture, the preview, their figures."""
+        refined = result.stage == Stage.REFINED
+        name = self.view.show(request, result, preview=not refined, side_by_side=self.form.side_by_side.value)
         self._on_shown()
-        self._status.value = f"{name}: one-pass preview; refining at stride {request.options.stride}..."
+        then = ("; the native grid's preview follows..." if result.stage == Stage.FIRST_PICTURE else
+                "; its figures follow..." if result.scorable and request.truth is not None else
+                "" if refined else f"; refining at stride {request.options.stride}...")
+        what = {Stage.FIRST_PICTURE: "first picture (one pass on the report grid)",
+                Stage.PREVIEW: "one-pass preview", Stage.REFINED: "patch average"}[result.stage]
+        figures = f": {result.metrics.line()}" if result.metrics is not None else ""
+        self.status = f"{name}: {what}{figures}{then}"
 
     def _on_result(self, request: SynthesisRequest, result):
         name = self.view.show(request, result, preview=False, side_by_side=self.form.side_by_side.value)
@@ -352,7 +369,17 @@ class SynthesisWidget(Container):
             line += f"; no spread map at stride {request.options.stride} (its patches do not overlap)"
         self.view.settle(line)
         self._on_shown()
-        self._status.value = line
+        self.status = line
+
+    def _on_folder_stage(self, source, truth, result):
+        """A stage of a folder's first file: shown beside that file (opened as layers) as a single
+        synthesis is, so that the folder's first picture comes within seconds too."""
+        names = [self.view.open_input(volume) if volume is not None else None for volume in (source, truth)]
+        request = SynthesisRequest(source=source, checkpoint=self.form.generator.value,
+                                   direction=self.form.direction.value, options=result.options, truth=truth,
+                                   source_layer=names[0], truth_layer=names[1],
+                                   subject=self._viewer.layers[names[0]].metadata["subject"])
+        self._on_stage(request, result)
 
     def _on_folder(self, out: Path, output):
         report, files = output
@@ -363,7 +390,7 @@ class SynthesisWidget(Container):
             from napari.utils.notifications import show_warning
 
             show_warning(untruthed)
-        self._status.value = (f"{len(report.written)} of {len(files)} files synthesized into {out}"
+        self.status = (f"{len(report.written)} of {len(files)} files synthesized into {out}"
                               + (f", {len(report.skipped)} skipped" if report.skipped else "")
                               + (f", {len(report.failed)} failed: {report.failed[0]}" if report.failed else ""))
 
@@ -371,13 +398,13 @@ class SynthesisWidget(Container):
         self.comparison.show_row(row, preview)
         self.figures.set_rows(list(self.comparison.rows.values()))
         if not preview:
-            self._status.value = f"{row.label}: {row.error or row.metrics.line()}"
+            self.status = f"{row.label}: {row.error or row.metrics.line()}"
 
     def _on_compared(self, comparison: ComparisonRequest, rows):
         self.comparison.finish()
         self.figures.set_rows(rows)
         failed = [row.label for row in rows if row.error]
-        self._status.value = (f"compared {len(rows) - 1 - len(failed)} generators and the intensity mapping; best "
+        self.status = (f"compared {len(rows) - 1 - len(failed)} generators and the intensity mapping; best "
                               f"PSNR on the source grid: {self.figures.best('source_psnr')}"
                               + (f"; {', '.join(failed)} could not run (see the table)" if failed else ""))
 
@@ -386,19 +413,19 @@ class SynthesisWidget(Container):
             kept = self.comparison.finish()
             self.figures.set_rows(list(self.comparison.rows.values()))
             if isinstance(error, Cancelled):
-                self._status.value = f"comparison cancelled; kept {', '.join(kept) or 'nothing'}"
+                self.status = f"comparison cancelled; kept {', '.join(kept) or 'nothing'}"
             else:
-                self._status.value = report_error(error, "comparison")
+                self.status = report_error(error, "comparison")
             return
         kept = self.view.keep_finished(self.form.side_by_side.value) if request is not None else ""
         self._on_shown()
         if isinstance(error, Cancelled):
             from napari.utils.notifications import show_info
 
-            self._status.value = "synthesis cancelled" + kept
+            self.status = "synthesis cancelled" + kept
             show_info("MedSynth: synthesis cancelled" + kept)
             return
-        self._status.value = report_error(error, "synthesis") + kept
+        self.status = report_error(error, "synthesis") + kept
 
     def _on_shown(self):
         """Save follows the result on screen: its button and its default file name."""
@@ -416,7 +443,7 @@ class SynthesisWidget(Container):
             return
         path = Path(path or self._save_path.value)
         if shown.name not in self._viewer.layers:
-            self._status.value = report_error(MedSynthError(f"the layer {shown.name!r} is gone; synthesize again"),
+            self.status = report_error(MedSynthError(f"the layer {shown.name!r} is gone; synthesize again"),
                                               "saving")
             return
         layer = self._viewer.layers[shown.name]
@@ -455,11 +482,11 @@ class SynthesisWidget(Container):
             self._export_path.value = out
         checkpoint, out = self.form.generator.value, Path(self._export_path.value)
         if not checkpoint:
-            self._status.value = report_error(MedSynthError("choose a generator to export"), "export")
+            self.status = report_error(MedSynthError("choose a generator to export"), "export")
             return
         if self._run_aside(partial(export_generator, checkpoint, self._export_format.value, out), "export",
                            lambda written: self._done_aside(f"exported to {written}")):
-            self._status.value = f"exporting {Path(checkpoint).name} as {self._export_format.value}..."
+            self.status = f"exporting {Path(checkpoint).name} as {self._export_format.value}..."
 
     def _run_aside(self, function, what: str, on_done) -> bool:
         """Run ``function`` in a worker thread beside the synthesis job (one at a time)."""
@@ -484,7 +511,7 @@ class SynthesisWidget(Container):
             from napari.utils.notifications import show_info
 
             show_info(f"MedSynth: {line}")
-        self._status.value = line
+        self.status = line
 
     def _aside_finished(self):
         if self.job.closed:

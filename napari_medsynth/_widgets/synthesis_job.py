@@ -11,6 +11,7 @@ from pathlib import Path
 
 from qtpy.QtCore import QObject, Signal
 
+from ..core.choices import Grid, Stage
 from ..core.nifti import Volume
 from ..core.options import SynthesisOptions
 from ._shared import notify_warnings
@@ -58,17 +59,24 @@ class ComparisonRequest:
 
 
 def run_comparison(comparison: ComparisonRequest, on_row, progress, cancel):
-    """The worker's job for Compare: with ``preview_first`` a one-pass comparison first (rows as
-    previews), then the refined one; ``on_row(row, preview)`` hears each row as it is done."""
+    """The worker's job for Compare, staged as a single synthesis is (each picture before its
+    figures): with ``preview_first``, each generator's first picture (one pass on the report grid,
+    no figures; from a native-grid request), then its one-pass preview with figures, then the refined
+    comparison; ``on_row(row, preview)`` hears each row as it is done."""
     from ..core.compare import compare_generators
     from ..core.errors import Cancelled
 
-    request = comparison.request
-    phases = [request.options.replace(preview=True)] if request.previews_first else []
-    for options in [*phases, request.options]:
-        preview = options is not request.options
-        rows = compare_generators(request.source, comparison.checkpoints, request.direction, options,
-                                  target=request.truth, mask=request.mask, cancel=cancel,
+    request, options = comparison.request, comparison.request.options
+    phases = []  # (options, figures)
+    if request.previews_first:
+        if options.grid == Grid.NATIVE:
+            phases.append((options.replace(grid=Grid.REPORT, preview=True), False))
+        phases.append((options.replace(preview=True), True))
+    phases.append((options, True))
+    for phase_options, figures in phases:
+        preview = phase_options is not options
+        rows = compare_generators(request.source, comparison.checkpoints, request.direction, phase_options,
+                                  target=request.truth, mask=request.mask, cancel=cancel, figures=figures,
                                   progress=None if preview else progress, on_row=lambda row, p=preview: on_row(row, p))
         if cancel.is_set():
             raise Cancelled("comparison cancelled")
@@ -78,25 +86,28 @@ def run_comparison(comparison: ComparisonRequest, on_row, progress, cancel):
 
 
 def run_synthesis(request: SynthesisRequest, progress, cancel):
-    """The worker's job: load the generator; with ``preview_first`` first yield a one-pass
-    preview (seconds); return the patch-averaged :class:`SynthesisResult`."""
+    """The worker's job: load the generator, yield each stage of
+    :func:`~napari_medsynth.core.synthesis.synthesis_stages` (with ``preview_first``, the first
+    picture within seconds, each picture before its figures) and return the last, finished one."""
     from ..core.checkpoint import load_checkpoint
-    from ..core.synthesis import synthesize
+    from ..core.synthesis import synthesis_stages
 
     generator = load_checkpoint(request.checkpoint, request.direction)
-    if request.previews_first:
-        yield synthesize(request.source, generator, request.options.replace(preview=True), target=request.truth,
-                         mask=request.mask, cancel=cancel)
-    return synthesize(request.source, generator, request.options, target=request.truth, mask=request.mask,
-                      progress=progress, cancel=cancel)
+    stages = synthesis_stages(request.source, generator, request.options, target=request.truth, mask=request.mask,
+                              progress=progress, cancel=cancel, preview_first=request.preview_first)
+    for result in stages:
+        if result.final:
+            return result
+        yield result  # at once: the next stage's work comes after the user sees this one
 
 
-def run_folder_synthesis(folder, checkpoint, out, options, *, maps, on_file, cancel):
-    """The worker's job for a folder: :func:`~napari_medsynth.core.batch.synthesize_folder`, then
-    ``metrics.csv``; returns ``(report, files)``."""
+def run_folder_synthesis(folder, checkpoint, out, options, *, maps, on_file, on_stage, cancel):
+    """The worker's job for a folder: :func:`~napari_medsynth.core.batch.synthesize_folder` (the
+    first file's pictures to ``on_stage`` as they come), then ``metrics.csv``; returns ``(report, files)``."""
     from ..core.batch import synthesize_folder, write_folder_metrics
 
-    output = synthesize_folder(folder, checkpoint, out, options, maps=maps, on_file=on_file, cancel=cancel)
+    output = synthesize_folder(folder, checkpoint, out, options, maps=maps, on_file=on_file, on_stage=on_stage,
+                               cancel=cancel)
     write_folder_metrics(out)
     return output
 
@@ -107,6 +118,7 @@ class _Relay(QObject):
     progressed = Signal(int, int)
     file_started = Signal(int, int, str)
     compared = Signal(object, bool)  # a comparison's row, whether a preview
+    folder_staged = Signal(object, object, object)  # a folder's first file: source, truth, a stage's result
 
 
 class _CancelFlag:
@@ -132,7 +144,9 @@ def _while_open(slot):
 class SynthesisJob:
     """The dock's one job at a time: a synthesis (preview, then refined) or a folder.
 
-    The callbacks run on the GUI thread: ``on_preview(request, result)``, ``on_result(request,
+    The callbacks run on the GUI thread: ``on_stage(request, result)`` (each stage before the
+    finished one: :func:`~napari_medsynth.core.synthesis.synthesis_stages`), ``on_folder_stage(source,
+    truth, result)`` (those of a folder's first file), ``on_result(request,
     result)``, ``on_folder(out, (report, files))``, ``on_row(comparison, row, preview)`` and
     ``on_compared(comparison, rows)``, ``on_error(request, error)`` (a
     :class:`~napari_medsynth.core.errors.Cancelled` when cancelled; ``request`` is the
@@ -140,18 +154,21 @@ class SynthesisJob:
     ``on_state(state)``.
     """
 
-    def __init__(self, *, on_preview, on_result, on_folder, on_row, on_compared, on_error, on_progress, on_state):
+    def __init__(self, *, on_stage, on_result, on_folder, on_folder_stage, on_row, on_compared, on_error, on_progress,
+                 on_state):
         self.state = JobState.IDLE
         self.worker = None
         self.closed = False
-        self._callbacks = {"preview": on_preview, "result": on_result, "folder": on_folder, "row": on_row,
-                           "compared": on_compared, "error": on_error, "progress": on_progress, "state": on_state}
+        self._callbacks = {"stage": on_stage, "result": on_result, "folder": on_folder,
+                           "folder_stage": on_folder_stage, "row": on_row, "compared": on_compared,
+                           "error": on_error, "progress": on_progress, "state": on_state}
         self._cancel = _CancelFlag()
         self._comparison = None  # the running comparison's request
         self._napari_progress = None
         self._relay = _Relay()
         self._relay.progressed.connect(self._on_patches)
         self._relay.compared.connect(self._on_row)
+        self._relay.folder_staged.connect(self._on_folder_stage)
         self.file_started = self._relay.file_started  # (done, total, name) before each file of a folder
         self.file_started.connect(self._on_file)
 
@@ -167,7 +184,7 @@ class SynthesisJob:
             return False
         worker = create_worker(run_synthesis, request, self._relay.progressed.emit, self._cancel,
                                _start_thread=False, _ignore_errors=True)  # errors: on_error
-        worker.yielded.connect(lambda result: self._preview_done(request, result))
+        worker.yielded.connect(lambda result: self._stage_done(request, result))
         worker.returned.connect(lambda result: self._returned("result", request, result))
         worker.errored.connect(lambda error: self._errored(request, error))
         first = JobState.PREVIEW if request.previews_first else JobState.REFINING
@@ -181,8 +198,8 @@ class SynthesisJob:
         if self.running:
             return False
         worker = create_worker(run_folder_synthesis, folder, checkpoint, out, options, maps=maps,
-                               on_file=self._relay.file_started.emit, cancel=self._cancel,
-                               _start_thread=False, _ignore_errors=True)
+                               on_file=self._relay.file_started.emit, on_stage=self._relay.folder_staged.emit,
+                               cancel=self._cancel, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(lambda output: self._returned("folder", out, output))
         worker.errored.connect(lambda error: self._errored(None, error))
         self._launch(worker, "MedSynth: synthesizing a folder", JobState.REFINING)
@@ -237,13 +254,18 @@ class SynthesisJob:
         return self.state in (JobState.DONE, JobState.IDLE)
 
     @_while_open
-    def _preview_done(self, request, result):
-        self._state_after_preview()
-        self._callbacks["preview"](request, result)
+    def _stage_done(self, request, result):
+        if result.stage != Stage.FIRST_PICTURE:  # the native preview (and then the patch average) is under way
+            self._state_after_preview()
+        self._callbacks["stage"](request, result)
 
     def _state_after_preview(self):
         if self.state == JobState.PREVIEW:
             self._set_state(JobState.REFINING)
+
+    @_while_open
+    def _on_folder_stage(self, source, truth, result):
+        self._callbacks["folder_stage"](source, truth, result)
 
     @_while_open
     def _on_row(self, row, preview: bool):

@@ -11,9 +11,18 @@ from __future__ import annotations
 
 from napari.components.overlays import LayerNameOverlay
 
-__all__ = ["TileLabel", "hide_tile_label", "show_tile_label", "tile_label"]
+__all__ = ["TileLabel", "fit_label", "hide_tile_label", "show_tile_label", "tile_label"]
 
 _KEY = "medsynth_tile_label"
+CHAR_PX = 9.5  # a label character's advance at font size 9, canvas pixels (measured: 9.4 for "error G3 (g…")
+
+
+def fit_label(text: str, room_px: float | None) -> str:
+    """``text`` cut to what a tile ``room_px`` wide shows, its end replaced by "…" (None: all of it)."""
+    if room_px is None or len(text) * CHAR_PX <= room_px:
+        return text
+    keep = max(1, int(room_px // CHAR_PX) - 1)
+    return text[:keep].rstrip() + "…"
 
 
 class TileLabel(LayerNameOverlay):
@@ -52,11 +61,13 @@ def tile_label(layer) -> TileLabel | None:
     return layer._overlays.get(_KEY)
 
 
-def show_tile_label(layer, text: str) -> None:
-    """Label ``layer``'s grid tile with ``text`` (napari's name label where the role label cannot be drawn)."""
+def show_tile_label(layer, text: str, room_px: float | None = None) -> None:
+    """Label ``layer``'s grid tile with ``text``, cut to fit ``room_px`` (napari's name label where the
+    role label cannot be drawn)."""
     if not _DRAWN:
         layer.name_overlay.visible = True
         return
+    text = fit_label(text, room_px)
     label = tile_label(layer)
     if label is None:
         layer._overlays[_KEY] = TileLabel(text=text, visible=True)

@@ -136,19 +136,21 @@ def folder_sources(folder, source_contrast: str) -> list[Path]:
 
 def synthesize_folder(folder, checkpoint, out_dir, options: SynthesisOptions | None = None, *, maps=None,
                       skip_existing=False, rank=0, world_size=1, on_file=None, progress=None,
-                      cancel=None) -> tuple[FolderReport, list[Path]]:
+                      cancel=None, on_stage=None) -> tuple[FolderReport, list[Path]]:
     """Synthesize this rank's share of ``folder`` into ``out_dir`` with ``options``.
 
     ``maps``: a folder for each file's maps (None: no maps). ``on_file(done, total, name)`` is
     called before each of the rank's files; ``progress`` and ``cancel`` go to each synthesis (a
-    cancel stops the folder after the current file's batch). Returns the report and this rank's
+    cancel stops the folder after the current file's batch). ``on_stage(source, truth, result)``
+    hears each stage of the first file's synthesis as it comes (its first picture within seconds:
+    :func:`~napari_medsynth.core.synthesis.synthesis_stages`), the finished one last. Returns the report and this rank's
     files. Raises :class:`MedSynthError` before any work, and before ``out_dir`` is made, when the
     checkpoint, the folder or ``out_dir`` cannot be used; a new ``out_dir`` that nothing was
     written into is removed again.
     """
     from .checkpoint import load_checkpoint
     from .nifti import load_volume
-    from .synthesis import synthesize
+    from .synthesis import synthesis_stages, synthesize
 
     options = options if options is not None else SynthesisOptions()
     generator = load_checkpoint(checkpoint)
@@ -174,8 +176,14 @@ def synthesize_folder(folder, checkpoint, out_dir, options: SynthesisOptions | N
             try:
                 source = load_volume(source_path)
                 truth = load_volume(truth_path) if truth_path is not None else None
-                result = synthesize(source, generator, options.replace(spread=options.spread and maps is not None),
-                                    target=truth, progress=progress, cancel=cancel)
+                file_options = options.replace(spread=options.spread and maps is not None)
+                if on_stage is not None and not report.written:  # the first file's pictures, as they come
+                    for result in synthesis_stages(source, generator, file_options, target=truth, progress=progress,
+                                                   cancel=cancel):
+                        on_stage(source, truth, result)  # (the last, final one, too)
+                else:
+                    result = synthesize(source, generator, file_options, target=truth, progress=progress,
+                                        cancel=cancel)
                 protect = [p for p in (source_path, truth_path, Path(checkpoint)) if p is not None]
                 layout.describe(info)
                 beside = maps is not None and Path(maps) == layout.out_dir  # (in a derivatives dataset: its anat/)

@@ -15,6 +15,7 @@ __all__ = [
     "ExportFormat",
     "Grid",
     "MetricScope",
+    "Stage",
     "Variant",
     "direction_label",
     "parse_direction",
@@ -57,6 +58,14 @@ class Direction(Choice):
     def label(self) -> str:
         """``"T2->PD"``."""
         return "->".join(self.contrasts)
+
+
+class Stage(Choice):
+    """Where a synthesis stands as it comes (:func:`~napari_medsynth.core.synthesis.synthesis_stages`)."""
+
+    FIRST_PICTURE = "first picture"  # one pass on the report grid, within seconds
+    PREVIEW = "preview"  # one pass on the options' grid
+    REFINED = "refined"  # the patch average
 
 
 class Variant(Choice):

@@ -83,6 +83,7 @@ def compare_generators(
     progress=None,
     cancel=None,
     on_row=None,
+    figures: bool = True,
 ) -> list[ComparedRow]:
     """Synthesize ``source`` with each checkpoint of ``generators`` (paths) on one preprocessing,
     one head mask and one set of ``options``, score each against ``target``, and add the bundled
@@ -91,7 +92,8 @@ def compare_generators(
     A generator that cannot run (another direction, a broken file) is a row with ``error`` and the
     others go on. ``progress(done, total)`` counts the patches of every generator together;
     ``on_row(row)`` hears each row as it is done. Cancelling keeps the rows already done (no
-    baseline row is added then).
+    baseline row is added then). ``figures=False``: the syntheses alone, without figures or the
+    mapping's row (a first picture of each, before any figure is taken).
 
     Raises
     ------
@@ -123,14 +125,15 @@ def compare_generators(
             lambda done, total, i=index: progress(i * total + done, len(paths) * total))
         try:
             result = synthesize(source, generator, options, target=target, mask=head, progress=counted,
-                                cancel=cancel, prepared=prepared)
+                                cancel=cancel, prepared=prepared, figures=figures)
         except Cancelled:
             return rows
         except MedSynthError as error:  # a contrast check, a generator that fails on this volume
             keep(ComparedRow(label, str(path), error=str(error)))
             continue
         keep(ComparedRow(label, str(path), result.synthesis, result.metrics, result.all_maps(), result))
-    keep(_mapping_row(source, target, head, direction, prepared))
+    if figures:
+        keep(_mapping_row(source, target, head, direction, prepared))
     return rows
 
 

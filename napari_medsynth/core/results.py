@@ -89,10 +89,11 @@ def sidecar_path(out) -> Path:
 
 
 def save_result(synthesis: np.ndarray, source: Volume, out, provenance: Provenance, *, maps: dict | None = None,
-                maps_folder=None, protect=(), extra: dict | None = None) -> list[Path]:
+                maps_folder=None, protect=(), extra: dict | None = None, volume: bool = True) -> list[Path]:
     """Write ``synthesis`` (on ``source``'s grid) to ``out`` with its sidecar (the provenance, and
     ``extra``: a derivative's ``Sources``), and each of ``maps`` (name -> array or None) to
-    ``maps_folder`` as ``<out stem>_<name>.nii.gz``.
+    ``maps_folder`` as ``<out stem>_<name>.nii.gz``. ``volume=False``: ``out`` holds this synthesis
+    already (written before its figures were taken): only the sidecar and the maps are written.
 
     Returns
     -------
@@ -106,7 +107,7 @@ def save_result(synthesis: np.ndarray, source: Volume, out, provenance: Provenan
         name, or its folder cannot be written.
     """
     out = Path(out)
-    written = [save_volume(out, synthesis, _like(source, provenance.descrip()), protect=protect)]
+    written = [save_volume(out, synthesis, _like(source, provenance.descrip()), protect=protect) if volume else out]
     sidecar = sidecar_path(out)
     record = {**provenance.record(), "output": out.name, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {})}
     with atomic_output(sidecar) as tmp_name:

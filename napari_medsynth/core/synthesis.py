@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .choices import Grid
+from .choices import Grid, Stage
 from .errors import MedSynthError
 from .figures import Figures, Quality
 from .masks import check_mask, head_mask
@@ -21,8 +23,8 @@ from .reconstruct import preview_volume, reconstruct_volume
 from .results import Provenance, save_result
 from .scans import CONTRASTS, scan_name
 
-__all__ = ["SynthesisResult", "check_contrast", "compare_on_grids", "score_voxelwise", "synthesize",
-           "voxelwise_prediction"]
+__all__ = ["SynthesisResult", "check_contrast", "compare_on_grids", "score_voxelwise", "synthesis_stages",
+           "synthesize", "voxelwise_prediction"]
 
 
 @dataclass
@@ -49,6 +51,11 @@ class SynthesisResult:
     maps : dict of np.ndarray
         ``squared_error`` and ``gradient_difference`` on the source's grid (standardized
         units), when a ground truth was given.
+    stage : Stage
+        Where it stands among :func:`synthesis_stages`: the first picture, the preview or the
+        refined patch average.
+    final : bool
+        It is the finished synthesis (the last of :func:`synthesis_stages`; any of :func:`synthesize`).
     """
 
     synthesis: np.ndarray
@@ -57,6 +64,27 @@ class SynthesisResult:
     spread: np.ndarray | None = None
     metrics: Figures | None = None
     maps: dict = field(default_factory=dict)
+    stage: Stage = Stage.REFINED
+    final: bool = True
+    # what scored() needs, until it has run: (on_source, report-grid input, prepared, source, mask, masked maps)
+    _scoring: tuple | None = field(default=None, repr=False)
+
+    @property
+    def scorable(self) -> bool:
+        """Made with ``figures=False``: :meth:`scored` takes its figures."""
+        return self._scoring is not None
+
+    def scored(self, target: Volume) -> SynthesisResult:
+        """This result with its figures and error maps against ``target``, in the head mask and with
+        the map option :func:`synthesize` was given (it was made with ``figures=False``, so that the
+        picture could be shown first)."""
+        on_source, report_input, prepared, source, mask, masked_maps = self._scoring
+        check_pair(source, target)
+        head = mask if mask is not None else head_mask(source.data)
+        metrics, maps = compare_on_grids(on_source, report_input, prepared, target, head, masked_maps=masked_maps)
+        provenance = dataclasses.replace(self.provenance, metrics=metrics.as_dict(),
+                                         ground_truth=str(target.path.resolve()) if target.path else None)
+        return dataclasses.replace(self, metrics=metrics, maps=maps, provenance=provenance, _scoring=None)
 
     @property
     def options(self) -> SynthesisOptions:
@@ -67,10 +95,11 @@ class SynthesisResult:
         """``spread`` and the error maps, by name (None where not made)."""
         return {"spread": self.spread, **self.maps}
 
-    def save(self, source: Volume, out, *, maps_folder=None, protect=(), extra: dict | None = None) -> list[Path]:
+    def save(self, source: Volume, out, *, maps_folder=None, protect=(), extra: dict | None = None,
+             volume: bool = True) -> list[Path]:
         """Write the synthesis, its sidecar (with ``extra``) and, with ``maps_folder``, its maps (save_result)."""
         return save_result(self.synthesis, source, out, self.provenance, protect=protect, maps_folder=maps_folder,
-                           maps=self.all_maps() if maps_folder is not None else None, extra=extra)
+                           maps=self.all_maps() if maps_folder is not None else None, extra=extra, volume=volume)
 
 
 def check_contrast(volume: Volume, expected: str, role: str) -> None:
@@ -111,6 +140,8 @@ def synthesize(
     progress=None,
     cancel=None,
     prepared: Preprocessed | None = None,
+    figures: bool = True,
+    checks: bool = True,
 ) -> SynthesisResult:
     """Preprocess ``source``, reconstruct it patch by patch, and map the result back.
 
@@ -128,6 +159,9 @@ def synthesize(
     the target's intensities (a magnitude image), before the figures are taken. ``prepared``:
     ``source``'s :func:`~napari_medsynth.core.preprocess.preprocess_volume` on ``options.grid``,
     when several generators share it (:func:`~napari_medsynth.core.compare.compare_generators`).
+    ``figures=False``: no figures or error maps yet, so that the picture can be shown before them;
+    :meth:`SynthesisResult.scored` takes them against ``target`` afterwards. ``checks=False``: the
+    contrast and pair checks were done already (by an earlier stage of the same synthesis).
 
     Raises
     ------
@@ -140,10 +174,11 @@ def synthesize(
 
     options = options if options is not None else SynthesisOptions()
     network, info = load_checkpoint(generator) if isinstance(generator, (str, os.PathLike)) else generator
-    check_contrast(source, info.source_contrast, "source")
-    if target is not None:
-        check_contrast(target, info.target_contrast, "ground truth")
-        check_pair(source, target)
+    if checks:
+        check_contrast(source, info.source_contrast, "source")
+        if target is not None:
+            check_contrast(target, info.target_contrast, "ground truth")
+            check_pair(source, target)
     if mask is not None:
         mask = check_mask(mask, source.data.shape)
     grid = options.grid
@@ -181,20 +216,64 @@ def synthesize(
     # A magnitude MR image is never negative: clip at the target's 0 (standardized), before the figures.
     floor = scale.apply(np.zeros((), np.float32))
     on_source = np.maximum(on_source, floor)
-    metrics, maps = None, {}
-    if target is not None:
-        head = mask if mask is not None else head_mask(source.data)
-        metrics, maps = compare_on_grids(on_source, np.maximum(standardized, floor), prepared, target, head,
-                                         masked_maps=options.masked_maps)
-    return SynthesisResult(
+    result = SynthesisResult(
         synthesis=np.maximum(scale.invert(on_source), 0.0),  # (exactly 0 where clipped, whatever the rounding)
         standardized=standardized,
-        provenance=Provenance.of(info, options, source=source.path, ground_truth=target.path if target else None,
-                                 metrics=metrics),
+        provenance=Provenance.of(info, options, source=source.path),
         spread=None if spread_map is None else np.maximum(to_source_grid(spread_map, prepared), 0.0),
-        metrics=metrics,
-        maps=maps,
+        stage=Stage.PREVIEW if options.preview else Stage.REFINED,
+        _scoring=(on_source, np.maximum(standardized, floor), prepared, source, mask, options.masked_maps),
     )
+    return result.scored(target) if target is not None and figures else result
+
+
+def synthesis_stages(
+    source: Volume,
+    generator,
+    options: SynthesisOptions | None = None,
+    *,
+    target: Volume | None = None,
+    mask=None,
+    progress=None,
+    cancel=None,
+    preview_first: bool = True,
+) -> Iterator[SynthesisResult]:
+    """A synthesis as a user should see it come: each picture as soon as it is made, its figures after.
+
+    With ``preview_first`` (or ``options.preview``): on the native grid, first one pass of the
+    generator on the report grid (a third of the work; ``stage == "first picture"``, no figures),
+    then one pass on the native grid (``"preview"``); on the report grid the preview alone. Then,
+    unless ``options.preview``, the patch average (``"refined"``, with ``progress``). Each result
+    with a ``target`` but the first picture is yielded twice: without figures, then with them
+    (:meth:`SynthesisResult.scored`). The last result is the finished one (``final``), the others
+    are not. Arguments and errors are :func:`synthesize`'s.
+    """
+    from .checkpoint import load_checkpoint
+
+    options = options if options is not None else SynthesisOptions()
+    network_info = load_checkpoint(generator) if isinstance(generator, (str, os.PathLike)) else generator
+    steps = []
+    if preview_first or options.preview:
+        if options.grid == Grid.NATIVE:
+            steps.append((Stage.FIRST_PICTURE, options.replace(grid=Grid.REPORT, preview=True)))
+        steps.append((Stage.PREVIEW, options.replace(preview=True)))
+    if not options.preview:
+        steps.append((Stage.REFINED, options))
+    prepared = {}  # one preprocessing per grid
+    for number, (stage, stage_options) in enumerate(steps, start=1):
+        grid = stage_options.grid
+        if grid not in prepared:
+            prepared[grid] = preprocess_volume(source, grid)
+        scores = target is not None and stage != Stage.FIRST_PICTURE
+        if scores and mask is None:
+            mask = head_mask(source.data)  # one head mask for every stage's figures (after the first picture)
+        result = synthesize(source, network_info, stage_options, target=target, mask=mask, cancel=cancel,
+                            progress=progress if stage == Stage.REFINED else None, prepared=prepared[grid],
+                            figures=False, checks=number == 1)
+        last = number == len(steps)
+        yield dataclasses.replace(result, stage=stage, final=last and not scores)
+        if scores:
+            yield dataclasses.replace(result.scored(target), final=last)
 
 
 def compare_on_grids(on_source, standardized, prepared: Preprocessed, target: Volume, mask, masked_maps=False):
