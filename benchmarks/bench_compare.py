@@ -15,13 +15,13 @@ import json
 import time
 from pathlib import Path
 
-from napari_medsynth.core.catalog import bundled_generators, bundled_mapping
-from napari_medsynth.core.compare import compare_generators
-from napari_medsynth.core.masks import head_mask
-from napari_medsynth.core.options import SynthesisOptions
-from napari_medsynth.core.phantom import make_phantom_pair
-from napari_medsynth.core.preprocess import preprocess_volume
-from napari_medsynth.core.synthesis import score_voxelwise, synthesize
+from napari_medsynth.core.evaluation.masks import head_mask
+from napari_medsynth.core.preprocessing.preprocess import preprocess_volume
+from napari_medsynth.core.simulation.phantom import make_phantom_pair
+from napari_medsynth.core.synthesis.catalog import bundled_generators, bundled_mapping
+from napari_medsynth.core.synthesis.compare import compare_generators
+from napari_medsynth.core.synthesis.options import SynthesisOptions
+from napari_medsynth.core.synthesis.pipeline import score_voxelwise, synthesize
 
 
 def timed(function):

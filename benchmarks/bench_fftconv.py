@@ -43,10 +43,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout, not an installed copy
 
-from napari_medsynth.core import fftconv
-from napari_medsynth.core.fftconv import fft_conv3d, set_conv_engine
-from napari_medsynth.core.inference import fold_batchnorm
-from napari_medsynth.core.models import GENERATOR_LAYERS, Generator
+from napari_medsynth.core.networks import fftconv
+from napari_medsynth.core.networks.fftconv import fft_conv3d, set_conv_engine
+from napari_medsynth.core.networks.inference import fold_batchnorm
+from napari_medsynth.core.networks.models import GENERATOR_LAYERS, Generator
 
 CL = torch.channels_last_3d
 PATCH = 32

@@ -40,7 +40,7 @@ def _gui(scenario: str, data: Path) -> dict:
     """Run one GUI scenario, recording when each thing first shows."""
     import threading
 
-    from napari_medsynth.core.phantom import sample_pair
+    from napari_medsynth.core.simulation.phantom import sample_pair
 
     if scenario.startswith("demo"):
         threading.Thread(target=sample_pair, daemon=True).start()  # as `medsynth demo` does
@@ -95,10 +95,10 @@ def _gui(scenario: str, data: Path) -> dict:
 
 
 def _headless(scenario: str) -> dict:
-    from napari_medsynth.core.catalog import default_generator
-    from napari_medsynth.core.options import SynthesisOptions
-    from napari_medsynth.core.phantom import sample_pair
-    from napari_medsynth.core.synthesis import synthesize
+    from napari_medsynth.core.simulation.phantom import sample_pair
+    from napari_medsynth.core.synthesis.catalog import default_generator
+    from napari_medsynth.core.synthesis.options import SynthesisOptions
+    from napari_medsynth.core.synthesis.pipeline import synthesize
     from napari_medsynth.demo import run_headless_demo
 
     if scenario == "headless":

@@ -1,6 +1,6 @@
 """Benchmark a whole synthesis on both grids: native (every slice) against the report's (one in three).
 
-Times :func:`~napari_medsynth.core.synthesis.synthesize` end to end, as a user waits for it
+Times :func:`~napari_medsynth.core.synthesis.pipeline.synthesize` end to end, as a user waits for it
 (preprocessing, the patch average, mapping back, the metrics and maps against the truth),
 on the held-out phantom subject (the napari sample, ``make_phantom_pair(seed=0)``), for a
 trained generator (``--checkpoint``) or seeded random ones (``--widths``), at each stride.
@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 
 from napari_medsynth import Generator, load_checkpoint
-from napari_medsynth.core.checkpoint import CheckpointInfo
 from napari_medsynth.core.choices import Grid
-from napari_medsynth.core.options import SynthesisOptions
-from napari_medsynth.core.phantom import make_phantom_pair
-from napari_medsynth.core.synthesis import synthesize
+from napari_medsynth.core.networks.checkpoint import CheckpointInfo
+from napari_medsynth.core.simulation.phantom import make_phantom_pair
+from napari_medsynth.core.synthesis.options import SynthesisOptions
+from napari_medsynth.core.synthesis.pipeline import synthesize
 
 
 def generators(args):

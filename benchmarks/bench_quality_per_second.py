@@ -3,7 +3,7 @@
 For each setting (the native grid's one-pass preview; the native grid at strides 32 and 16; the
 report grid at strides 16 and 8), on held-out phantom subjects at IXI's geometry (data-set seed 7,
 which no bundled generator saw), with the bundled default generator of each direction: the
-seconds of one :func:`~napari_medsynth.core.synthesis.synthesize` (preprocessing, patches, back onto
+seconds of one :func:`~napari_medsynth.core.synthesis.pipeline.synthesize` (preprocessing, patches, back onto
 the source grid, figures) and the source-grid PSNR, both as the mean over the subjects. Beside each,
 the bundled intensity mapping through the same grid. The form's labels follow this table
 (docs/performance.md, "Quality per second").
@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_medsynth.core.catalog import bundled_mapping, default_generator
-from napari_medsynth.core.checkpoint import load_checkpoint
-from napari_medsynth.core.options import SynthesisOptions
-from napari_medsynth.core.phantom import make_phantom_pair, phantom_subject_seed
-from napari_medsynth.core.preprocess import preprocess_volume
-from napari_medsynth.core.synthesis import synthesize, voxelwise_prediction
+from napari_medsynth.core.networks.checkpoint import load_checkpoint
+from napari_medsynth.core.preprocessing.preprocess import preprocess_volume
+from napari_medsynth.core.simulation.phantom import make_phantom_pair, phantom_subject_seed
+from napari_medsynth.core.synthesis.catalog import bundled_mapping, default_generator
+from napari_medsynth.core.synthesis.options import SynthesisOptions
+from napari_medsynth.core.synthesis.pipeline import synthesize, voxelwise_prediction
 
 SETTINGS = (("native, one-pass preview", dict(grid="native", preview=True)),
             ("native, stride 32", dict(grid="native", stride=32)),

@@ -45,13 +45,13 @@ import numpy as np
 import torch
 
 from napari_medsynth import Generator, load_checkpoint, reconstruct_volume
-from napari_medsynth.core.devices import resolve_device
-from napari_medsynth.core.metrics import psnr
-from napari_medsynth.core.nifti import Volume, load_volume, save_volume
-from napari_medsynth.core.patches import patch_grid
-from napari_medsynth.core.phantom import make_phantom_pair
-from napari_medsynth.core.preprocess import preprocess_volume, to_source_grid
-from napari_medsynth.core.reconstruct import default_batch_size, preview_volume
+from napari_medsynth.core.evaluation.metrics import psnr
+from napari_medsynth.core.files.nifti import Volume, load_volume, save_volume
+from napari_medsynth.core.networks.devices import resolve_device
+from napari_medsynth.core.preprocessing.patches import patch_grid
+from napari_medsynth.core.preprocessing.preprocess import preprocess_volume, to_source_grid
+from napari_medsynth.core.simulation.phantom import make_phantom_pair
+from napari_medsynth.core.synthesis.reconstruct import default_batch_size, preview_volume
 
 PATCH = 32
 METHODS = ("ours", "direct", "plain", "monai", "torchio", "preview")

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from napari_medsynth.core.phantom import write_phantom_dataset
-from napari_medsynth.core.train_config import TrainConfig
+from napari_medsynth.core.simulation.phantom import write_phantom_dataset
+from napari_medsynth.core.training.config import TrainConfig
 from src_train.trainer import Trainer
 
 

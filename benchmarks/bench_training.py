@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from napari_medsynth.core.devices import resolve_device
-from napari_medsynth.core.events import ValidationEvent
-from napari_medsynth.core.phantom import write_phantom_dataset
-from napari_medsynth.core.train_config import TrainConfig
+from napari_medsynth.core.networks.devices import resolve_device
+from napari_medsynth.core.simulation.phantom import write_phantom_dataset
+from napari_medsynth.core.training.config import TrainConfig
+from napari_medsynth.core.training.events import ValidationEvent
 from src_train.trainer import Trainer
 
 

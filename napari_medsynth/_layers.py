@@ -8,8 +8,8 @@ import nibabel as nib
 import numpy as np
 
 from .core.errors import MedSynthError
-from .core.nifti import Volume, display_affine, from_display, to_display
-from .core.scans import scan_name
+from .core.files.nifti import Volume, display_affine, from_display, to_display
+from .core.files.scans import scan_name
 
 __all__ = ["RESULT_MAPS", "layer_mask", "layer_volume", "map_layers", "result_layers", "robust_contrast_limits",
            "synthesis_layer", "volume_layer", "write_result_layer"]
@@ -69,7 +69,7 @@ def layer_volume(layer) -> Volume:
 
     Layers made by this plugin keep the file's affine in ``metadata``; for any other
     3D layer the display axes ``(z, y, x)`` are taken as LPS placed by the layer's
-    ``scale`` and ``translate`` (:func:`~napari_medsynth.core.nifti.display_affine`).
+    ``scale`` and ``translate`` (:func:`~napari_medsynth.core.files.nifti.display_affine`).
 
     Raises
     ------
@@ -156,9 +156,9 @@ def _mark_result(layer: tuple, source: Volume, metadata: dict) -> None:
 
 def write_result_layer(layer, path, protect=()) -> list[Path]:
     """Write a synthesis layer (its sidecar beside it) or a map layer of this plugin on its source
-    file's grid with :func:`~napari_medsynth.core.results.save_result` / ``save_map``: the header of
+    file's grid with :func:`~napari_medsynth.core.files.results.save_result` / ``save_map``: the header of
     the file it was synthesized from, ``descrip`` naming the generator; the written paths."""
-    from .core.results import Provenance, save_map, save_result
+    from .core.files.results import Provenance, save_map, save_result
 
     volume = layer_volume(layer)
     metadata = layer.metadata

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from ._layers import volume_layer
 from .core.errors import MedSynthError
-from .core.nifti import is_nifti_path, load_volume
-from .core.scans import partner_path
+from .core.files.nifti import is_nifti_path, load_volume
+from .core.files.scans import partner_path
 
 __all__ = ["NIFTI_PATTERNS", "claim_nifti_files", "napari_get_reader", "read_nifti", "read_nifti_for_napari"]
 

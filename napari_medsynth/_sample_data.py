@@ -10,7 +10,7 @@ __all__ = ["phantom_pair"]
 def phantom_pair() -> list[tuple]:
     """The seed-0 phantom subject as two layers, ``phantom T2`` (on top: the default source) and ``phantom PD``."""
     from ._reader import claim_nifti_files
-    from .core.phantom import sample_pair
+    from .core.simulation.phantom import sample_pair
 
     claim_nifti_files()
     t2, pd = sample_pair()

@@ -14,7 +14,7 @@ import numpy as np
 
 from ._layers import layer_volume, write_result_layer
 from .core.errors import MedSynthError
-from .core.nifti import Volume, save_volume
+from .core.files.nifti import Volume, save_volume
 
 __all__ = ["napari_affine", "write_nifti_layer"]
 
@@ -36,7 +36,7 @@ def write_nifti_layer(path: str, data, meta: dict) -> list[str]:
       transform (``affine`` after ``translate``, ``rotate``, ``shear`` and ``scale``, in mm,
       world axes ``(z, y, x)`` read as LPS as everywhere in this plugin): with only
       ``scale`` and ``translate`` set this is
-      :func:`~napari_medsynth.core.nifti.display_affine`, as for the synthesis widget.
+      :func:`~napari_medsynth.core.files.nifti.display_affine`, as for the synthesis widget.
 
     The header: that of the layer's source file (``metadata["source_path"]``, used only if
     it places the voxels by the layer's affine): its qform and sform codes, units and the rest
@@ -47,7 +47,7 @@ def write_nifti_layer(path: str, data, meta: dict) -> list[str]:
 
     A name without an extension gets ``.nii.gz`` (napari's Save dialog passes the name as
     typed when this writer's file type is chosen). The file is written atomically by
-    :func:`~napari_medsynth.core.nifti.save_volume`.
+    :func:`~napari_medsynth.core.files.nifti.save_volume`.
 
     Raises
     ------

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .core.console import CommandParser, add_debug_argument, progress_bar, run_command
-from .core.options import add_synthesis_arguments, options_from_args
+from .core.synthesis.options import add_synthesis_arguments, options_from_args
 
 PROG = "medsynth"
 DEMO_OUTPUT = "demo-output"  # where `medsynth demo` writes when there is no display
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _phantom(args) -> int:
-    from .core.phantom import DEFAULT_SHAPE, write_phantom_dataset
+    from .core.simulation.phantom import DEFAULT_SHAPE, write_phantom_dataset
 
     with progress_bar("phantom subjects", args.subjects, unit="subject") as progress:
         pairs = write_phantom_dataset(args.out, args.subjects, seed=args.seed, progress=progress,
@@ -159,9 +159,9 @@ def _phantom(args) -> int:
 
 def _check(args) -> int:
     from .core.errors import MedSynthError
-    from .core.nifti import load_volume
-    from .core.preprocess import Standardization, check_pair
-    from .core.scans import find_pairs
+    from .core.files.nifti import load_volume
+    from .core.files.scans import find_pairs
+    from .core.preprocessing.preprocess import Standardization, check_pair
 
     scan = find_pairs(args.data)
     print(scan.summary())
@@ -190,12 +190,12 @@ def _check(args) -> int:
 
 
 def _synthesize(args) -> int:
-    from .core.atomic import make_folder
-    from .core.checkpoint import load_checkpoint
-    from .core.devices import resolve_device
     from .core.errors import MedSynthError
-    from .core.nifti import is_nifti_path, load_volume
-    from .core.synthesis import synthesize
+    from .core.files.atomic import make_folder
+    from .core.files.nifti import is_nifti_path, load_volume
+    from .core.networks.checkpoint import load_checkpoint
+    from .core.networks.devices import resolve_device
+    from .core.synthesis.pipeline import synthesize
 
     options = options_from_args(args)
     if args.source.is_dir():
@@ -241,10 +241,10 @@ def compare_plan(args, source) -> tuple[str, list[Path]]:
     """``medsynth compare``'s direction and checkpoints: ``--direction``, else the first readable
     checkpoint's, else the source's contrast (its IXI name, else its intensities); ``--checkpoint``,
     else every bundled generator of that direction."""
-    from .core.catalog import bundled_generators
     from .core.choices import parse_direction
-    from .core.contrast import guess_contrast
-    from .core.scans import scan_name
+    from .core.evaluation.contrast import guess_contrast
+    from .core.files.scans import scan_name
+    from .core.synthesis.catalog import bundled_generators
 
     if args.direction:
         direction = parse_direction(args.direction).value
@@ -257,12 +257,12 @@ def compare_plan(args, source) -> tuple[str, list[Path]]:
 
 
 def _compare(args) -> int:
-    from .core.atomic import make_folder
-    from .core.compare import compare_generators, metrics_csv, write_comparison
-    from .core.devices import resolve_device
     from .core.errors import MedSynthError
-    from .core.nifti import load_volume
-    from .core.scans import partner_path
+    from .core.files.atomic import make_folder
+    from .core.files.nifti import load_volume
+    from .core.files.scans import partner_path
+    from .core.networks.devices import resolve_device
+    from .core.synthesis.compare import compare_generators, metrics_csv, write_comparison
 
     options = options_from_args(args)
     options = options.replace(device=resolve_device(options.device))
@@ -293,8 +293,8 @@ def _compare(args) -> int:
 
 def _first_direction(checkpoints) -> str:
     """The direction of the first readable checkpoint of ``checkpoints``."""
-    from .core.catalog import read_generator_entry
     from .core.errors import MedSynthError
+    from .core.synthesis.catalog import read_generator_entry
 
     for path in checkpoints:
         try:
@@ -305,8 +305,8 @@ def _first_direction(checkpoints) -> str:
 
 
 def _export(args) -> int:
-    from .core.export import export_generator
-    from .core.exported import sidecar_path
+    from .core.networks.export import export_generator
+    from .core.networks.exported import sidecar_path
 
     out = export_generator(args.checkpoint, args.model_format, args.out)
     if out.is_dir():
@@ -322,10 +322,10 @@ def _synthesize_folder(args, options) -> int:
     torchrun each rank takes every WORLD_SIZE-th file and rank 0 writes metrics.csv at the end."""
     import os
 
-    from .core.batch import synthesize_folder, write_folder_metrics
-    from .core.devices import resolve_device
     from .core.errors import MedSynthError
-    from .core.nifti import is_nifti_path
+    from .core.files.nifti import is_nifti_path
+    from .core.networks.devices import resolve_device
+    from .core.synthesis.folder import synthesize_folder, write_folder_metrics
 
     if args.target is not None or options.preview or args.mask is not None:
         raise MedSynthError("a folder SOURCE finds each file's ground truth itself (and masks it automatically) "
@@ -375,7 +375,7 @@ def _synthesize_folder(args, options) -> int:
 
 
 def _target_of(checkpoint) -> str:
-    from .core.catalog import read_generator_entry
+    from .core.synthesis.catalog import read_generator_entry
 
     return read_generator_entry(checkpoint).info.target_contrast
 
@@ -389,7 +389,7 @@ def _rank_device(local_rank: int) -> str:
 def _demo(args) -> int:
     import os
 
-    from .core.figures import Figures
+    from .core.evaluation.figures import Figures
     from .demo import run_headless_demo
 
     options = options_from_args(args)
@@ -406,7 +406,7 @@ def _demo(args) -> int:
         import threading
         import warnings
 
-        from .core.phantom import sample_pair
+        from .core.simulation.phantom import sample_pair
 
         # the sample is read (or, the first time, simulated) while napari starts: its window comes first
         threading.Thread(target=sample_pair, daemon=True).start()

@@ -13,17 +13,17 @@ from pathlib import Path
 import numpy as np
 
 from ._layers import RESULT_MAPS, robust_contrast_limits
-from .core.atomic import atomic_output, make_folder
-from .core.baselines import BASELINES
-from .core.catalog import GeneratorEntry, bundled_mapping, default_generator
-from .core.checkpoint import load_checkpoint
 from .core.choices import MetricScope, direction_label
 from .core.errors import MedSynthError
-from .core.figures import CONVENTION
-from .core.masks import head_mask
-from .core.nifti import Volume, save_volume, to_display
-from .core.options import SynthesisOptions
-from .core.synthesis import SynthesisResult, score_voxelwise, synthesize
+from .core.evaluation.baselines import BASELINES
+from .core.evaluation.figures import CONVENTION
+from .core.evaluation.masks import head_mask
+from .core.files.atomic import atomic_output, make_folder
+from .core.files.nifti import Volume, save_volume, to_display
+from .core.networks.checkpoint import load_checkpoint
+from .core.synthesis.catalog import GeneratorEntry, bundled_mapping, default_generator
+from .core.synthesis.options import SynthesisOptions
+from .core.synthesis.pipeline import SynthesisResult, score_voxelwise, synthesize
 
 __all__ = ["DEMO_SUBJECT", "demo_generator", "open_demo_viewer", "run_headless_demo"]
 
@@ -64,7 +64,7 @@ def run_headless_demo(out_dir, options: SynthesisOptions | None = None, *, progr
     MedSynthError
         ``out_dir`` cannot be written, or the package holds no demo generator.
     """
-    from .core.phantom import sample_pair
+    from .core.simulation.phantom import sample_pair
 
     options = options or SynthesisOptions()
     entry = demo_generator()

@@ -4,7 +4,7 @@ and degraded as real scans are, and of real templates. Writes the tables of docs
 Images: held-out phantom subjects (data-set seed 7, which no bundled generator saw) at IXI's
 geometry, simulated with IXI's TR of 5725 ms (T2 and PD), a clinical TR of 2500 ms (T2 and PD,
 CSF less bright on T2 and darker on PD) and 500 ms (the first echo: a T1-weighted spin echo),
-each as simulated and degraded (:data:`napari_medsynth.core.acquisition.DEGRADATIONS`). With
+each as simulated and degraded (:data:`napari_medsynth.core.simulation.acquisition.DEGRADATIONS`). With
 ``--templates DIR``: the ICBM avg152 T1/T2/PD, avg305 T1 and single-subject T1 templates of SPM12
 (``canonical/*.nii`` in github.com/spm/spm12; GPL, so not shipped here), as given and degraded.
 
@@ -26,10 +26,10 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from napari_medsynth.core.acquisition import DEGRADATIONS, degrade
-from napari_medsynth.core.contrast import contrast_evidence
-from napari_medsynth.core.nifti import Volume, load_volume
-from napari_medsynth.core.phantom import make_phantom, phantom_subject_seed
+from napari_medsynth.core.evaluation.contrast import contrast_evidence
+from napari_medsynth.core.files.nifti import Volume, load_volume
+from napari_medsynth.core.simulation.acquisition import DEGRADATIONS, degrade
+from napari_medsynth.core.simulation.phantom import make_phantom, phantom_subject_seed
 
 # the phantom images: (name, true contrast, TR in ms, echo)
 PHANTOM_IMAGES = (("T2, TR 5725 ms (IXI)", "T2", None, "t2"), ("PD, TR 5725 ms (IXI)", "PD", None, "pd"),

@@ -1,6 +1,6 @@
 """Derive the compact MNI ICBM152 2009a copy that the brain phantom is built from.
 
-The phantom (``napari_medsynth.core.phantom``) needs three maps of the ICBM 2009a
+The phantom (``napari_medsynth.core.simulation.phantom``) needs three maps of the ICBM 2009a
 nonlinear symmetric template: the grey- and white-matter probability maps and the
 T1-weighted average. The nilearn wheel carries them at 1 mm (197 x 233 x 189 voxels,
 stored as uint8); this script crops them to the bounding box

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_medsynth.core.baselines import QuantileIntensityMapping
-from napari_medsynth.core.catalog import BUNDLED_DIR, MAPPING_FILE
-from napari_medsynth.core.synthesis import score_voxelwise
+from napari_medsynth.core.evaluation.baselines import QuantileIntensityMapping
+from napari_medsynth.core.synthesis.catalog import BUNDLED_DIR, MAPPING_FILE
+from napari_medsynth.core.synthesis.pipeline import score_voxelwise
 from src_train.data import PreprocessedCache, load_volume_pairs, pairs_of
 from src_train.evaluate import evaluate_predictor, markdown_table
 

@@ -16,17 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_medsynth.core.baselines import BASELINES
-from napari_medsynth.core.catalog import bundled_generators, bundled_mapping
-from napari_medsynth.core.checkpoint import load_checkpoint
 from napari_medsynth.core.choices import Grid
-from napari_medsynth.core.figures import Figures, direction_label
-from napari_medsynth.core.masks import head_mask
-from napari_medsynth.core.nifti import Volume, to_display
-from napari_medsynth.core.options import SynthesisOptions
-from napari_medsynth.core.phantom import make_phantom_pair
-from napari_medsynth.core.preprocess import preprocess_volume, to_source_grid
-from napari_medsynth.core.synthesis import compare_on_grids, score_voxelwise, synthesize
+from napari_medsynth.core.evaluation.baselines import BASELINES
+from napari_medsynth.core.evaluation.figures import Figures, direction_label
+from napari_medsynth.core.evaluation.masks import head_mask
+from napari_medsynth.core.files.nifti import Volume, to_display
+from napari_medsynth.core.networks.checkpoint import load_checkpoint
+from napari_medsynth.core.preprocessing.preprocess import preprocess_volume, to_source_grid
+from napari_medsynth.core.simulation.phantom import make_phantom_pair
+from napari_medsynth.core.synthesis.catalog import bundled_generators, bundled_mapping
+from napari_medsynth.core.synthesis.options import SynthesisOptions
+from napari_medsynth.core.synthesis.pipeline import compare_on_grids, score_voxelwise, synthesize
 
 SEED = 0
 
@@ -130,7 +130,7 @@ pipeline, unchanged to the bit: one stack, linear back.
 file itself (no resampling), both in the ground truth's standardized units (the mean and
 standard deviation of its report-grid preprocessing), PSNR peak = the range of the
 standardized truth; over the whole volume, and within the automatic head mask
-(`napari_medsynth.core.masks.head_mask`: Otsu's threshold of the source, a closing, holes
+(`napari_medsynth.core.evaluation.masks.head_mask`: Otsu's threshold of the source, a closing, holes
 filled, the largest component). Report grid: the report's figure, the synthesis' report
 slices (the native grid's middle stack) against the report-grid truth. The squared-error
 and gradient-difference maps are computed on the source grid from the synthesis and the

@@ -25,12 +25,12 @@ import statistics
 from dataclasses import asdict
 from pathlib import Path
 
-from napari_medsynth.core.atomic import atomic_output, file_sha256
-from napari_medsynth.core.catalog import BUNDLED_DIR, DEFAULT_DEMO, MAPPING_FILE
-from napari_medsynth.core.checkpoint import load_checkpoint, read_checkpoint, write_atomically
 from napari_medsynth.core.choices import direction_label
-from napari_medsynth.core.events import EventLog, StartEvent
-from napari_medsynth.core.options import SynthesisOptions
+from napari_medsynth.core.files.atomic import atomic_output, file_sha256
+from napari_medsynth.core.networks.checkpoint import load_checkpoint, read_checkpoint, write_atomically
+from napari_medsynth.core.synthesis.catalog import BUNDLED_DIR, DEFAULT_DEMO, MAPPING_FILE
+from napari_medsynth.core.synthesis.options import SynthesisOptions
+from napari_medsynth.core.training.events import EventLog, StartEvent
 from src_train.data import PreprocessedCache, SubjectSplit, pairs_of
 from src_train.evaluate import Evaluation, evaluate_predictor, generator_score, markdown_table
 from src_train.reproduce import evaluate_baselines, fit_intensity_mapping

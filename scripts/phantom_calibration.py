@@ -1,7 +1,7 @@
 """Compare the phantom's T2/PD contrast with a real IXI pair: a Markdown table.
 
 For the mid-axial slice of phantom subjects (seeds 0..9 by default) it computes
-:func:`napari_medsynth.core.baselines.contrast_pair_statistics` -- the correlation of
+:func:`napari_medsynth.core.evaluation.baselines.contrast_pair_statistics` -- the correlation of
 T2 and PD over the head, the PSNR of the standardised T2 taken as the PD ("identity")
 and the PSNR of a 256-bin per-voxel T2 -> PD mapping fitted on that slice -- and
 prints them next to the same figures measured on the mid-axial slice of a real IXI
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from napari_medsynth.core.baselines import contrast_pair_statistics
-from napari_medsynth.core.phantom import make_phantom_pair
+from napari_medsynth.core.evaluation.baselines import contrast_pair_statistics
+from napari_medsynth.core.simulation.phantom import make_phantom_pair
 
 REAL_IXI = {"correlation": 0.82, "psnr_identity": 19.95, "psnr_mapping": 28.2}
 COLUMNS = (

@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_medsynth.core.catalog import BUNDLED_DIR
-from napari_medsynth.core.checkpoint import load_checkpoint
-from napari_medsynth.core.figures import Figures
-from napari_medsynth.core.masks import head_mask
-from napari_medsynth.core.options import SynthesisOptions
-from napari_medsynth.core.preprocess import preprocess_volume, to_source_grid
-from napari_medsynth.core.synthesis import compare_on_grids, synthesize
+from napari_medsynth.core.evaluation.figures import Figures
+from napari_medsynth.core.evaluation.masks import head_mask
+from napari_medsynth.core.networks.checkpoint import load_checkpoint
+from napari_medsynth.core.preprocessing.preprocess import preprocess_volume, to_source_grid
+from napari_medsynth.core.synthesis.catalog import BUNDLED_DIR
+from napari_medsynth.core.synthesis.options import SynthesisOptions
+from napari_medsynth.core.synthesis.pipeline import compare_on_grids, synthesize
 from src_train.data import pairs_of
 from src_train.evaluate import Evaluation, evaluate_predictor, generator_score, markdown_table
 

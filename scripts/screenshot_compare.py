@@ -21,8 +21,8 @@ import napari
 from screenshot_widgets import close_toasts, wait  # (this script's folder is on the path)
 
 from napari_medsynth._widgets._shared import RUNS
-from napari_medsynth.core.catalog import bundled_generators
-from napari_medsynth.core.options import SynthesisOptions
+from napari_medsynth.core.synthesis.catalog import bundled_generators
+from napari_medsynth.core.synthesis.options import SynthesisOptions
 
 
 def main(docs: Path, default_size: bool = False) -> None:

@@ -27,7 +27,7 @@ from qtpy.QtWidgets import QApplication, QComboBox, QDockWidget, QLineEdit
 
 from napari_medsynth._widgets._shared import RUNS
 from napari_medsynth._widgets.training import TrainingWidget
-from napari_medsynth.core.options import SynthesisOptions
+from napari_medsynth.core.synthesis.options import SynthesisOptions
 from napari_medsynth.demo import open_demo_viewer
 
 

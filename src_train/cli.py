@@ -7,8 +7,8 @@ from pathlib import Path
 
 from napari_medsynth.core.choices import Grid
 from napari_medsynth.core.console import CommandParser, add_debug_argument, run_command
-from napari_medsynth.core.options import add_synthesis_arguments, options_from_args
-from napari_medsynth.core.train_config import add_train_arguments, config_from_args
+from napari_medsynth.core.synthesis.options import add_synthesis_arguments, options_from_args
+from napari_medsynth.core.training.config import add_train_arguments, config_from_args
 
 PROG = "medsynth-train"
 # The training options that ``reproduce`` passes to every run of its plan.

@@ -12,12 +12,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
-from napari_medsynth.core.atomic import atomic_output
 from napari_medsynth.core.choices import Direction
 from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.nifti import load_volume
-from napari_medsynth.core.patches import patch_grid
-from napari_medsynth.core.preprocess import (
+from napari_medsynth.core.files.atomic import atomic_output
+from napari_medsynth.core.files.nifti import load_volume
+from napari_medsynth.core.files.scans import CONTRASTS, ScanPair, find_pairs
+from napari_medsynth.core.preprocessing.patches import patch_grid
+from napari_medsynth.core.preprocessing.preprocess import (
     KEEP_EVERY,
     KEEP_OFFSET,
     PREPROCESSED_SHAPE,
@@ -26,8 +27,7 @@ from napari_medsynth.core.preprocess import (
     check_pair,
     preprocess_volume,
 )
-from napari_medsynth.core.scans import CONTRASTS, ScanPair, find_pairs
-from napari_medsynth.core.train_config import REPORT_FRACTIONS
+from napari_medsynth.core.training.config import REPORT_FRACTIONS
 
 __all__ = [
     "PatchDataset",
@@ -46,7 +46,7 @@ _PREPROCESSING_KEY = json.dumps([RESAMPLED_SHAPE, KEEP_EVERY, KEEP_OFFSET, "zsco
 @dataclass(frozen=True)
 class SubjectSplit:
     """Which subjects train, validate and test; written into the run folder and reused. A subject
-    here is a participant (:attr:`~napari_medsynth.core.scans.ScanPair.participant`): the sessions
+    here is a participant (:attr:`~napari_medsynth.core.files.scans.ScanPair.participant`): the sessions
     and runs of one BIDS participant stay on one side of the split."""
 
     train: list[str]
@@ -118,7 +118,7 @@ class PreprocessedCache:
     folder : path
         Where the arrays go.
     grid : {"report", "native"}, default="report"
-        The preprocessing grid (see :func:`~napari_medsynth.core.preprocess.preprocess_volume`).
+        The preprocessing grid (see :func:`~napari_medsynth.core.preprocessing.preprocess.preprocess_volume`).
     """
 
     def __init__(self, folder: str | os.PathLike, grid: str = "report"):
@@ -187,7 +187,7 @@ def load_volume_pairs(pairs: list[ScanPair], direction: str, cache: Preprocessed
 
 
 def find_pairs_or_fail(data: str | os.PathLike) -> list[ScanPair]:
-    """The T2/PD pairs in ``data`` (IXI or BIDS: :func:`~napari_medsynth.core.scans.find_pairs`).
+    """The T2/PD pairs in ``data`` (IXI or BIDS: :func:`~napari_medsynth.core.files.scans.find_pairs`).
 
     Raises
     ------

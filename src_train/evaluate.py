@@ -9,15 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_medsynth.core.atomic import atomic_output
-from napari_medsynth.core.checkpoint import load_checkpoint
 from napari_medsynth.core.choices import Direction, MetricScope, direction_label
 from napari_medsynth.core.console import progress_bar
-from napari_medsynth.core.figures import Figures
-from napari_medsynth.core.nifti import Volume, load_volume
-from napari_medsynth.core.options import SynthesisOptions
-from napari_medsynth.core.scans import ScanPair
-from napari_medsynth.core.synthesis import synthesize
+from napari_medsynth.core.evaluation.figures import Figures
+from napari_medsynth.core.files.atomic import atomic_output
+from napari_medsynth.core.files.nifti import Volume, load_volume
+from napari_medsynth.core.files.scans import ScanPair
+from napari_medsynth.core.networks.checkpoint import load_checkpoint
+from napari_medsynth.core.synthesis.options import SynthesisOptions
+from napari_medsynth.core.synthesis.pipeline import synthesize
 
 from .data import SubjectSplit, pairs_of
 

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_medsynth.core.atomic import atomic_output
-from napari_medsynth.core.baselines import BASELINES, QuantileIntensityMapping
-from napari_medsynth.core.checkpoint import load_checkpoint, read_checkpoint
 from napari_medsynth.core.choices import run_label
-from napari_medsynth.core.options import SynthesisOptions
-from napari_medsynth.core.synthesis import score_voxelwise
-from napari_medsynth.core.train_config import TrainConfig, train_defaults
+from napari_medsynth.core.evaluation.baselines import BASELINES, QuantileIntensityMapping
+from napari_medsynth.core.files.atomic import atomic_output
+from napari_medsynth.core.networks.checkpoint import load_checkpoint, read_checkpoint
+from napari_medsynth.core.synthesis.options import SynthesisOptions
+from napari_medsynth.core.synthesis.pipeline import score_voxelwise
+from napari_medsynth.core.training.config import TrainConfig, train_defaults
 
 from .data import PreprocessedCache, SubjectSplit, load_volume_pairs, pairs_of
 from .evaluate import Evaluation, evaluate_predictor, generator_score, markdown_table, write_evaluations

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from napari_medsynth.core.console import EXIT_INTERRUPTED
-from napari_medsynth.core.events import StartEvent, StepEvent, TrainingEvent, ValidationEvent
-from napari_medsynth.core.train_config import TrainConfig
+from napari_medsynth.core.training.config import TrainConfig
+from napari_medsynth.core.training.events import StartEvent, StepEvent, TrainingEvent, ValidationEvent
 
 from .trainer import Trainer, TrainingStopped
 

@@ -28,11 +28,22 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader, Subset
 
-from napari_medsynth.core.atomic import atomic_output, make_folder, write_failure
-from napari_medsynth.core.checkpoint import checkpoint_payload, load_checkpoint, read_checkpoint, write_atomically
-from napari_medsynth.core.devices import resolve_device
 from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.events import (
+from napari_medsynth.core.evaluation.metrics import quality
+from napari_medsynth.core.files.atomic import atomic_output, make_folder, write_failure
+from napari_medsynth.core.networks.checkpoint import (
+    checkpoint_payload,
+    load_checkpoint,
+    read_checkpoint,
+    write_atomically,
+)
+from napari_medsynth.core.networks.devices import resolve_device
+from napari_medsynth.core.networks.fftconv import set_conv_engine
+from napari_medsynth.core.networks.models import Discriminator, Generator
+from napari_medsynth.core.preprocessing.preprocess import KEEP_EVERY
+from napari_medsynth.core.synthesis.reconstruct import reconstruct_volume
+from napari_medsynth.core.training.config import TrainConfig
+from napari_medsynth.core.training.events import (
     EVENTS_FILE,
     DoneEvent,
     EventLog,
@@ -42,12 +53,6 @@ from napari_medsynth.core.events import (
     TrainingEvent,
     ValidationEvent,
 )
-from napari_medsynth.core.fftconv import set_conv_engine
-from napari_medsynth.core.metrics import quality
-from napari_medsynth.core.models import Discriminator, Generator
-from napari_medsynth.core.preprocess import KEEP_EVERY
-from napari_medsynth.core.reconstruct import reconstruct_volume
-from napari_medsynth.core.train_config import TrainConfig
 
 from .data import (
     PatchDataset,
@@ -167,7 +172,7 @@ class Trainer:
         Continue the run in ``config.out`` from its ``last.pt`` (its stored settings
         win, except ``epochs``, ``device`` and ``workers``).
     on_event : callable, optional
-        Receives each :mod:`~napari_medsynth.core.events` event on rank 0; the same events
+        Receives each :mod:`~napari_medsynth.core.training.events` event on rank 0; the same events
         (steps every ``log_every``) are appended to ``events.jsonl``.
     """
 

@@ -85,8 +85,8 @@ def _is_core(module: str) -> bool:
 
 def test_the_graph_is_read_from_the_source():
     graph = import_graph()
-    assert {"napari_medsynth.core.models", "napari_medsynth.core.train_config"} <= graph["src_train.trainer"]
-    assert "napari_medsynth.core.train_config" in graph["napari_medsynth._widgets.training"]
+    assert {f"{CORE}.networks.models", f"{CORE}.training.config"} <= graph["src_train.trainer"]
+    assert f"{CORE}.training.config" in graph["napari_medsynth._widgets.training"]
     assert "src_train.run" in graph["src_train.cli"]  # a function-local import counts
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
@@ -105,3 +105,50 @@ def test_the_plugin_never_imports_src_train():
     leaks = {(m, t) for m, targets in import_graph().items() if m.startswith("napari_medsynth")
              for t in targets if t.startswith("src_train")}
     assert leaks == set()
+
+
+# The core's rooms, and the rooms each may import (besides itself and the core's flat modules).
+ROOMS = {
+    "files": set(),
+    "preprocessing": {"files"},
+    "evaluation": {"files"},
+    "simulation": {"files"},
+    "training": {"files"},
+    "networks": {"files", "preprocessing"},
+    "synthesis": {"files", "preprocessing", "evaluation", "networks"},
+}
+FLAT = {"version", "choices", "errors", "console"}
+
+
+def _room(module: str) -> str | None:
+    """The room of a core module (None: a flat module, or the core package itself)."""
+    parts = module[len(CORE) + 1:].split(".") if module.startswith(CORE + ".") else []
+    return parts[0] if len(parts) > 1 or (parts and parts[0] in ROOMS) else None
+
+
+def test_the_core_is_a_handful_of_flat_modules_and_its_rooms():
+    core = ROOT / "napari_medsynth" / "core"
+    assert {path.stem for path in core.glob("*.py")} - {"__init__"} == FLAT
+    assert {path.name for path in core.iterdir() if path.is_dir() and path.name != "__pycache__"} == set(ROOMS)
+    for room in ROOMS:  # each room opens with what it holds and what it may import
+        assert len(ast.get_docstring(ast.parse((core / room / "__init__.py").read_text())) or "") > 60, room
+
+
+def test_each_room_imports_only_the_rooms_below_it():
+    graph = import_graph()
+    breaches = set()
+    for module, targets in graph.items():
+        if not _is_core(module):
+            continue
+        room = _room(module)
+        allowed = set(ROOMS) if room is None and module == CORE else ({room} | ROOMS[room] if room else set())
+        for target in targets:
+            if _is_core(target) and target != CORE and _room(target) is not None and _room(target) not in allowed:
+                breaches.add((module, target))
+    assert breaches == set()
+
+
+def test_the_flat_modules_import_no_room():
+    graph = import_graph()
+    flat = {f"{CORE}.{name}" for name in FLAT}
+    assert {(m, t) for m in flat for t in graph[m] if _is_core(t) and _room(t) is not None} == set()

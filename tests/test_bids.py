@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from napari_medsynth.cli import main
-from napari_medsynth.core.checkpoint import save_checkpoint
-from napari_medsynth.core.models import Generator
-from napari_medsynth.core.nifti import load_volume
+from napari_medsynth.core.files.nifti import load_volume
+from napari_medsynth.core.networks.checkpoint import save_checkpoint
+from napari_medsynth.core.networks.models import Generator
 from napari_medsynth.core.version import __version__
 from src_train.cli import main as train_main
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import napari_medsynth
-from napari_medsynth.core.catalog import bundled_generators, describe, find_generators
-from napari_medsynth.core.checkpoint import save_checkpoint
-from napari_medsynth.core.models import Generator
+from napari_medsynth.core.networks.checkpoint import save_checkpoint
+from napari_medsynth.core.networks.models import Generator
+from napari_medsynth.core.synthesis.catalog import bundled_generators, describe, find_generators
 
 
 def test_find_generators_lists_readable_best_checkpoints_of_one_direction(tmp_path):

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from napari_medsynth import Discriminator, Generator, load_checkpoint, save_checkpoint
-from napari_medsynth.core.checkpoint import checkpoint_payload, write_atomically
 from napari_medsynth.core.choices import parse_direction
 from napari_medsynth.core.errors import MedSynthError
+from napari_medsynth.core.networks.checkpoint import checkpoint_payload, write_atomically
 
 
 @pytest.fixture

@@ -135,7 +135,7 @@ def test_a_bad_option_is_one_line_and_exit_1_on_every_command(command, argv, mes
 
 
 def test_a_missing_file_is_named_with_its_folder(tmp_path, capsys, monkeypatch):
-    from napari_medsynth.core.catalog import default_generator
+    from napari_medsynth.core.synthesis.catalog import default_generator
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "ph").mkdir()

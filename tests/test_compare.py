@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from napari_medsynth.cli import main
-from napari_medsynth.core.catalog import bundled_generators
-from napari_medsynth.core.compare import MAPPING, ComparedRow, difference_map, metrics_csv
-from napari_medsynth.core.nifti import load_volume
+from napari_medsynth.core.files.nifti import load_volume
+from napari_medsynth.core.synthesis.catalog import bundled_generators
+from napari_medsynth.core.synthesis.compare import MAPPING, ComparedRow, difference_map, metrics_csv
 
 FAST = ["--grid", "report", "--preview", "--device", "cpu"]  # one pass of each generator, for time
 

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 from conftest import smooth_volume
 
-from napari_medsynth.core.acquisition import (
+from napari_medsynth.core.errors import MedSynthError
+from napari_medsynth.core.evaluation.contrast import contrast_evidence, guess_contrast
+from napari_medsynth.core.files.nifti import Volume, load_volume
+from napari_medsynth.core.simulation.acquisition import (
     DEGRADATIONS,
     degrade,
     eight_bit,
@@ -16,11 +19,8 @@ from napari_medsynth.core.acquisition import (
     tight_field_of_view,
     wide_field_of_view,
 )
-from napari_medsynth.core.contrast import contrast_evidence, guess_contrast
-from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.nifti import Volume, load_volume
-from napari_medsynth.core.phantom import field_of_view_zooms, make_phantom, phantom_subject_seed
-from napari_medsynth.core.synthesis import check_contrast
+from napari_medsynth.core.simulation.phantom import field_of_view_zooms, make_phantom, phantom_subject_seed
+from napari_medsynth.core.synthesis.pipeline import check_contrast
 
 SHAPE = (128, 128, 65)
 

@@ -11,10 +11,10 @@ from napari_medsynth._widgets._settings import save_settings, settings_path
 from napari_medsynth._widgets.synthesis import grid_tile
 from napari_medsynth._widgets.tile_labels import tile_label
 from napari_medsynth.cli import main
-from napari_medsynth.core.baselines import BASELINES
-from napari_medsynth.core.catalog import bundled_generators, bundled_mapping, default_generator, describe
-from napari_medsynth.core.options import SynthesisOptions
-from napari_medsynth.core.phantom import make_phantom_pair
+from napari_medsynth.core.evaluation.baselines import BASELINES
+from napari_medsynth.core.simulation.phantom import make_phantom_pair
+from napari_medsynth.core.synthesis.catalog import bundled_generators, bundled_mapping, default_generator, describe
+from napari_medsynth.core.synthesis.options import SynthesisOptions
 from napari_medsynth.demo import open_demo_viewer
 
 

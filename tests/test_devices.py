@@ -6,8 +6,8 @@ import warnings
 
 import torch
 
-from napari_medsynth.core import devices
-from napari_medsynth.core.devices import resolve_device, unused_gpu_hint
+from napari_medsynth.core.networks import devices
+from napari_medsynth.core.networks.devices import resolve_device, unused_gpu_hint
 
 
 def test_auto_runs_on_the_cpu_here_and_says_nothing_without_an_nvidia_driver(tmp_path):

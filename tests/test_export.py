@@ -15,19 +15,19 @@ import torch
 from torch import nn
 
 from napari_medsynth.cli import main
-from napari_medsynth.core import export as export_module
-from napari_medsynth.core.catalog import BUNDLED_DIR
-from napari_medsynth.core.checkpoint import load_checkpoint, save_checkpoint
 from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.export import ONNX_OPSET, export_generator, plain_generator
-from napari_medsynth.core.exported import ExportedGenerator, sidecar_path
-from napari_medsynth.core.fftconv import set_conv_engine
-from napari_medsynth.core.models import Generator
-from napari_medsynth.core.nifti import load_volume
-from napari_medsynth.core.options import SynthesisOptions
-from napari_medsynth.core.preprocess import preprocess_volume
-from napari_medsynth.core.reconstruct import preview_volume, reconstruct_volume
-from napari_medsynth.core.synthesis import synthesize
+from napari_medsynth.core.files.nifti import load_volume
+from napari_medsynth.core.networks import export as export_module
+from napari_medsynth.core.networks.checkpoint import load_checkpoint, save_checkpoint
+from napari_medsynth.core.networks.export import ONNX_OPSET, export_generator, plain_generator
+from napari_medsynth.core.networks.exported import ExportedGenerator, sidecar_path
+from napari_medsynth.core.networks.fftconv import set_conv_engine
+from napari_medsynth.core.networks.models import Generator
+from napari_medsynth.core.preprocessing.preprocess import preprocess_volume
+from napari_medsynth.core.synthesis.catalog import BUNDLED_DIR
+from napari_medsynth.core.synthesis.options import SynthesisOptions
+from napari_medsynth.core.synthesis.pipeline import synthesize
+from napari_medsynth.core.synthesis.reconstruct import preview_volume, reconstruct_volume
 
 BUNDLED = BUNDLED_DIR / "pd-t2-G4+RL.pt"  # the default demo generator: residual, width 1/4
 TORCHSCRIPT_TOLERANCE, ONNX_TOLERANCE = 1e-5, 1e-4

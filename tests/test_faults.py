@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from napari_medsynth.cli import main
-from napari_medsynth.core.checkpoint import load_checkpoint, save_checkpoint
 from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.models import Generator
+from napari_medsynth.core.networks.checkpoint import load_checkpoint, save_checkpoint
+from napari_medsynth.core.networks.models import Generator
 
 GENERATORS = Path(__file__).parents[1] / "napari_medsynth" / "data" / "generators"
 

@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from napari_medsynth.core import fftconv
 from napari_medsynth.core.choices import Engine
-from napari_medsynth.core.fftconv import FFTConv3d, conv_engines, fft_conv3d, set_conv_engine
-from napari_medsynth.core.models import GENERATOR_LAYERS, Generator
+from napari_medsynth.core.networks import fftconv
+from napari_medsynth.core.networks.fftconv import FFTConv3d, conv_engines, fft_conv3d, set_conv_engine
+from napari_medsynth.core.networks.models import GENERATOR_LAYERS, Generator
 
 CL = torch.channels_last_3d
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from napari_medsynth.core.compare import MAPPING, ComparedRow
-from napari_medsynth.core.figures import Figures, Quality
+from napari_medsynth.core.evaluation.figures import Figures, Quality
+from napari_medsynth.core.synthesis.compare import MAPPING, ComparedRow
 
 
 def figures(psnr: float, mae: float) -> Figures:

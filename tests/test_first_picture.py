@@ -8,11 +8,11 @@ import numpy as np
 from test_widgets import open_phantom_subject, runs, synthesis_widget, tiny_checkpoint  # noqa: F401 (fixtures)
 
 from napari_medsynth.cli import main
-from napari_medsynth.core.checkpoint import load_checkpoint
 from napari_medsynth.core.choices import Stage
-from napari_medsynth.core.nifti import load_volume
-from napari_medsynth.core.options import SynthesisOptions
-from napari_medsynth.core.synthesis import synthesis_stages, synthesize
+from napari_medsynth.core.files.nifti import load_volume
+from napari_medsynth.core.networks.checkpoint import load_checkpoint
+from napari_medsynth.core.synthesis.options import SynthesisOptions
+from napari_medsynth.core.synthesis.pipeline import synthesis_stages, synthesize
 
 
 def test_the_stages_come_picture_first_and_end_with_the_synthesis_itself(phantom_dir, tmp_path):

@@ -24,9 +24,9 @@ import pytest
 from conftest import IXI_AFFINE, smooth_volume, write_nifti
 
 from napari_medsynth.cli import main
-from napari_medsynth.core.catalog import BUNDLED_DIR
 from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.nifti import load_volume
+from napari_medsynth.core.files.nifti import load_volume
+from napari_medsynth.core.synthesis.catalog import BUNDLED_DIR
 
 SEED = 20240611
 N_CASES = 240

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from napari_medsynth._widgets.loss_plot import LossPlot
-from napari_medsynth.core.events import StepEvent, ValidationEvent
+from napari_medsynth.core.training.events import StepEvent, ValidationEvent
 
 
 def steps(loss_d: float) -> list[StepEvent]:

@@ -8,13 +8,13 @@ import torch
 from conftest import write_nifti
 
 from napari_medsynth.cli import main
-from napari_medsynth.core.checkpoint import load_checkpoint, save_checkpoint
-from napari_medsynth.core.masks import head_mask
-from napari_medsynth.core.models import Generator
-from napari_medsynth.core.nifti import load_volume
-from napari_medsynth.core.options import SynthesisOptions
-from napari_medsynth.core.preprocess import preprocess_volume, to_source_grid
-from napari_medsynth.core.synthesis import compare_on_grids, synthesize
+from napari_medsynth.core.evaluation.masks import head_mask
+from napari_medsynth.core.files.nifti import load_volume
+from napari_medsynth.core.networks.checkpoint import load_checkpoint, save_checkpoint
+from napari_medsynth.core.networks.models import Generator
+from napari_medsynth.core.preprocessing.preprocess import preprocess_volume, to_source_grid
+from napari_medsynth.core.synthesis.options import SynthesisOptions
+from napari_medsynth.core.synthesis.pipeline import compare_on_grids, synthesize
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_the_cli_takes_a_mask_file_and_refuses_one_on_another_grid(subject, tmp_
 def test_a_labels_layer_is_a_mask_on_the_source_files_grid(make_napari_viewer, subject):
     from napari_medsynth._layers import layer_mask
     from napari_medsynth.core.errors import MedSynthError
-    from napari_medsynth.core.nifti import to_display
+    from napari_medsynth.core.files.nifti import to_display
 
     t2_path, t2, _, _ = subject
     viewer = make_napari_viewer()

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from napari_medsynth.core.metrics import (
+from napari_medsynth.core.evaluation.metrics import (
     gradient_difference_map,
     mae,
     psnr,
@@ -15,7 +15,7 @@ from napari_medsynth.core.metrics import (
     squared_error_map,
     ssim,
 )
-from napari_medsynth.core.phantom import make_phantom
+from napari_medsynth.core.simulation.phantom import make_phantom
 
 
 @pytest.fixture

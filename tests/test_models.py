@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from napari_medsynth import Discriminator, Generator
-from napari_medsynth.core.models import count_parameters
+from napari_medsynth.core.networks.models import count_parameters
 
 
 def test_generator_parameter_counts_match_the_report():

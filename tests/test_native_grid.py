@@ -8,16 +8,16 @@ import torch
 
 from napari_medsynth import Generator, save_checkpoint
 from napari_medsynth.cli import main
-from napari_medsynth.core.baselines import QuantileIntensityMapping
-from napari_medsynth.core.catalog import bundled_generators
-from napari_medsynth.core.checkpoint import load_checkpoint
 from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.nifti import load_volume
-from napari_medsynth.core.options import SynthesisOptions
-from napari_medsynth.core.phantom import make_phantom_pair
-from napari_medsynth.core.preprocess import preprocess_volume, to_source_grid
-from napari_medsynth.core.reconstruct import reconstruct_volume
-from napari_medsynth.core.synthesis import score_voxelwise, synthesize
+from napari_medsynth.core.evaluation.baselines import QuantileIntensityMapping
+from napari_medsynth.core.files.nifti import load_volume
+from napari_medsynth.core.networks.checkpoint import load_checkpoint
+from napari_medsynth.core.preprocessing.preprocess import preprocess_volume, to_source_grid
+from napari_medsynth.core.simulation.phantom import make_phantom_pair
+from napari_medsynth.core.synthesis.catalog import bundled_generators
+from napari_medsynth.core.synthesis.options import SynthesisOptions
+from napari_medsynth.core.synthesis.pipeline import score_voxelwise, synthesize
+from napari_medsynth.core.synthesis.reconstruct import reconstruct_volume
 
 
 def _zscore(data: np.ndarray) -> np.ndarray:

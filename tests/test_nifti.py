@@ -11,7 +11,7 @@ import pytest
 from conftest import IXI_AFFINE, smooth_volume, write_nifti
 
 from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.nifti import (
+from napari_medsynth.core.files.nifti import (
     OrientationWarning,
     Volume,
     display_affine,

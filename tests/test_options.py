@@ -10,10 +10,10 @@ import pytest
 from test_widgets import tiny_checkpoint
 
 from napari_medsynth.cli import main
-from napari_medsynth.core import options as options_module
 from napari_medsynth.core.choices import Engine, Grid
 from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.options import SynthesisOptions, option
+from napari_medsynth.core.synthesis import options as options_module
+from napari_medsynth.core.synthesis.options import SynthesisOptions, option
 from src_train.cli import main as train_main
 
 

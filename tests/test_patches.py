@@ -7,7 +7,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from napari_medsynth.core.patches import patch_grid, patch_starts
+from napari_medsynth.core.preprocessing.patches import patch_grid, patch_starts
 
 
 def test_training_grid_has_49_patches_per_subject():

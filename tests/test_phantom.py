@@ -8,11 +8,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from napari_medsynth.core import phantom
-from napari_medsynth.core.baselines import QuantileIntensityMapping, contrast_pair_statistics, otsu_threshold
 from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.nifti import load_volume
-from napari_medsynth.core.phantom import (
+from napari_medsynth.core.evaluation.baselines import QuantileIntensityMapping, contrast_pair_statistics, otsu_threshold
+from napari_medsynth.core.files.nifti import load_volume
+from napari_medsynth.core.files.scans import find_pairs
+from napari_medsynth.core.simulation import phantom
+from napari_medsynth.core.simulation.phantom import (
     MIXED_LABEL,
     TISSUES,
     make_phantom,
@@ -20,7 +21,6 @@ from napari_medsynth.core.phantom import (
     phantom_subject_seed,
     write_phantom_dataset,
 )
-from napari_medsynth.core.scans import find_pairs
 
 # The default field of view on a coarse grid: the same code path, a fraction of the time.
 SMALL = {"shape": (64, 64, 32), "zooms": (3.75, 3.75, 4.875)}

@@ -12,7 +12,7 @@ from conftest import IXI_AFFINE, smooth_volume, write_nifti
 import napari_medsynth
 from napari_medsynth._reader import napari_get_reader, read_nifti
 from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.nifti import from_display, load_volume
+from napari_medsynth.core.files.nifti import from_display, load_volume
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,8 @@ from conftest import IXI_AFFINE, smooth_volume
 from scipy import ndimage
 
 from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.nifti import Volume
-from napari_medsynth.core.preprocess import (
+from napari_medsynth.core.files.nifti import Volume
+from napari_medsynth.core.preprocessing.preprocess import (
     PREPROCESSED_SHAPE,
     Standardization,
     _grid_map,

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from napari_medsynth.cli import main
-from napari_medsynth.core.nifti import load_volume
+from napari_medsynth.core.files.nifti import load_volume
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -10,9 +10,9 @@ import torch
 
 from napari_medsynth import Generator, reconstruct_volume
 from napari_medsynth.core.errors import Cancelled
-from napari_medsynth.core.inference import fold_batchnorm
-from napari_medsynth.core.patches import patch_grid
-from napari_medsynth.core.reconstruct import preview_volume
+from napari_medsynth.core.networks.inference import fold_batchnorm
+from napari_medsynth.core.preprocessing.patches import patch_grid
+from napari_medsynth.core.synthesis.reconstruct import preview_volume
 
 
 def _trained_looking_generator(seed=0, width=0.125, residual=False):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.scans import find_pairs, partner_path, scan_name
+from napari_medsynth.core.files.scans import find_pairs, partner_path, scan_name
 
 
 def _touch(path):

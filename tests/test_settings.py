@@ -13,7 +13,7 @@ from napari_medsynth._widgets._settings import DEFAULTS, defaults, load_settings
 from napari_medsynth._widgets._shared import RUNS
 from napari_medsynth._widgets.synthesis import SynthesisWidget
 from napari_medsynth._widgets.training import TrainingWidget
-from napari_medsynth.core.options import SynthesisOptions
+from napari_medsynth.core.synthesis.options import SynthesisOptions
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ import torch
 
 from napari_medsynth import Generator, save_checkpoint
 from napari_medsynth.cli import main
-from napari_medsynth.core import metrics
-from napari_medsynth.core.checkpoint import load_checkpoint
 from napari_medsynth.core.choices import MetricScope
-from napari_medsynth.core.nifti import load_volume
-from napari_medsynth.core.patches import patch_grid
-from napari_medsynth.core.preprocess import preprocess_volume, stacks
-from napari_medsynth.core.reconstruct import preview_volume
+from napari_medsynth.core.evaluation import metrics
+from napari_medsynth.core.files.nifti import load_volume
+from napari_medsynth.core.networks.checkpoint import load_checkpoint
+from napari_medsynth.core.preprocessing.patches import patch_grid
+from napari_medsynth.core.preprocessing.preprocess import preprocess_volume, stacks
+from napari_medsynth.core.synthesis.reconstruct import preview_volume
 
 
 def printed_metrics(printed: str) -> dict:

@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from napari_medsynth import load_checkpoint
-from napari_medsynth.core.events import DoneEvent, EventLog, StartEvent, StepEvent, ValidationEvent
-from napari_medsynth.core.train_config import TrainConfig
+from napari_medsynth.core.training.config import TrainConfig
+from napari_medsynth.core.training.events import DoneEvent, EventLog, StartEvent, StepEvent, ValidationEvent
 from src_train.cli import main
 from src_train.trainer import Trainer, TrainingStopped
 

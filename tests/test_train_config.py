@@ -10,8 +10,8 @@ import pytest
 
 from napari_medsynth._widgets.training import TrainingWidget
 from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.events import EventLog, StartEvent, StepEvent, ValidationEvent
-from napari_medsynth.core.train_config import TrainConfig, config_from_args, train_argv
+from napari_medsynth.core.training.config import TrainConfig, config_from_args, train_argv
+from napari_medsynth.core.training.events import EventLog, StartEvent, StepEvent, ValidationEvent
 from src_train.cli import build_parser
 from src_train.reproduce import PLAN, plan_configs
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from napari_medsynth.core.train_config import train_argv
-from napari_medsynth.core.training_process import TrainingProcess
+from napari_medsynth.core.training.config import train_argv
+from napari_medsynth.core.training.process import TrainingProcess
 
 TINY = dict(width="0.0625", batch_size=7, val_stride=32, workers=0, device="cpu", variant="G1")
 

@@ -14,12 +14,12 @@ from napari_medsynth._widgets.synthesis import SynthesisWidget, grid_tile
 from napari_medsynth._widgets.synthesis_job import JobState
 from napari_medsynth._widgets.tile_labels import tile_label
 from napari_medsynth._widgets.training import TrainingWidget
-from napari_medsynth.core.checkpoint import save_checkpoint
-from napari_medsynth.core.models import Generator
-from napari_medsynth.core.nifti import from_display, load_volume, to_display
-from napari_medsynth.core.options import SynthesisOptions
-from napari_medsynth.core.phantom import field_of_view_zooms, make_phantom_pair
-from napari_medsynth.core.synthesis import synthesize
+from napari_medsynth.core.files.nifti import from_display, load_volume, to_display
+from napari_medsynth.core.networks.checkpoint import save_checkpoint
+from napari_medsynth.core.networks.models import Generator
+from napari_medsynth.core.simulation.phantom import field_of_view_zooms, make_phantom_pair
+from napari_medsynth.core.synthesis.options import SynthesisOptions
+from napari_medsynth.core.synthesis.pipeline import synthesize
 
 PD_SCALE = {"mean": 400.0, "std": 150.0}
 
@@ -530,10 +530,10 @@ def test_folder_mode_synthesizes_every_file_with_progress_and_reports_the_bad_on
 def test_compare_three_bundled_generators_and_the_mapping_in_the_grid_and_the_figures_table(
     make_napari_viewer, qtbot, runs, tmp_path, phantom_dir
 ):
-    from napari_medsynth.core.catalog import bundled_generators, bundled_mapping
-    from napari_medsynth.core.compare import MAPPING
-    from napari_medsynth.core.preprocess import preprocess_volume
-    from napari_medsynth.core.synthesis import score_voxelwise, synthesize, voxelwise_prediction
+    from napari_medsynth.core.preprocessing.preprocess import preprocess_volume
+    from napari_medsynth.core.synthesis.catalog import bundled_generators, bundled_mapping
+    from napari_medsynth.core.synthesis.compare import MAPPING
+    from napari_medsynth.core.synthesis.pipeline import score_voxelwise, synthesize, voxelwise_prediction
 
     viewer = make_napari_viewer()
     t2, pd = open_phantom_subject(viewer, phantom_dir)

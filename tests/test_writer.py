@@ -12,7 +12,7 @@ from conftest import IXI_AFFINE, smooth_volume
 
 from napari_medsynth._layers import result_layers
 from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.nifti import display_affine, from_display, load_volume
+from napari_medsynth.core.files.nifti import display_affine, from_display, load_volume
 
 PLUGIN = "napari-medsynth"
 CODES = (1, 4)  # qform "scanner", sform "MNI": neither is nibabel's default (0, 2)
@@ -82,8 +82,8 @@ def test_a_reader_layer_is_written_back_on_its_file_grid(make_napari_viewer, cod
 
 def tiny_checkpoint(path: Path) -> Path:
     torch = pytest.importorskip("torch")
-    from napari_medsynth.core.checkpoint import save_checkpoint
-    from napari_medsynth.core.models import Generator
+    from napari_medsynth.core.networks.checkpoint import save_checkpoint
+    from napari_medsynth.core.networks.models import Generator
 
     torch.manual_seed(0)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,9 +96,9 @@ def test_a_synthesis_and_its_maps_are_saved_on_the_source_grid_never_over_an_inp
 ):
     from qtpy.QtWidgets import QFileDialog
 
-    from napari_medsynth.core.checkpoint import load_checkpoint
-    from napari_medsynth.core.options import SynthesisOptions
-    from napari_medsynth.core.synthesis import synthesize
+    from napari_medsynth.core.networks.checkpoint import load_checkpoint
+    from napari_medsynth.core.synthesis.options import SynthesisOptions
+    from napari_medsynth.core.synthesis.pipeline import synthesize
 
     t2_path, pd_path = coded_pair
     checkpoint = tiny_checkpoint(tmp_path / "runs" / "t2-pd-G3" / "best.pt")
@@ -219,7 +219,7 @@ def test_the_cli_the_docks_save_and_file_save_write_the_same_file(make_napari_vi
     from napari_medsynth._widgets._shared import RUNS
     from napari_medsynth._widgets.synthesis import SynthesisWidget
     from napari_medsynth.cli import main
-    from napari_medsynth.core.options import SynthesisOptions
+    from napari_medsynth.core.synthesis.options import SynthesisOptions
 
     monkeypatch.setattr(RUNS, "_folder", tmp_path / "runs")
     t2_path, pd_path = coded_pair  # qform code 1, sform code 4: both kept

@@ -12,7 +12,7 @@ import os
 import warnings
 from pathlib import Path
 
-from ..core.atomic import atomic_output
+from ..core.files.atomic import atomic_output
 
 __all__ = ["DEFAULTS", "RUNS_ENV", "SETTINGS_ENV", "defaults", "load_settings", "restore_defaults", "save_settings",
            "settings_path"]
@@ -28,7 +28,7 @@ DEFAULTS = {
 
 def defaults() -> dict:
     """:data:`DEFAULTS` and the default of each :class:`SynthesisOptions` field the dock's form shows."""
-    from ..core.options import SynthesisOptions, option_fields
+    from ..core.synthesis.options import SynthesisOptions, option_fields
 
     options = SynthesisOptions().record()
     return {**DEFAULTS, **{f.name: options[f.name] for f in option_fields(gui=True)}}

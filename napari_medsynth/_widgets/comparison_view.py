@@ -8,7 +8,7 @@ import numpy as np
 
 from .._layers import map_layers, synthesis_layer
 from ..core.choices import Direction
-from ..core.compare import MAPPING, ComparedRow, difference_map
+from ..core.synthesis.compare import MAPPING, ComparedRow, difference_map
 from .result_view import MAP_ROLES, PREVIEW, arrange_grid, put_layer
 from .synthesis_job import ComparisonRequest
 

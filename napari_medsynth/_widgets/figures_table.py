@@ -1,6 +1,7 @@
 """The figures table dock of a comparison: one row per generator and the intensity mapping, MAE,
 PSNR and SSIM on each scope, sortable, the best of each column in bold; selecting rows shows their
-maps (one) or their difference (two); Copy and Save CSV give :func:`~napari_medsynth.core.compare.metrics_csv`."""
+maps (one) or their difference (two); Copy and Save CSV give
+:func:`~napari_medsynth.core.synthesis.compare.metrics_csv`."""
 
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..core.atomic import atomic_output
 from ..core.choices import MetricScope
-from ..core.compare import FIGURES, ComparedRow, metrics_csv
 from ..core.errors import MedSynthError
+from ..core.files.atomic import atomic_output
+from ..core.synthesis.compare import FIGURES, ComparedRow, metrics_csv
 from ._shared import report_error
 
 __all__ = ["COLUMNS", "FiguresTable"]
@@ -140,7 +141,7 @@ class FiguresTable(QWidget):
         self.table.setSelectionMode(mode)
 
     def csv(self) -> str:
-        """The table as :func:`~napari_medsynth.core.compare.metrics_csv` writes it."""
+        """The table as :func:`~napari_medsynth.core.synthesis.compare.metrics_csv` writes it."""
         return metrics_csv(self.rows)
 
     def copy(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 
-from ..core.events import StepEvent, TrainingEvent, ValidationEvent
+from ..core.training.events import StepEvent, TrainingEvent, ValidationEvent
 
 __all__ = ["LossPlot"]
 

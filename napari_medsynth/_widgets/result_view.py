@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .._layers import result_layers, volume_layer
 from ..core.choices import Direction
-from ..core.synthesis import SynthesisResult
+from ..core.synthesis.pipeline import SynthesisResult
 from .synthesis_job import SynthesisRequest
 from .tile_labels import hide_tile_label, show_tile_label
 

@@ -18,12 +18,12 @@ from psygnal import Signal
 
 from .._layers import write_result_layer
 from .._reader import claim_nifti_files
-from ..core.catalog import read_generator_entry
 from ..core.choices import Direction, ExportFormat, Stage
 from ..core.errors import Cancelled, MedSynthError
-from ..core.export import export_generator
-from ..core.exported import SUFFIXES
-from ..core.options import SynthesisOptions
+from ..core.networks.export import export_generator
+from ..core.networks.exported import SUFFIXES
+from ..core.synthesis.catalog import read_generator_entry
+from ..core.synthesis.options import SynthesisOptions
 from ._settings import load_settings, restore_defaults, save_settings
 from ._shared import RUNS, notify_warnings, report_error, scrolling_form
 from .comparison_view import ComparisonView

@@ -1,5 +1,5 @@
 """The synthesis dock's form: the input layers, the generator and one widget per field of
-:class:`~napari_medsynth.core.options.SynthesisOptions`, turned into a :class:`SynthesisRequest`."""
+:class:`~napari_medsynth.core.synthesis.options.SynthesisOptions`, turned into a :class:`SynthesisRequest`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox, LineEdit, SpinBox, create_widget
 
 from .._layers import layer_mask, layer_volume
-from ..core.catalog import GeneratorEntry, bundled_generators, default_generator, describe, find_generators
 from ..core.choices import Choice, Direction
 from ..core.errors import MedSynthError
-from ..core.options import SynthesisOptions, option_fields, options_from
+from ..core.synthesis.catalog import GeneratorEntry, bundled_generators, default_generator, describe, find_generators
+from ..core.synthesis.options import SynthesisOptions, option_fields, options_from
 from ._shared import RUNS, device_choices
 from .synthesis_job import SynthesisRequest
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from qtpy.QtCore import QObject, Signal
 
 from ..core.choices import Grid, Stage
-from ..core.nifti import Volume
-from ..core.options import SynthesisOptions
+from ..core.files.nifti import Volume
+from ..core.synthesis.options import SynthesisOptions
 from ._shared import notify_warnings
 
 __all__ = ["ComparisonRequest", "JobState", "SynthesisJob", "SynthesisRequest", "run_comparison", "run_synthesis"]
@@ -63,8 +63,8 @@ def run_comparison(comparison: ComparisonRequest, on_row, progress, cancel):
     figures): with ``preview_first``, each generator's first picture (one pass on the report grid,
     no figures; from a native-grid request), then its one-pass preview with figures, then the refined
     comparison; ``on_row(row, preview)`` hears each row as it is done."""
-    from ..core.compare import compare_generators
     from ..core.errors import Cancelled
+    from ..core.synthesis.compare import compare_generators
 
     request, options = comparison.request, comparison.request.options
     phases = []  # (options, figures)
@@ -87,10 +87,10 @@ def run_comparison(comparison: ComparisonRequest, on_row, progress, cancel):
 
 def run_synthesis(request: SynthesisRequest, progress, cancel):
     """The worker's job: load the generator, yield each stage of
-    :func:`~napari_medsynth.core.synthesis.synthesis_stages` (with ``preview_first``, the first
+    :func:`~napari_medsynth.core.synthesis.pipeline.synthesis_stages` (with ``preview_first``, the first
     picture within seconds, each picture before its figures) and return the last, finished one."""
-    from ..core.checkpoint import load_checkpoint
-    from ..core.synthesis import synthesis_stages
+    from ..core.networks.checkpoint import load_checkpoint
+    from ..core.synthesis.pipeline import synthesis_stages
 
     generator = load_checkpoint(request.checkpoint, request.direction)
     stages = synthesis_stages(request.source, generator, request.options, target=request.truth, mask=request.mask,
@@ -102,9 +102,9 @@ def run_synthesis(request: SynthesisRequest, progress, cancel):
 
 
 def run_folder_synthesis(folder, checkpoint, out, options, *, maps, on_file, on_stage, cancel):
-    """The worker's job for a folder: :func:`~napari_medsynth.core.batch.synthesize_folder` (the
+    """The worker's job for a folder: :func:`~napari_medsynth.core.synthesis.folder.synthesize_folder` (the
     first file's pictures to ``on_stage`` as they come), then ``metrics.csv``; returns ``(report, files)``."""
-    from ..core.batch import synthesize_folder, write_folder_metrics
+    from ..core.synthesis.folder import synthesize_folder, write_folder_metrics
 
     output = synthesize_folder(folder, checkpoint, out, options, maps=maps, on_file=on_file, on_stage=on_stage,
                                cancel=cancel)
@@ -145,7 +145,7 @@ class SynthesisJob:
     """The dock's one job at a time: a synthesis (preview, then refined) or a folder.
 
     The callbacks run on the GUI thread: ``on_stage(request, result)`` (each stage before the
-    finished one: :func:`~napari_medsynth.core.synthesis.synthesis_stages`), ``on_folder_stage(source,
+    finished one: :func:`~napari_medsynth.core.synthesis.pipeline.synthesis_stages`), ``on_folder_stage(source,
     truth, result)`` (those of a folder's first file), ``on_result(request,
     result)``, ``on_folder(out, (report, files))``, ``on_row(comparison, row, preview)`` and
     ``on_compared(comparison, rows)``, ``on_error(request, error)`` (a

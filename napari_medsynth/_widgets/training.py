@@ -29,10 +29,10 @@ from .._reader import claim_nifti_files
 from ..core.choices import Direction, Variant, run_label
 from ..core.console import EXIT_INTERRUPTED
 from ..core.errors import MedSynthError
-from ..core.events import EventLog, StartEvent, StepEvent, TrainingEvent, ValidationEvent
-from ..core.scans import find_pairs
-from ..core.train_config import LR_SCHEDULES, train_argv, train_defaults
-from ..core.training_process import TrainingProcess
+from ..core.files.scans import find_pairs
+from ..core.training.config import LR_SCHEDULES, train_argv, train_defaults
+from ..core.training.events import EventLog, StartEvent, StepEvent, TrainingEvent, ValidationEvent
+from ..core.training.process import TrainingProcess
 from ._settings import load_settings, save_settings
 from ._shared import RUNS, device_choices, report_error, scrolling_form
 from .loss_plot import LossPlot
@@ -64,7 +64,7 @@ class TrainingWidget(Container):
         defaults = train_defaults()
         import torch
 
-        from ..core.devices import unused_gpu_hint
+        from ..core.networks.devices import unused_gpu_hint
 
         on_cpu = self._cpu_sized = not torch.cuda.is_available()
         if on_cpu:

@@ -61,7 +61,7 @@ class Direction(Choice):
 
 
 class Stage(Choice):
-    """Where a synthesis stands as it comes (:func:`~napari_medsynth.core.synthesis.synthesis_stages`)."""
+    """Where a synthesis stands as it comes (:func:`~napari_medsynth.core.synthesis.pipeline.synthesis_stages`)."""
 
     FIRST_PICTURE = "first picture"  # one pass on the report grid, within seconds
     PREVIEW = "preview"  # one pass on the options' grid
@@ -79,14 +79,14 @@ class Variant(Choice):
 
 class Grid(Choice):
     """What the user sees (every slice synthesized) and what the report scores (one in three):
-    see :mod:`napari_medsynth.core.preprocess`."""
+    see :mod:`napari_medsynth.core.preprocessing.preprocess`."""
 
     NATIVE = "native"
     REPORT = "report"
 
 
 class Engine(Choice):
-    """How the generator's convolutions run: see :mod:`napari_medsynth.core.fftconv`."""
+    """How the generator's convolutions run: see :mod:`napari_medsynth.core.networks.fftconv`."""
 
     AUTO = "auto"
     DIRECT = "direct"
@@ -94,7 +94,7 @@ class Engine(Choice):
 
 
 class ExportFormat(Choice):
-    """What ``medsynth export`` writes: see :mod:`napari_medsynth.core.export`."""
+    """What ``medsynth export`` writes: see :mod:`napari_medsynth.core.networks.export`."""
 
     TORCHSCRIPT = "torchscript"
     ONNX = "onnx"
@@ -103,7 +103,7 @@ class ExportFormat(Choice):
 
 class MetricScope(Choice):
     """Where the figures are taken, the user's view first: the source's own voxel grid (whole
-    volume, and the head mask of :mod:`~napari_medsynth.core.masks`), then the report's
+    volume, and the head mask of :mod:`~napari_medsynth.core.evaluation.masks`), then the report's
     224 x 224 x 32 grid."""
 
     SOURCE = "source"
