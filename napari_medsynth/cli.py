@@ -202,17 +202,15 @@ def _synthesize(args) -> int:
         return _synthesize_folder(args, options)
     if args.skip_existing:
         raise MedSynthError("--skip-existing is for a folder SOURCE")
-    if args.maps is True:
-        args.maps = args.out.parent
+    maps_dir = (args.out.parent if args.maps is True else args.maps) if options.maps else None
     inputs = [p for p in (args.source, args.target, args.checkpoint, args.mask) if p is not None]
     if not is_nifti_path(args.out):
         raise MedSynthError(f"{args.out.name}: output must end in .nii or .nii.gz")
     if args.out.resolve() in {p.resolve() for p in inputs}:
         raise MedSynthError(f"{args.out}: refusing to overwrite an input file")
-    for folder in {args.out.parent, args.maps} - {None}:  # fail before the work, not after it
+    for folder in {args.out.parent, maps_dir} - {None}:  # fail before the work, not after it
         make_folder(folder)
-    options = options.replace(device=resolve_device(options.device),
-                              spread=options.spread and args.maps is not None)
+    options = options.for_files().replace(device=resolve_device(options.device))
     generator = load_checkpoint(args.checkpoint)
     info = generator[1]
     source = load_volume(args.source)
@@ -225,9 +223,9 @@ def _synthesize(args) -> int:
         print(f"wrote {result.save(source, args.out, protect=inputs)[0]} (the one-pass preview; its figures follow)",
               flush=True)
         result = result.scored(target)
-        written = result.save(source, args.out, maps_folder=args.maps, protect=inputs, volume=False)
+        written = result.save(source, args.out, maps_folder=maps_dir, protect=inputs, volume=False)
     else:
-        written = result.save(source, args.out, maps_folder=args.maps, protect=inputs)
+        written = result.save(source, args.out, maps_folder=maps_dir, protect=inputs)
         print(f"wrote {written[0]}")
     if result.metrics is not None:
         print("\n".join(result.metrics.table()))
@@ -344,7 +342,7 @@ def _synthesize_folder(args, options) -> int:
         with progress_bar(f"files (rank {rank} of {world})" if world > 1 else "files", unit="file") as progress:
             report, files = synthesize_folder(
                 args.source, args.checkpoint, args.out, options, skip_existing=args.skip_existing,
-                maps=(args.out if args.maps is True else args.maps), rank=rank, world_size=world,
+                maps_dir=None if args.maps is True else args.maps, rank=rank, world_size=world,
                 on_file=lambda done, total, _name: progress(done, total))
             progress(len(files), len(files))
         for line in report.failed:

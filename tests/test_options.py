@@ -74,3 +74,18 @@ def test_options_are_validated_and_round_trip_through_json():
         with pytest.raises(MedSynthError) as error:
             SynthesisOptions(**bad)
         assert str(error.value) == message
+
+
+def test_the_maps_are_one_field_with_one_default_on_the_command_line_and_in_the_dock(make_napari_viewer):
+    from napari_medsynth._widgets.synthesis import SynthesisWidget
+    from napari_medsynth.cli import build_parser
+    from napari_medsynth.core.synthesis.options import options_from_args
+
+    assert SynthesisOptions().maps is False
+    assert SynthesisWidget(make_napari_viewer()).options().maps is False
+    base = ["synthesize", "t2.nii.gz", "--checkpoint", "g.pt", "--out", "o.nii.gz"]
+    assert [options_from_args(build_parser().parse_args(base + extra)).maps
+            for extra in ([], ["--maps"], ["--maps", "maps_dir"])] == [False, True, True]
+    # a synthesis written to files computes no spread map it does not write
+    assert SynthesisOptions().for_files().spread is False
+    assert SynthesisOptions(maps=True).for_files().spread is True

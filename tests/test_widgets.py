@@ -500,7 +500,7 @@ def test_folder_mode_synthesizes_every_file_with_progress_and_reports_the_bad_on
     viewer = make_napari_viewer()
     widget = synthesis_widget(viewer, qtbot)
     widget.configure(generator=checkpoint)
-    set_options(widget, grid="report")
+    set_options(widget, grid="report", maps=True)
     files, inserted = [], []
     widget.file_started.connect(lambda done, total, name: files.append((done, total, name)))
     viewer.layers.events.inserted.connect(lambda event: inserted.append(event.value.name))

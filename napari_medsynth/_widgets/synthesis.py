@@ -284,8 +284,7 @@ class SynthesisWidget(Container):
         except MedSynthError as error:
             self.status = report_error(error, "folder synthesis")
             return
-        maps = out if options.spread or options.masked_maps else None
-        self.job.start_folder(folder, self.form.generator.value, out, options, maps)
+        self.job.start_folder(folder, self.form.generator.value, out, options)
         self.status = f"synthesizing the files of {folder}..."
         self._show_progress()
 

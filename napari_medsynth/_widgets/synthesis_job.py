@@ -101,13 +101,12 @@ def run_synthesis(request: SynthesisRequest, progress, cancel):
         yield result  # at once: the next stage's work comes after the user sees this one
 
 
-def run_folder_synthesis(folder, checkpoint, out, options, *, maps, on_file, on_stage, cancel):
+def run_folder_synthesis(folder, checkpoint, out, options, *, on_file, on_stage, cancel):
     """The worker's job for a folder: :func:`~napari_medsynth.core.synthesis.folder.synthesize_folder` (the
     first file's pictures to ``on_stage`` as they come), then ``metrics.csv``; returns ``(report, files)``."""
     from ..core.synthesis.folder import synthesize_folder, write_folder_metrics
 
-    output = synthesize_folder(folder, checkpoint, out, options, maps=maps, on_file=on_file, on_stage=on_stage,
-                               cancel=cancel)
+    output = synthesize_folder(folder, checkpoint, out, options, on_file=on_file, on_stage=on_stage, cancel=cancel)
     write_folder_metrics(out)
     return output
 
@@ -191,13 +190,13 @@ class SynthesisJob:
         self._launch(worker, "MedSynth: synthesizing", first)
         return True
 
-    def start_folder(self, folder: Path, checkpoint: str, out: Path, options: SynthesisOptions, maps) -> bool:
+    def start_folder(self, folder: Path, checkpoint: str, out: Path, options: SynthesisOptions) -> bool:
         """Synthesize every file of ``folder`` into ``out`` (files, sidecars, metrics.csv)."""
         from napari.qt.threading import create_worker
 
         if self.running:
             return False
-        worker = create_worker(run_folder_synthesis, folder, checkpoint, out, options, maps=maps,
+        worker = create_worker(run_folder_synthesis, folder, checkpoint, out, options,
                                on_file=self._relay.file_started.emit, on_stage=self._relay.folder_staged.emit,
                                cancel=self._cancel, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(lambda output: self._returned("folder", out, output))

@@ -134,12 +134,13 @@ def folder_sources(folder, source_contrast: str) -> list[Path]:
     return files
 
 
-def synthesize_folder(folder, checkpoint, out_dir, options: SynthesisOptions | None = None, *, maps=None,
+def synthesize_folder(folder, checkpoint, out_dir, options: SynthesisOptions | None = None, *, maps_dir=None,
                       skip_existing=False, rank=0, world_size=1, on_file=None, progress=None,
                       cancel=None, on_stage=None) -> tuple[FolderReport, list[Path]]:
     """Synthesize this rank's share of ``folder`` into ``out_dir`` with ``options``.
 
-    ``maps``: a folder for each file's maps (None: no maps). ``on_file(done, total, name)`` is
+    ``maps_dir``: where each file's maps go when ``options.maps`` says to write them (None: beside
+    its synthesis). ``on_file(done, total, name)`` is
     called before each of the rank's files; ``progress`` and ``cancel`` go to each synthesis (a
     cancel stops the folder after the current file's batch). ``on_stage(source, truth, result)``
     hears each stage of the first file's synthesis as it comes (its first picture within seconds:
@@ -176,7 +177,7 @@ def synthesize_folder(folder, checkpoint, out_dir, options: SynthesisOptions | N
             try:
                 source = load_volume(source_path)
                 truth = load_volume(truth_path) if truth_path is not None else None
-                file_options = options.replace(spread=options.spread and maps is not None)
+                file_options = options.for_files()
                 if on_stage is not None and not report.written:  # the first file's pictures, as they come
                     for result in synthesis_stages(source, generator, file_options, target=truth, progress=progress,
                                                    cancel=cancel):
@@ -186,8 +187,9 @@ def synthesize_folder(folder, checkpoint, out_dir, options: SynthesisOptions | N
                                         cancel=cancel)
                 protect = [p for p in (source_path, truth_path, Path(checkpoint)) if p is not None]
                 layout.describe(info)
-                beside = maps is not None and Path(maps) == layout.out_dir  # (in a derivatives dataset: its anat/)
-                result.save(source, out, maps_folder=out.parent if beside else maps, protect=protect,
+                beside = maps_dir is None or Path(maps_dir) == layout.out_dir  # (in a derivatives dataset: anat/)
+                maps_folder = (out.parent if beside else maps_dir) if options.maps else None
+                result.save(source, out, maps_folder=maps_folder, protect=protect,
                             extra=layout.sidecar_extra(source_path))
                 report.written.append(out)
                 if truth_path is None:

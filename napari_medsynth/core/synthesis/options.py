@@ -23,16 +23,17 @@ __all__ = ["SynthesisOptions", "add_synthesis_arguments", "option", "option_fiel
 
 
 def option(default, help: str, *, label: str | None = None, choices=None, gui: bool = True, maps: bool = False,
-           metavar: str | None = None):
+           metavar: str | None = None, cli: bool = True):
     """A field of :class:`SynthesisOptions`.
 
     ``help``: the command line's help and the GUI's tooltip; ``label``: the GUI's label (a check
     box's text); ``choices``: ``(label, value)`` pairs the GUI offers (an enum's members
     otherwise), or the name of a dynamic list (``"devices"``); ``gui=False``: not in the form;
-    ``maps=True``: only where maps are written (not ``evaluate``).
+    ``maps=True``: only where maps are written (not ``evaluate``); ``cli=False``: a command sets it
+    with an option of its own (``--maps [DIR]``).
     """
     return field(default=default, metadata={"help": help, "label": label, "choices": choices, "gui": gui,
-                                            "maps": maps, "metavar": metavar})
+                                            "maps": maps, "metavar": metavar, "cli": cli})
 
 
 def _device(value) -> str:
@@ -80,6 +81,10 @@ class SynthesisOptions:
                           label="spread map", maps=True)
     masked_maps: bool = option(False, "error maps set to 0 outside the (head) mask",
                                label="error maps in the mask only", maps=True)
+    maps: bool = option(False, "write the maps as files beside each synthesis: the spread map, and with a ground "
+                               "truth the squared-error and gradient-difference maps (command line: --maps [DIR]; "
+                               "the dock: its Save and its folder runs)", label="write the maps as files", maps=True,
+                        cli=False)
 
     def __post_init__(self):
         checks = {"grid": lambda v: Grid.parse(v, "grid"), "engine": lambda v: Engine.parse(v, "engine"),
@@ -103,6 +108,10 @@ class SynthesisOptions:
     def replace(self, **changes) -> SynthesisOptions:
         """A copy with ``changes`` (validated again)."""
         return dataclasses.replace(self, **changes)
+
+    def for_files(self) -> SynthesisOptions:
+        """The options of a synthesis written to files: no spread map is computed that is not written."""
+        return self.replace(spread=self.spread and self.maps)
 
     def record(self) -> dict:
         """Every option as JSON holds it (the sidecar's and the layer metadata's ``options``)."""
@@ -131,6 +140,8 @@ def add_synthesis_arguments(parser: argparse.ArgumentParser, *, maps: bool = Tru
     with ``maps=False``): ``--stride S``, ``--grid {native,report}``, ``--preview``, ``--no-spread``..."""
     for option_field in option_fields(maps=maps):
         meta, default = option_field.metadata, option_field.default
+        if not meta.get("cli", True):
+            continue
         flag = "--" + option_field.name.replace("_", "-")
         if isinstance(default, bool):
             if default:  # an option on by default is turned off by --no-NAME
@@ -154,7 +165,10 @@ def options_from_args(args: argparse.Namespace) -> SynthesisOptions:
     MedSynthError
         A value the options refuse (``--stride 0``), in one line.
     """
-    return options_from(vars(args))
+    values = vars(args)
+    if "maps" in values and not isinstance(values["maps"], bool):  # --maps [DIR]: whether, and where
+        values = {**values, "maps": values["maps"] is not None}
+    return options_from(values)
 
 
 def options_from(values: dict) -> SynthesisOptions:
