@@ -7,6 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from ._layer_metadata import LayerMetadata
 from .core.errors import MedSynthError
 from .core.files.nifti import Volume, display_affine, from_display, to_display
 from .core.files.scans import scan_name
@@ -45,13 +46,8 @@ def volume_layer(
     subject = subject or volume.name
     if name is None:
         name = f"{subject} {contrast}" if contrast else subject
-    metadata = {
-        "affine": volume.affine.copy(),
-        "axcodes": "".join(nib.aff2axcodes(volume.affine)),
-        "source_path": str(volume.path) if volume.path else None,
-        "subject": subject,
-        "contrast": contrast,
-    }
+    metadata = LayerMetadata(affine=volume.affine.copy(), axcodes="".join(nib.aff2axcodes(volume.affine)),
+                             source_path=str(volume.path) if volume.path else None, subject=subject, contrast=contrast)
     kwargs = {
         "name": name,
         "scale": scale,
@@ -59,7 +55,7 @@ def volume_layer(
         "contrast_limits": robust_contrast_limits(data),
         "colormap": "gray",
         "rendering": "attenuated_mip",  # in 3D a plain MIP of a head is a white silhouette
-        "metadata": metadata,
+        "metadata": metadata.to_dict(),
     }
     return data, kwargs, "image"
 
@@ -76,14 +72,14 @@ def layer_volume(layer) -> Volume:
     MedSynthError
         The layer is not 3D (a 2D image, or RGB / time series data).
     """
-    array, metadata = np.asarray(layer.data), layer.metadata
+    array, metadata = np.asarray(layer.data), LayerMetadata.of(layer)
     if array.ndim != 3:
         raise MedSynthError(f"a 3D image layer is needed, this one has shape {array.shape}")
-    affine = metadata.get("affine")
+    affine = metadata.affine
     if affine is None:
         affine = display_affine(layer.scale, layer.translate)
     affine = np.asarray(affine, dtype=float)
-    path = metadata.get("source_path")
+    path = metadata.source_path
     header = _header_of(path)
     return Volume(np.ascontiguousarray(from_display(array, affine), dtype=np.float32), affine, header,
                   Path(path) if path else None)
@@ -112,28 +108,31 @@ RESULT_MAPS = {
 }
 
 
-def result_layers(result, source: Volume, *, subject: str, label: str, target: str, metadata: dict) -> list[tuple]:
+def result_layers(result, source: Volume, *, subject: str, label: str, target: str,
+                  mark: LayerMetadata) -> list[tuple]:
     """Layer tuples for a :class:`SynthesisResult`: the synthesis, then its maps.
 
     Names read ``"IXI002 PD synth [G4+RL]"`` and ``"IXI002 PD squared error [G4+RL]"``;
-    every layer shares the source's scale and translate and carries ``metadata``, and the
-    source's file as ``synthesized_from_path`` (its header is the one a saved result keeps).
+    every layer shares the source's scale and translate, and its :class:`LayerMetadata` has the
+    fields ``mark`` sets and the source's file as ``synthesized_from_path`` (its header is the one a
+    saved result keeps).
     """
     synthesis = synthesis_layer(result.synthesis, source, name=f"{subject} {target} synth [{label}]",
-                                subject=subject, target=target, metadata=metadata, header=source.header)
+                                subject=subject, target=target, mark=mark, header=source.header)
     return [synthesis, *map_layers(result.all_maps(), source, subject=subject, label=label, target=target,
-                                   metadata=metadata)]
+                                   mark=mark)]
 
 
-def synthesis_layer(data, source: Volume, *, name: str, subject: str, target: str, metadata: dict,
+def synthesis_layer(data, source: Volume, *, name: str, subject: str, target: str, mark: LayerMetadata,
                     header=None) -> tuple:
     """The layer tuple of a synthesis (``data`` on ``source``'s grid) named ``name``."""
     layer = volume_layer(Volume(data, source.affine, header), name=name, subject=subject, contrast=target)
-    _mark_result(layer, source, metadata)
+    _mark_result(layer, source, mark)
     return layer
 
 
-def map_layers(maps: dict, source: Volume, *, subject: str, label: str, target: str, metadata: dict) -> list[tuple]:
+def map_layers(maps: dict, source: Volume, *, subject: str, label: str, target: str,
+               mark: LayerMetadata) -> list[tuple]:
     """Layer tuples of the :data:`RESULT_MAPS` in ``maps`` (on ``source``'s grid), each in its colormap."""
     layers = []
     for key, (suffix, colormap) in RESULT_MAPS.items():
@@ -143,15 +142,16 @@ def map_layers(maps: dict, source: Volume, *, subject: str, label: str, target: 
                                           name=f"{subject} {target} {suffix} [{label}]")
         low, high = robust_contrast_limits(data, 0.0, 99.5)
         kwargs.update(colormap=colormap, contrast_limits=(low, high), blending="translucent")
-        kwargs["metadata"]["map"] = key
-        _mark_result((data, kwargs, kind), source, metadata)
+        _mark_result((data, kwargs, kind), source, mark.replace(map=key))
         layers.append((data, kwargs, kind))
     return layers
 
 
-def _mark_result(layer: tuple, source: Volume, metadata: dict) -> None:
-    layer[1]["metadata"].update(metadata, source_path=None,
-                                synthesized_from_path=str(source.path) if source.path else None)
+def _mark_result(layer: tuple, source: Volume, mark: LayerMetadata) -> None:
+    """Give a layer tuple the :class:`LayerMetadata` fields ``mark`` sets, and those of a result of ``source``."""
+    record = LayerMetadata.from_dict(layer[1]["metadata"]).marked(mark)
+    layer[1]["metadata"] = record.replace(source_path=None,
+                                          synthesized_from_path=str(source.path) if source.path else None).to_dict()
 
 
 def write_result_layer(layer, path, protect=()) -> list[Path]:
@@ -161,13 +161,12 @@ def write_result_layer(layer, path, protect=()) -> list[Path]:
     from .core.files.results import Provenance, save_map, save_result
 
     volume = layer_volume(layer)
-    metadata = layer.metadata
-    header = _header_of(metadata.get("synthesized_from_path"))
-    source = Volume(volume.data, volume.affine, header, Path(metadata["synthesized_from_path"])
-                    if metadata.get("synthesized_from_path") else None)
-    provenance = Provenance.from_record(metadata["provenance"])
-    if metadata.get("map"):
-        return [save_map(volume.data, metadata["map"], source, path, provenance, protect=protect)]
+    metadata = LayerMetadata.of(layer)
+    origin = metadata.synthesized_from_path
+    source = Volume(volume.data, volume.affine, _header_of(origin), Path(origin) if origin else None)
+    provenance = Provenance.from_record(metadata.provenance)
+    if metadata.map:
+        return [save_map(volume.data, metadata.map, source, path, provenance, protect=protect)]
     return save_result(volume.data, source, path, provenance, protect=protect)
 
 

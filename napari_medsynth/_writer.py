@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import nibabel as nib
 import numpy as np
 
+from ._layer_metadata import LayerMetadata
 from ._layers import layer_volume, write_result_layer
 from .core.errors import MedSynthError
 from .core.files.nifti import Volume, save_volume
@@ -38,10 +39,11 @@ def write_nifti_layer(path: str, data, meta: dict) -> list[str]:
       ``scale`` and ``translate`` set this is
       :func:`~napari_medsynth.core.files.nifti.display_affine`, as for the synthesis widget.
 
-    The header: that of the layer's source file (``metadata["source_path"]``, used only if
-    it places the voxels by the layer's affine): its qform and sform codes, units and the rest
+    The header: that of the layer's source file (its
+    :class:`~napari_medsynth._layer_metadata.LayerMetadata`'s ``source_path``, used only if it
+    places the voxels by the layer's affine): its qform and sform codes, units and the rest
     are kept. Without one, nibabel's defaults (sform code 2, "aligned"; qform code 0) and
-    millimetres. Data are stored as float32. A synthesis result (its ``metadata["provenance"]``)
+    millimetres. Data are stored as float32. A synthesis result (its metadata's ``provenance``)
     is written as the command line and the dock's Save write it, with its sidecar
     (:func:`~napari_medsynth._layers.write_result_layer`).
 
@@ -63,13 +65,13 @@ def write_nifti_layer(path: str, data, meta: dict) -> list[str]:
         raise MedSynthError(f"{meta.get('name', 'layer')}: an RGB layer cannot be written as a NIfTI volume")
     if meta.get("multiscale"):
         data = data[0]  # the full-resolution level, which scale and translate describe
-    viewer_layers = _current_viewer_layers()
-    protect = {p for p in (metadata.get("source_path"), metadata.get("synthesized_from_path"),
-                           *(layer.metadata.get("source_path") for layer in viewer_layers)) if p}
+    record = LayerMetadata.from_dict(metadata)
+    protect = {p for p in (record.source_path, record.synthesized_from_path,
+                           *(LayerMetadata.of(layer).source_path for layer in _current_viewer_layers())) if p}
     layer = SimpleNamespace(data=data, metadata=metadata, scale=meta.get("scale"), translate=meta.get("translate"))
-    if metadata.get("provenance") is not None:  # a synthesis result: the one writer of results
+    if record.is_result:  # a synthesis result: the one writer of results
         return [str(path) for path in write_result_layer(layer, path, protect=tuple(protect))[:1]]
-    if metadata.get("affine") is not None:
+    if record.affine is not None:
         volume = layer_volume(layer)
     else:
         array = np.asarray(data)

@@ -317,71 +317,42 @@ def _export(args) -> int:
 
 def _synthesize_folder(args, options) -> int:
     """``medsynth synthesize DIR``: every file, one line per failure, exit 1 if any failed; under
-    torchrun each rank takes every WORLD_SIZE-th file and rank 0 writes metrics.csv at the end."""
-    import os
-
+    torchrun each rank takes its share of the files and rank 0 writes metrics.csv at the end
+    (:func:`~napari_medsynth.core.synthesis.folder.run_folder`)."""
     from .core.errors import MedSynthError
     from .core.files.nifti import is_nifti_path
-    from .core.networks.devices import resolve_device
-    from .core.synthesis.folder import synthesize_folder, write_folder_metrics
+    from .core.synthesis.folder import TorchrunRank, run_folder
 
     if args.target is not None or options.preview or args.mask is not None:
         raise MedSynthError("a folder SOURCE finds each file's ground truth itself (and masks it automatically) "
                             "and has no --preview: drop --target / --mask / --preview")
     if (args.out.exists() and not args.out.is_dir()) or is_nifti_path(args.out):
         raise MedSynthError(f"{args.out}: for a folder SOURCE, --out is a folder")
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.init_process_group("gloo")  # only to agree on the end: each rank's files are its own
-    rank_device = options.device if world == 1 or options.device != "auto" else \
-        _rank_device(int(os.environ.get("LOCAL_RANK", 0)))
-    options = options.replace(device=resolve_device(rank_device))
-    try:
-        with progress_bar(f"files (rank {rank} of {world})" if world > 1 else "files", unit="file") as progress:
-            report, files = synthesize_folder(
-                args.source, args.checkpoint, args.out, options, skip_existing=args.skip_existing,
-                maps_dir=None if args.maps is True else args.maps, rank=rank, world_size=world,
-                on_file=lambda done, total, _name: progress(done, total))
-            progress(len(files), len(files))
-        for line in report.failed:
-            print(f"{PROG}: error: {line}", file=sys.stderr)
-        untruthed = report.untruthed_line(_target_of(args.checkpoint))
-        if untruthed:
-            print(f"{PROG}: {untruthed}", file=sys.stderr)
-        counts = [len(files), len(report.written), len(report.skipped), len(report.failed)]
-        if world > 1:
-            import torch
-
-            total = torch.tensor(counts)
-            dist.all_reduce(total)  # also the barrier before rank 0 merges every rank's sidecars
-            counts = total.tolist()
-    finally:
-        if world > 1:
-            dist.destroy_process_group()
-    if rank != 0:
-        return 1 if counts[3] else 0
-    metrics = write_folder_metrics(args.out)
-    for path in report.written:
-        print(f"wrote {path}")
-    print(f"{counts[1]} of {counts[0]} files synthesized" + (f", {counts[2]} skipped (already there)" if counts[2]
-                                                              else "") + (f", {counts[3]} failed" if counts[3] else ""))
-    if metrics is not None:
-        print(f"metrics of the files with a ground truth: {metrics}")
-    return 1 if counts[3] else 0
+    place = TorchrunRank.from_env()
+    label = f"files (rank {place.rank} of {place.world_size})" if place.world_size > 1 else "files"
+    with progress_bar(label, unit="file") as progress:
+        outcome = run_folder(args.source, args.checkpoint, args.out, options, skip_existing=args.skip_existing,
+                             maps_dir=None if args.maps is True else args.maps,
+                             on_file=lambda done, total, _name: progress(done, total))
+        progress(len(outcome.files), len(outcome.files))
+    for line in outcome.report.failed:
+        print(f"{PROG}: error: {line}", file=sys.stderr)
+    untruthed = outcome.report.untruthed_line(_target_of(args.checkpoint))
+    if untruthed:
+        print(f"{PROG}: {untruthed}", file=sys.stderr)
+    if outcome.rank == 0:
+        for path in outcome.report.written:
+            print(f"wrote {path}")
+        print(outcome.summary())
+        if outcome.metrics is not None:
+            print(f"metrics of the files with a ground truth: {outcome.metrics}")
+    return 1 if outcome.failed else 0
 
 
 def _target_of(checkpoint) -> str:
     from .core.synthesis.catalog import read_generator_entry
 
     return read_generator_entry(checkpoint).info.target_contrast
-
-
-def _rank_device(local_rank: int) -> str:
-    import torch
-
-    return f"cuda:{local_rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
 
 
 def _demo(args) -> int:

@@ -137,28 +137,16 @@ def open_demo_viewer(viewer=None, *, options: SynthesisOptions | None = None, wh
     hold the window back by seconds), as ``medsynth demo`` does; else at once."""
     import napari
 
+    from ._napari_adapter import after_first_paint
+
     entry = demo_generator()
     viewer = viewer or napari.Viewer(title="napari-medsynth demo")
     viewer.open_sample("napari-medsynth", "phantom_pair")
     _, widget = viewer.window.add_plugin_dock_widget("napari-medsynth", "Synthesize contrast")
     widget.configure(entry.info.direction, entry.path, options=options, side_by_side=True)
     if when_shown:
-        _after_first_paint(viewer.window._qt_window, widget.start)
+        after_first_paint(viewer, widget.start)
     else:
         widget.start()
     return viewer, widget
 
-
-def _after_first_paint(window, callback) -> None:
-    """Call ``callback`` (on the GUI thread) right after ``window`` first paints."""
-    from qtpy.QtCore import QEvent, QObject, QTimer
-
-    class FirstPaint(QObject):
-        def eventFilter(self, watched, event):  # noqa: N802 (Qt's name)
-            if event.type() == QEvent.Paint:
-                window.removeEventFilter(self)
-                QTimer.singleShot(0, callback)
-            return False
-
-    window._medsynth_first_paint = FirstPaint(window)  # kept alive with the window
-    window.installEventFilter(window._medsynth_first_paint)

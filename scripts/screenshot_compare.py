@@ -35,7 +35,7 @@ def main(docs: Path, default_size: bool = False) -> None:
     widget.configure("t2-pd", options=SynthesisOptions(stride=16, device="cpu"), preview_first=False)
     widget.compare([str(entry.path) for entry in bundled_generators("t2-pd")])
     wait(lambda: widget.worker is None, 3600)
-    widget.figures.select([widget.figures.best("source_psnr")])
+    widget.comparing.figures.select([widget.comparing.figures.best("source_psnr")])
     depth = viewer.dims.range[0]
     viewer.dims.set_point(0, depth.start + 0.55 * (depth.stop - depth.start))
     close_toasts(viewer)
@@ -43,7 +43,7 @@ def main(docs: Path, default_size: bool = False) -> None:
     name = "napari_compare_default.png" if default_size else "napari_compare.png"
     viewer.screenshot(str(docs / name), canvas_only=False, flash=False)
     print(widget.status)
-    print(widget.figures.csv())
+    print(widget.comparing.figures.csv())
     viewer.close()
 
 

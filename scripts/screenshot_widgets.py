@@ -111,17 +111,17 @@ def screenshots(data: Path, docs: Path, default_size: bool = False) -> None:
 def training_screenshot(viewer, training, data: Path, out: Path) -> None:
     """A small G3 run's live curves after two epochs, then Stop and close."""
     raise_dock(training)
-    training._data.value = data
-    training._variant.value = "G3"
-    training._epochs.value = 3
-    training._width.value = 0.0625
-    training._lr.value = 1e-3
-    training._val_stride.value = 32
-    training._device.value = "cpu"
-    training._workers.value = 0
+    training.fields["data"].value = data
+    training.fields["variant"].value = "G3"
+    training.fields["epochs"].value = 3
+    training.fields["width"].value = 0.0625
+    training.fields["lr"].value = 1e-3
+    training.fields["val_stride"].value = 32
+    training.fields["device"].value = "cpu"
+    training.fields["workers"].value = 0
     training.start()
-    wait(lambda: len(training._plot.points["psnr"]) >= 2, 1800)
-    training._plot.draw()
+    wait(lambda: len(training.plot.points["psnr"]) >= 2, 1800)
+    training.plot.draw()
     close_toasts(viewer)
     viewer.screenshot(str(out), canvas_only=False, flash=False)
     training.stop()

@@ -87,7 +87,7 @@ def _evaluate(args) -> int:
 
 
 def _reproduce(args) -> int:
-    from .reproduce import reproduce
+    from .reproduce import ReproduceConfig, reproduce
 
-    reproduce(args)
+    reproduce(ReproduceConfig.from_args(args))
     return 0

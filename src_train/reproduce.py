@@ -13,12 +13,12 @@ source-quantile bins -> mean target) fitted on the training subjects.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from napari_medsynth.core.choices import run_label
+from napari_medsynth.core.choices import Grid, run_label
 from napari_medsynth.core.evaluation.baselines import BASELINES, QuantileIntensityMapping
 from napari_medsynth.core.files.atomic import atomic_output
 from napari_medsynth.core.networks.checkpoint import load_checkpoint, read_checkpoint
@@ -30,7 +30,10 @@ from .data import PreprocessedCache, SubjectSplit, load_volume_pairs, pairs_of
 from .evaluate import Evaluation, evaluate_predictor, generator_score, markdown_table, write_evaluations
 from .run import run_training
 
-__all__ = ["PLAN", "PUBLISHED", "Run", "evaluate_baselines", "fit_intensity_mapping", "plan_configs", "reproduce"]
+__all__ = ["PLAN", "PUBLISHED", "ReproduceConfig", "Run", "evaluate_baselines", "fit_intensity_mapping", "plan_configs",
+           "reproduce"]
+
+_TRAIN = train_defaults()
 
 
 @dataclass(frozen=True)
@@ -74,50 +77,74 @@ PUBLISHED = {
 }
 
 
-def plan_configs(args: argparse.Namespace) -> list[TrainConfig]:
-    """The training configuration of each run of :data:`PLAN`, in order.
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """What :func:`reproduce` runs: the data and output folders, the epochs and batch size of every
+    run (None: the plan's), the grid of the test syntheses, and the training options (:class:`TrainConfig`'s
+    defaults) that every run of the plan shares."""
 
-    ``args`` holds ``data``, ``out``, ``epochs`` and ``batch_size`` (None: the plan's) and any
-    training options (:class:`TrainConfig` fields), which every run of the plan shares.
-    """
-    out = Path(args.out)
-    per_run = {"direction", "variant", "residual", "init", "epochs", "batch_size", "cache"}
-    shared = {k: v for k, v in vars(args).items() if k in train_defaults() and k not in per_run}
+    data: Path | str
+    out: Path | str
+    epochs: int | None = None
+    batch_size: int | None = None
+    grid: str = Grid.NATIVE.value
+    width: float = _TRAIN["width"]
+    discriminator_width: float = _TRAIN["discriminator_width"]
+    lr: float = _TRAIN["lr"]
+    lr_schedule: str = _TRAIN["lr_schedule"]
+    val_stride: int = _TRAIN["val_stride"]
+    device: str = _TRAIN["device"]
+    seed: int = _TRAIN["seed"]
+    workers: int = _TRAIN["workers"]
+    engine: str = _TRAIN["engine"]
+    all_stacks: bool = _TRAIN["all_stacks"]
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ReproduceConfig:
+        """The config of ``medsynth-train reproduce``'s parsed arguments."""
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+
+
+def plan_configs(config: ReproduceConfig) -> list[TrainConfig]:
+    """The training configuration of each run of :data:`PLAN`, in order: ``config``'s epochs and
+    batch size (None: the plan's), and its training options in every run."""
+    out = Path(config.out)
+    shared = {k: v for k, v in vars(config).items() if k in _TRAIN and k not in ("epochs", "batch_size")}
     return [
-        TrainConfig(**shared, data=str(args.data), out=str(out / run.name), direction=run.direction,
+        TrainConfig(**shared, data=str(config.data), out=str(out / run.name), direction=run.direction,
                     variant=run.variant, residual=run.residual,
                     init=str(out / run.init / "best.pt") if run.init else None,
-                    epochs=args.epochs or run.epochs, batch_size=args.batch_size or run.batch_size,
+                    epochs=config.epochs or run.epochs, batch_size=config.batch_size or run.batch_size,
                     cache=str(out / "cache"))
         for run in PLAN
     ]
 
 
-def reproduce(args: argparse.Namespace) -> Path:
+def reproduce(config: ReproduceConfig) -> Path:
     """Train the plan (:func:`plan_configs`), evaluate it with the baselines, write ``OUT/report.md``;
     return its path."""
-    out = Path(args.out)
-    for config in plan_configs(args):
-        run_dir = Path(config.out)
-        if _epochs_done(run_dir) >= config.epochs:
+    out = Path(config.out)
+    for run_config in plan_configs(config):
+        run_dir = Path(run_config.out)
+        if _epochs_done(run_dir) >= run_config.epochs:
             continue
-        code = run_training(config, resume=(run_dir / "last.pt").is_file())  # also a run stopped in its first epoch
+        code = run_training(run_config, resume=(run_dir / "last.pt").is_file())  # also a run stopped in its first epoch
         if code:
             raise SystemExit(code)
     report = out / "report.md"
     with atomic_output(report) as tmp_name:
-        Path(tmp_name).write_text(_report(args, out, PreprocessedCache(out / "cache")))
+        Path(tmp_name).write_text(_report(config, out, PreprocessedCache(out / "cache")))
     print(f"wrote {report}")
     return report
 
 
-def _report(args, out: Path, cache: PreprocessedCache) -> str:
+def _report(config: ReproduceConfig, out: Path, cache: PreprocessedCache) -> str:
     lines = [
         "# Reproduction of the report's experiments", "",
-        f"Data: `{args.data}`; width {args.width:g} (discriminator {args.discriminator_width:g}); "
-        f"epochs {args.epochs or 'as the report'}; "
-        f"validation/test stride {args.val_stride}; seed {args.seed}.",
-        f"Test figures on the source's own grid (whole volume and head mask; {args.grid}-grid synthesis) and "
+        f"Data: `{config.data}`; width {config.width:g} (discriminator {config.discriminator_width:g}); "
+        f"epochs {config.epochs or 'as the report'}; "
+        f"validation/test stride {config.val_stride}; seed {config.seed}.",
+        f"Test figures on the source's own grid (whole volume and head mask; {config.grid}-grid synthesis) and "
         "on the report's 224x224x32 grid, standardized volumes; PSNR peak = range of the standardized ground "
         "truth. Validation figures are on the training grid. The report's figures are on real IXI subjects, "
         "its grid and full-width models.", "",
@@ -125,9 +152,9 @@ def _report(args, out: Path, cache: PreprocessedCache) -> str:
     for direction, title in (("t2-pd", "T2 -> PD"), ("pd-t2", "PD -> T2")):
         runs = [r for r in PLAN if r.direction == direction and r.name in REPORTED]
         split = SubjectSplit.load(out / runs[0].name / "split.json")
-        evaluations = [_evaluate_run(out, run, split, args) for run in runs]
-        evaluations += evaluate_baselines(direction, fit_intensity_mapping(args.data, direction, split, cache),
-                                          pairs_of(args.data, split.test))
+        evaluations = [_evaluate_run(out, run, split, config) for run in runs]
+        evaluations += evaluate_baselines(direction, fit_intensity_mapping(config.data, direction, split, cache),
+                                          pairs_of(config.data, split.test))
         write_evaluations(out / direction, evaluations)
         lines += [f"## {title}: validation (best epoch by mean PSNR)", "",
                   "| Generator | Best epoch | MAE | PSNR (dB) | Report: best epoch | Report: MAE | Report: PSNR |",
@@ -149,10 +176,10 @@ def _epochs_done(run_dir: Path) -> int:
     return read_checkpoint(last)["training"]["epoch"] if last.is_file() else 0
 
 
-def _evaluate_run(out: Path, run: Run, split: SubjectSplit, args) -> Evaluation:
+def _evaluate_run(out: Path, run: Run, split: SubjectSplit, config: ReproduceConfig) -> Evaluation:
     score = generator_score(load_checkpoint(out / run.name / "best.pt"),
-                            SynthesisOptions(grid=args.grid, stride=args.val_stride, device=args.device))
-    return evaluate_predictor(run.label, run.direction, score, pairs_of(args.data, split.test))
+                            SynthesisOptions(grid=config.grid, stride=config.val_stride, device=config.device))
+    return evaluate_predictor(run.label, run.direction, score, pairs_of(config.data, split.test))
 
 
 def fit_intensity_mapping(data, direction: str, split: SubjectSplit, cache) -> QuantileIntensityMapping:

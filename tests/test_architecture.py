@@ -117,7 +117,7 @@ ROOMS = {
     "networks": {"files", "preprocessing"},
     "synthesis": {"files", "preprocessing", "evaluation", "networks"},
 }
-FLAT = {"version", "choices", "errors", "console"}
+FLAT = {"version", "choices", "errors", "console", "fields"}
 
 
 def _room(module: str) -> str | None:

@@ -15,7 +15,7 @@ from test_widgets import (  # noqa: F401 (fixtures)
     tiny_checkpoint,
 )
 
-from napari_medsynth._widgets.tile_labels import tile_label
+from napari_medsynth._napari_adapter import tile_label
 
 
 def horizontal_ranges(widget) -> list[int]:
@@ -53,13 +53,13 @@ def test_after_comparing_three_generators_every_row_of_the_figures_is_in_view(ma
     widget.compare(checkpoints)
     qtbot.waitUntil(lambda: widget.worker is None, timeout=180_000)
     qtbot.wait(200)
-    table = widget.figures.table
+    table = widget.comparing.figures.table
     assert table.rowCount() == 4  # three generators and the mapping
     shown = table.viewport().rect()
     for row in range(table.rowCount()):
         assert shown.contains(table.visualRect(table.model().index(row, 0))), (row, shown)
     assert set(horizontal_ranges(widget)) == {0}
-    widget.figures.select([widget.figures.rows[0].label])  # its maps join the grid: 4 tiles a row
+    widget.comparing.figures.select([widget.comparing.figures.rows[0].label])  # its maps join the grid: 4 tiles a row
     qtbot.wait(200)
     tiles = [layer for layer in viewer.layers if layer.visible]
     assert len(tiles) == 8  # source, truth, three generators, the mapping, and two maps (no spread at 32)

@@ -7,9 +7,8 @@ import json
 import nibabel as nib
 import numpy as np
 
+from napari_medsynth._napari_adapter import grid_tile, tile_label
 from napari_medsynth._widgets._settings import save_settings, settings_path
-from napari_medsynth._widgets.synthesis import grid_tile
-from napari_medsynth._widgets.tile_labels import tile_label
 from napari_medsynth.cli import main
 from napari_medsynth.core.evaluation.baselines import BASELINES
 from napari_medsynth.core.simulation.phantom import make_phantom_pair

@@ -7,6 +7,7 @@ import hashlib
 import importlib.util
 import json
 import shutil
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -344,10 +345,10 @@ def test_the_synthesis_widget_exports_the_chosen_generator(make_napari_viewer, q
         widget.configure("pd-t2", BUNDLED)
         qtbot.wait(100)  # the export fields leave the canvas its share of the window
         assert viewer.window._qt_viewer.canvas.native.width() >= 0.5 * viewer.window._qt_window.width()
-        assert widget.export_path == tmp_path / "runs" / "exports" / "pd-t2-G4+RL.ts"
-        widget.export_format = "onnx"
-        assert widget.export_path.name == "pd-t2-G4+RL.onnx"
-        widget.export_format = "torchscript"
+        assert Path(widget.exporting.path.value) == tmp_path / "runs" / "exports" / "pd-t2-G4+RL.ts"
+        widget.exporting.format.value = "onnx"
+        assert Path(widget.exporting.path.value).name == "pd-t2-G4+RL.onnx"
+        widget.exporting.format.value = "torchscript"
         widget.export()
         qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
         out = tmp_path / "runs" / "exports" / "pd-t2-G4+RL.ts"

@@ -1,4 +1,5 @@
-"""``medsynth synthesize DIR``: every file of a folder, sidecars, one metrics.csv, bad files, torchrun."""
+"""``medsynth synthesize DIR``: every file of a folder, sidecars, one metrics.csv, bad files, torchrun;
+and the same folder API from Python."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from napari_medsynth.cli import main
 from napari_medsynth.core.files.nifti import load_volume
 from napari_medsynth.core.networks.checkpoint import save_checkpoint
 from napari_medsynth.core.networks.models import Generator
+from napari_medsynth.core.synthesis.folder import run_folder
+from napari_medsynth.core.synthesis.options import SynthesisOptions
 
 SYNTH = ["--stride", "32", "--grid", "report", "--device", "cpu"]
 
@@ -72,6 +75,28 @@ def test_a_folder_gives_volumes_sidecars_and_one_metrics_file_and_reports_the_ba
                  *SYNTH]) == 1
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == times
     assert "0 of 4 files synthesized, 3 skipped (already there), 1 failed" in capsys.readouterr().out
+
+
+@pytest.mark.filterwarnings("ignore:the checkpoint does not record:RuntimeWarning")  # (a bare test checkpoint)
+def test_the_core_folder_api_runs_from_python_without_the_cli(folder, tmp_path, monkeypatch):
+    data, checkpoint = folder
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    one = tmp_path / "one"
+    one.mkdir()
+    for contrast in ("T2", "PD"):
+        shutil.copy(data / f"IXI001-Phantom-0001-{contrast}.nii.gz", one)
+    out, options = tmp_path / "out", SynthesisOptions(stride=32, grid="report", device="cpu")
+    outcome = run_folder(one, checkpoint, out, options)
+    assert (outcome.total, outcome.written, outcome.skipped, outcome.failed, outcome.rank) == (1, 1, 0, 0, 0)
+    assert outcome.files == [one / "IXI001-Phantom-0001-T2.nii.gz"]
+    assert outcome.report.written == [out / "IXI001-Phantom-0001-PD_synth.nii.gz"]
+    assert outcome.metrics == out / "metrics.csv" and outcome.summary() == "1 of 1 files synthesized"
+    assert _outputs(out) == ["IXI001-Phantom-0001-PD_synth.json", "IXI001-Phantom-0001-PD_synth.nii.gz", "metrics.csv"]
+    assert json.loads((out / "IXI001-Phantom-0001-PD_synth.json").read_text())["options"]["device"] == "cpu"
+    again = run_folder(one, checkpoint, out, options, skip_existing=True)
+    assert again.summary() == "0 of 1 files synthesized, 1 skipped (already there)"
+    assert again.report.skipped == outcome.report.written and again.metrics == outcome.metrics
 
 
 def test_torchrun_shares_the_files_and_merges_one_metrics_file(folder, tmp_path):

@@ -39,14 +39,14 @@ def test_choices_persist_when_napari_is_opened_again(make_napari_viewer, setting
     chosen = SynthesisOptions(grid="report", stride=16, engine="fft", device="cpu", masked_maps=True)
     synthesis.configure("pd-t2", options=chosen, remember=True)  # as a user's choices in the form
     RUNS.set(tmp_path / "my-runs")
-    training._data.value = tmp_path
+    training.fields["data"].value = tmp_path
     viewer.close()
     assert settings_path() == settings_file and settings_file.is_file()
 
     viewer = make_napari_viewer()
     synthesis, training = SynthesisWidget(viewer), TrainingWidget(viewer)
     assert synthesis.form.direction.value == "pd-t2" and synthesis.options() == chosen
-    assert str(training._data.value) == str(tmp_path)
+    assert str(training.fields["data"].value) == str(tmp_path)
     assert _runs_folder_in_a_new_process() == str(tmp_path / "my-runs")
     assert _runs_folder_in_a_new_process(MEDSYNTH_RUNS_DIR=str(tmp_path / "elsewhere")) == str(tmp_path / "elsewhere")
 

@@ -1,19 +1,22 @@
 """One definition of the training options and of the training events, shared by the trainer, both
-CLIs' parsers, the training widget and ``reproduce``."""
+CLIs' parsers, the training widget and ``reproduce``: a field added to TrainConfig shows in ``train --help``
+and in the training dock."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import dataclass, fields
 
 import pytest
 
 from napari_medsynth._widgets.training import TrainingWidget
 from napari_medsynth.core.errors import MedSynthError
+from napari_medsynth.core.fields import option
+from napari_medsynth.core.training import config as config_module
 from napari_medsynth.core.training.config import TrainConfig, config_from_args, train_argv
 from napari_medsynth.core.training.events import EventLog, StartEvent, StepEvent, ValidationEvent
 from src_train.cli import build_parser
-from src_train.reproduce import PLAN, plan_configs
+from src_train.reproduce import PLAN, ReproduceConfig, plan_configs
 
 
 def test_a_default_changed_in_the_one_definition_shows_in_the_cli_the_widget_and_reproduce(
@@ -29,14 +32,37 @@ def test_a_default_changed_in_the_one_definition_shows_in_the_cli_the_widget_and
     assert config_from_args(train).lr == 5e-4
 
     widget = TrainingWidget(make_napari_viewer())
-    assert (widget._lr.value, widget._batch.value, widget._workers.value) == (5e-4, 5, 0)
+    assert [widget.fields[name].value for name in ("lr", "batch_size", "workers")] == [5e-4, 5, 0]
     assert widget.options()["lr"] == "0.0005" and widget.options()["lr_schedule"] == "cosine"
 
     reproduce = build_parser().parse_args(["reproduce", "--data", "d", "--out", str(tmp_path)])
-    configs = plan_configs(reproduce)
+    configs = plan_configs(ReproduceConfig.from_args(reproduce))
     assert [c.out for c in configs] == [str(tmp_path / run.name) for run in PLAN]
     assert {(c.lr, c.lr_schedule, c.workers) for c in configs} == {(5e-4, "cosine", 0)}
     assert [c.epochs for c in configs] == [run.epochs for run in PLAN]  # the plan's own lengths
+
+
+def test_an_added_field_shows_in_the_train_help_and_the_dock(make_napari_viewer, monkeypatch, capsys):
+    @dataclass
+    class Extended(TrainConfig):  # one more field, as a developer would add it
+        label_smoothing: float = option(0.1, "soft targets for the discriminator", type=float,
+                                        label="label smoothing", widget={"min": 0.0, "max": 0.5, "step": 0.05})
+
+    monkeypatch.setattr(config_module, "TrainConfig", Extended)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    assert "--label-smoothing LABEL_SMOOTHING soft targets for the discriminator (default 0.1)" in " ".join(
+        capsys.readouterr().out.split())
+    assert config_from_args(build_parser().parse_args(["train", "--data", "d", "--out", "o",
+                                                       "--label-smoothing", "0.2"])).label_smoothing == 0.2
+
+    widget = TrainingWidget(make_napari_viewer())
+    field = widget.fields["label_smoothing"]
+    assert (field.label, field.value, field.max) == ("label smoothing", 0.1, 0.5)
+    assert list(widget.fields)[-2:] == ["workers", "label_smoothing"]  # after the fields before it
+    field.value = 0.25
+    assert widget.options()["label_smoothing"] == "0.25"
+    assert "--label-smoothing 0.25" in widget.command_line.value
 
 
 def test_train_argv_is_the_command_the_cli_parses_back(tmp_path):

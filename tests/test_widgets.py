@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from conftest import smooth_volume, write_nifti
 
+from napari_medsynth._layer_metadata import LayerMetadata
+from napari_medsynth._napari_adapter import grid_tile, tile_label
 from napari_medsynth._widgets._shared import RUNS
-from napari_medsynth._widgets.synthesis import SynthesisWidget, grid_tile
-from napari_medsynth._widgets.synthesis_job import JobState
-from napari_medsynth._widgets.tile_labels import tile_label
+from napari_medsynth._widgets.job_runner import JobState
+from napari_medsynth._widgets.synthesis import SynthesisWidget
 from napari_medsynth._widgets.training import TrainingWidget
 from napari_medsynth.core.files.nifti import from_display, load_volume, to_display
 from napari_medsynth.core.networks.checkpoint import save_checkpoint
@@ -284,15 +285,15 @@ def test_save_writes_the_synthesis_on_the_source_grid_and_never_over_an_input(
 def training_widget(viewer, data, runs, epochs=1):
     widget = TrainingWidget(viewer)
     viewer.window.add_dock_widget(widget)
-    widget._data.value = data
-    widget._epochs.value = epochs
-    widget._width.value = 0.0625
-    widget._discriminator_width.value = 0.125
-    widget._lr.value = 1e-3
-    widget._val_stride.value = 32
-    widget._device.value = "cpu"
-    widget._workers.value = 0
-    widget._variant.value = "G3"
+    widget.fields["data"].value = data
+    widget.fields["epochs"].value = epochs
+    widget.fields["width"].value = 0.0625
+    widget.fields["discriminator_width"].value = 0.125
+    widget.fields["lr"].value = 1e-3
+    widget.fields["val_stride"].value = 32
+    widget.fields["device"].value = "cpu"
+    widget.fields["workers"].value = 0
+    widget.fields["variant"].value = "G3"
     return widget
 
 
@@ -302,36 +303,36 @@ def test_training_widget_trains_stops_resumes_and_lists_the_best_checkpoint(
     viewer = make_napari_viewer()
     synthesis = synthesis_widget(viewer, qtbot)
     widget = training_widget(viewer, phantom_dir, runs, epochs=2)
-    assert widget._pairs.value.startswith("3 T2/PD pairs")
-    assert widget._name.value == "t2-pd-G3"
-    assert widget._command.value.startswith(f"medsynth-train train --data {phantom_dir} --out {runs / 't2-pd-G3'}")
-    assert "--variant G3" in widget._command.value and "--epochs 2" in widget._command.value
+    assert widget.pairs.value.startswith("3 T2/PD pairs")
+    assert widget.run_name.value == "t2-pd-G3"
+    assert widget.command_line.value.startswith(f"medsynth-train train --data {phantom_dir} --out {runs / 't2-pd-G3'}")
+    assert "--variant G3" in widget.command_line.value and "--epochs 2" in widget.command_line.value
 
     progress = []
-    widget._progress.changed.connect(progress.append)
+    widget.progress.changed.connect(progress.append)
     process = widget.start()
-    qtbot.waitUntil(lambda: bool(widget._plot.points["loss_g"]), timeout=240_000)  # first logged steps
+    qtbot.waitUntil(lambda: bool(widget.plot.points["loss_g"]), timeout=240_000)  # first logged steps
     widget.stop()
     qtbot.waitUntil(lambda: widget.process is None, timeout=120_000)
     assert process.poll() == 130
     run = runs / "t2-pd-G3"
-    assert (run / "last.pt").is_file() and widget._resume.enabled
-    assert widget._status.value == "stopped: last.pt saved, Resume continues"
+    assert (run / "last.pt").is_file() and widget.resume_button.enabled
+    assert widget.status.value == "stopped: last.pt saved, Resume continues"
 
     widget.start(resume=True)
     assert "--resume" in widget.process.argv
     qtbot.waitUntil(lambda: widget.process is None, timeout=240_000)
     assert (run / "best.pt").is_file()
-    assert [epoch for epoch, _ in widget._plot.points["psnr"]] == [1, 2]
-    assert len(widget._plot.points["loss_g"]) >= 2
-    assert widget._progress.value == widget._progress.max
+    assert [epoch for epoch, _ in widget.plot.points["psnr"]] == [1, 2]
+    assert len(widget.plot.points["loss_g"]) >= 2
+    assert widget.progress.value == widget.progress.max
     assert len({value for value in progress if 0 < value <= 7}) >= 3  # the first 7-step epoch moved live
     assert str(run / "best.pt") in synthesis.generators
     assert any("training finished" in n.message for n in notifications)
-    best = max(range(2), key=lambda i: widget._plot.points["psnr"][i][1])  # the final figures, not the path only
-    assert widget._status.value.startswith(f"done: best epoch {best + 1}: validation PSNR "
-                                           f"{widget._plot.points['psnr'][best][1]:.2f} dB, MAE ")
-    assert widget._status.value.endswith(str(run / "best.pt"))
+    best = max(range(2), key=lambda i: widget.plot.points["psnr"][i][1])  # the final figures, not the path only
+    assert widget.status.value.startswith(f"done: best epoch {best + 1}: validation PSNR "
+                                          f"{widget.plot.points['psnr'][best][1]:.2f} dB, MAE ")
+    assert widget.status.value.endswith(str(run / "best.pt"))
 
 
 def test_closing_napari_during_a_synthesis_and_a_training_leaves_no_process_and_a_resumable_run(
@@ -346,7 +347,8 @@ def test_closing_napari_during_a_synthesis_and_a_training_leaves_no_process_and_
     synthesis = synthesis_widget(viewer, qtbot, stride=8)  # 8: still running when napari closes
     synthesis.configure(generator=checkpoint)
     training = training_widget(viewer, phantom_dir, runs, epochs=3)
-    training._variant.value, training._workers.value = "G1", 2  # the trainer has loader workers of its own
+    training.fields["variant"].value = "G1"
+    training.fields["workers"].value = 2  # the trainer has loader workers of its own
     process, run_dir = training.start(), training.run_dir
     qtbot.waitUntil(lambda: (run_dir / "events.jsonl").exists(), timeout=120_000)
     synthesis.start()
@@ -365,7 +367,7 @@ def test_training_without_pairs_is_one_notification(make_napari_viewer, runs, tm
     empty = tmp_path / "empty"
     empty.mkdir()
     widget = training_widget(viewer, empty, runs)
-    assert widget._pairs.value == f"no T2/PD pairs (IXI or BIDS) in {empty}"
+    assert widget.pairs.value == f"no T2/PD pairs (IXI or BIDS) in {empty}"
     assert widget.start() is None
     assert [n.message for n in notifications if n.severity == "error"] == [
         f"no T2/PD pairs (IXI or BIDS) in {empty}: choose the data folder"
@@ -375,9 +377,9 @@ def test_training_without_pairs_is_one_notification(make_napari_viewer, runs, tm
 def test_a_form_the_trainer_would_refuse_starts_nothing(make_napari_viewer, runs, phantom_dir, notifications):
     viewer = make_napari_viewer()
     widget = training_widget(viewer, phantom_dir, runs)
-    widget._variant.value, widget._batch.value = "G2", 1
+    widget.fields["variant"].value, widget.fields["batch_size"].value = "G2", 1
     assert widget.start() is None
-    widget._variant.value, widget._batch.value, widget._name.value = "G1", 7, " "
+    widget.fields["variant"].value, widget.fields["batch_size"].value, widget.run_name.value = "G1", 7, " "
     assert widget.start() is None
     assert [n.message for n in notifications if n.severity == "error"] == [
         "G2 splits each batch into real and generated halves: use --batch-size 2 or more",
@@ -398,7 +400,7 @@ def test_a_layer_from_another_reader_gets_results_in_its_place(make_napari_viewe
     widget.configure(generator=checkpoint, source=layer, preview_first=False)
     widget.form.truth.value = None  # no ground truth (the one field configure cannot clear)
     run_and_wait(widget, qtbot)
-    results = [result for result in viewer.layers if "medsynth_run" in result.metadata]
+    results = [result for result in viewer.layers if LayerMetadata.of(result).run is not None]
     assert len(results) == 1  # the synthesis (no ground truth: no error maps; stride 32: no spread map)
     for result in results:
         np.testing.assert_allclose(result.scale, layer.scale)
@@ -468,24 +470,25 @@ def test_without_a_gpu_the_training_form_starts_cpu_sized(make_napari_viewer):
     import torch
 
     widget = TrainingWidget(make_napari_viewer())
+    fields = widget.fields
     if torch.cuda.is_available():
-        assert (widget._width.value, widget._epochs.value) == (1.0, 32) and not widget._size_note.visible
+        assert (fields["width"].value, fields["epochs"].value) == (1.0, 32) and not widget.size_note.visible
     else:
-        assert (widget._width.value, widget._discriminator_width.value, widget._epochs.value) == (0.25, 0.25, 4)
-        assert widget._size_note.value.startswith("no GPU found: a CPU-sized run")
-        widget._variant.value = "G3"
+        assert (fields["width"].value, fields["discriminator_width"].value, fields["epochs"].value) == (0.25, 0.25, 4)
+        assert widget.size_note.value.startswith("no GPU found: a CPU-sized run")
+        fields["variant"].value = "G3"
         options = widget.options()  # what Start runs
         assert (options["epochs"], options["width"], options["discriminator_width"]) == (4, "0.25", "0.25")
-        assert "--discriminator-width 0.25" in widget._command.value
-        widget._variant.value = "G1"  # no discriminator to size
-        assert not widget._discriminator_width.visible and "--discriminator-width" not in widget._command.value
-        assert not widget._size_note.native.isHidden()
-        widget._epochs.value = 8  # the note speaks of the CPU-sized defaults: it goes when they change
-        assert widget._size_note.native.isHidden()
-        widget._epochs.value = 4
-        assert not widget._size_note.native.isHidden()
-        widget._width.value = 0.5
-        assert widget._size_note.native.isHidden()
+        assert "--discriminator-width 0.25" in widget.command_line.value
+        fields["variant"].value = "G1"  # no discriminator to size
+        assert not fields["discriminator_width"].visible and "--discriminator-width" not in widget.command_line.value
+        assert not widget.size_note.native.isHidden()
+        fields["epochs"].value = 8  # the note speaks of the CPU-sized defaults: it goes when they change
+        assert widget.size_note.native.isHidden()
+        fields["epochs"].value = 4
+        assert not widget.size_note.native.isHidden()
+        fields["width"].value = 0.5
+        assert widget.size_note.native.isHidden()
 
 
 def test_folder_mode_synthesizes_every_file_with_progress_and_reports_the_bad_one(
@@ -544,7 +547,7 @@ def test_compare_three_bundled_generators_and_the_mapping_in_the_grid_and_the_fi
     widget.compare(chosen + [str(tmp_path / "missing.pt")])  # a generator that cannot run is one row
     qtbot.waitUntil(lambda: widget.worker is None, timeout=180_000)
 
-    rows = widget.figures.rows
+    rows = widget.comparing.figures.rows
     assert [row.label for row in rows] == ["G1", "G3", "G4", "missing.pt", MAPPING]
     assert rows[3].error == "missing.pt: no such checkpoint file" and rows[3].metrics is None
     for row, checkpoint in zip(rows, chosen):  # each row is what a single synthesis of it reports
@@ -559,7 +562,8 @@ def test_compare_three_bundled_generators_and_the_mapping_in_the_grid_and_the_fi
     per_voxel = score_voxelwise(predict, t2, pd)  # (not on every source voxel, as it was)
     assert per_voxel.source.psnr - rows[-1].metrics.source.psnr > 0.5
     best = max(rows[:3] + rows[4:], key=lambda row: row.metrics.source.psnr).label
-    assert widget.figures.best("source_psnr") == best and widget.figures.marked("source_psnr") == [best]
+    figures = widget.comparing.figures
+    assert figures.best("source_psnr") == best and figures.marked("source_psnr") == [best]
     assert widget.status.startswith("compared 3 generators and the intensity mapping; best PSNR on the source "
                                     f"grid: {best}; missing.pt could not run")
 
@@ -571,16 +575,16 @@ def test_compare_three_bundled_generators_and_the_mapping_in_the_grid_and_the_fi
     assert grid_tile(viewer.canvas.grid, viewer.layers, "IXI001 T2") == (0, 0)
 
     # One row selected: its error maps; two: their difference.
-    widget.figures.select(["G3"])
+    widget.comparing.figures.select(["G3"])
     assert "IXI001 PD squared error [G3]" in viewer.layers
     assert tile_label(viewer.layers["IXI001 PD squared error [G3]"]).text == "error G3"
-    widget.figures.select(["G3", "G4"])
+    widget.comparing.figures.select(["G3", "G4"])
     assert "IXI001 PD squared error [G3]" not in viewer.layers
     difference = viewer.layers["IXI001 PD difference [G3 - G4]"]
     np.testing.assert_allclose(difference.data, viewer.layers["IXI001 PD synth [G3]"].data
                                - viewer.layers["IXI001 PD synth [G4]"].data, atol=1e-3)
 
-    written = widget.figures.save_csv(tmp_path / "figures.csv")
+    written = widget.comparing.figures.save_csv(tmp_path / "figures.csv")
     lines = written.read_text().splitlines()
     assert lines[0].startswith("generator,checkpoint,error,source_mae,source_psnr,source_ssim")
     assert [line.split(",")[0] for line in lines[1:]] == ["G1", "G3", "G4", "missing.pt", MAPPING]
@@ -606,8 +610,8 @@ def test_compare_previews_each_generator_then_refines_and_cancel_keeps_the_finis
     viewer.layers.events.inserted.connect(lambda event: added.append(event.value.name))
 
     def refined():
-        return [label for label, row in widget.comparison.rows.items()
-                if label not in widget.comparison.previews and row.checkpoint]
+        return [label for label, row in widget.comparing.view.rows.items()
+                if label not in widget.comparing.view.previews and row.checkpoint]
 
     widget.compare(checkpoints)
     qtbot.waitUntil(lambda: len(refined()) == 2, timeout=120_000)
@@ -617,8 +621,8 @@ def test_compare_previews_each_generator_then_refines_and_cancel_keeps_the_finis
     labels = ["G3 (run0)", "G3 (run1)", "G3 (run2)"]  # alike variants: told apart by their run folders
     previews = [name for name in added if "synth [" in name and "preview]" in name]
     assert previews == [f"IXI001 PD synth [{label} preview]" for label in labels]
-    assert widget.comparison.rows.keys() == set(labels[:2])
-    assert [row.label for row in widget.figures.rows] == labels[:2]
+    assert widget.comparing.view.rows.keys() == set(labels[:2])
+    assert [row.label for row in widget.comparing.figures.rows] == labels[:2]
     assert not any("preview" in layer.name for layer in viewer.layers)
     assert all(f"IXI001 PD synth [{label}]" in viewer.layers for label in labels[:2])
     assert widget.status == "comparison cancelled; kept G3 (run0), G3 (run1)"

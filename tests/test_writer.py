@@ -96,6 +96,7 @@ def test_a_synthesis_and_its_maps_are_saved_on_the_source_grid_never_over_an_inp
 ):
     from qtpy.QtWidgets import QFileDialog
 
+    from napari_medsynth._layer_metadata import LayerMetadata
     from napari_medsynth.core.networks.checkpoint import load_checkpoint
     from napari_medsynth.core.synthesis.options import SynthesisOptions
     from napari_medsynth.core.synthesis.pipeline import synthesize
@@ -108,10 +109,9 @@ def test_a_synthesis_and_its_maps_are_saved_on_the_source_grid_never_over_an_inp
     generator, info = load_checkpoint(checkpoint)
     result = synthesize(source, (generator, info), SynthesisOptions(grid="report", stride=32), target=truth)
     # the layers the synthesis widget adds (its metadata, the source layer's grid)
-    metadata = {"provenance": result.provenance.record(), "synthesized_from": "IXI002 T2",
-                "ground_truth": "IXI002 PD", "medsynth_run": f"IXI002 PD [{info.label}]"}
-    for data, kwargs, _ in result_layers(result, source, subject="IXI002", label=info.label, target="PD",
-                                         metadata=metadata):
+    mark = LayerMetadata(provenance=result.provenance.record(), synthesized_from="IXI002 T2",
+                         ground_truth="IXI002 PD", run=f"IXI002 PD [{info.label}]")
+    for data, kwargs, _ in result_layers(result, source, subject="IXI002", label=info.label, target="PD", mark=mark):
         viewer.add_image(data, **kwargs)
 
     for name, expected, what in (("IXI002 PD synth [G3]", result.synthesis, ""),

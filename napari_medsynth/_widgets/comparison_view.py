@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._layer_metadata import LayerMetadata
 from .._layers import map_layers, synthesis_layer
 from ..core.choices import Direction
 from ..core.synthesis.compare import MAPPING, ComparedRow, difference_map
+from .requests import ComparisonRequest
 from .result_view import MAP_ROLES, PREVIEW, arrange_grid, put_layer
-from .synthesis_job import ComparisonRequest
 
 __all__ = ["ComparisonView"]
 
-_KEY = "medsynth_compare"  # layer metadata: the label of the row a layer shows
-_SELECTION = "medsynth_compare_selection"  # layer metadata: a map or difference of the table's selection
+
+def _of_comparison(layer) -> bool:
+    record = LayerMetadata.of(layer)
+    return record.compare_row is not None or record.compare_selection is not None
 
 
 class ComparisonView:
@@ -32,7 +35,7 @@ class ComparisonView:
 
     def begin(self, comparison: ComparisonRequest) -> None:
         """A new comparison: the previous one's layers go."""
-        self._remove(lambda layer: _KEY in layer.metadata or _SELECTION in layer.metadata)
+        self._remove(_of_comparison)
         self.comparison, self.rows, self.previews, self._names, self._selection = comparison, {}, set(), {}, ()
 
     @property
@@ -63,7 +66,7 @@ class ComparisonView:
 
     def select(self, labels) -> None:
         """The table's selection: one row shows its error maps, two their difference."""
-        self._remove(lambda layer: _SELECTION in layer.metadata)
+        self._remove(lambda layer: LayerMetadata.of(layer).compare_selection is not None)
         self._selection = tuple(label for label in labels if label in self._names)[:2]
         if not self._selection:
             self.arrange()
@@ -72,14 +75,14 @@ class ComparisonView:
         if len(self._selection) == 1:
             row = self.rows[self._selection[0]]
             for layer in map_layers(row.maps, request.source, subject=request.subject, label=row.label,
-                                    target=self.target, metadata={_SELECTION: "maps"}):
+                                    target=self.target, mark=LayerMetadata(compare_selection="maps")):
                 self._add(layer)
         elif len(self._selection) == 2:
             first, second = (self.rows[label] for label in self._selection)
             difference = difference_map(first, second)
             name = f"{request.subject} {self.target} difference [{first.label} - {second.label}]"
             data, kwargs, kind = synthesis_layer(difference, request.source, name=name, subject=request.subject,
-                                                 target=self.target, metadata={_SELECTION: "difference"})
+                                                 target=self.target, mark=LayerMetadata(compare_selection="difference"))
             bound = float(np.percentile(np.abs(data), 99.5)) or 1.0
             kwargs.update(colormap="bwr", contrast_limits=(-bound, bound))
             self._add((data, kwargs, kind))
@@ -95,11 +98,11 @@ class ComparisonView:
         for label, name in self._names.items():
             tiles[name] = "mapping" if label == MAPPING else label + (f" {PREVIEW}" if label in self.previews else "")
         for layer in layers:
-            selection = layer.metadata.get(_SELECTION)
-            if selection == "difference":
+            record = LayerMetadata.of(layer)
+            if record.compare_selection == "difference":
                 tiles[layer.name] = " - ".join(self._selection)
-            elif selection == "maps":
-                tiles[layer.name] = f"{MAP_ROLES[layer.metadata['map']]} {self._selection[0]}"  # role first
+            elif record.compare_selection == "maps":
+                tiles[layer.name] = f"{MAP_ROLES[record.map]} {self._selection[0]}"  # role first
         tiles = {name: text for name, text in tiles.items() if name in layers}
         if len(tiles) > 1:
             self._grid_tiles = arrange_grid(self.viewer, tiles, self._grid_tiles, columns=4 if len(tiles) > 6 else 3)
@@ -107,16 +110,16 @@ class ComparisonView:
     def _synthesis_layer(self, row: ComparedRow, preview: bool) -> tuple:
         request = self.comparison.request
         label = f"{row.label} {PREVIEW}" if preview else row.label
-        metadata = {_KEY: row.label, "preview": preview, "synthesized_from": request.source_layer,
-                    "ground_truth": request.truth_layer,
-                    "metrics": row.metrics.as_dict() if row.metrics is not None else {}}
+        mark = LayerMetadata(compare_row=row.label, preview=preview, synthesized_from=request.source_layer,
+                             ground_truth=request.truth_layer,
+                             metrics=row.metrics.as_dict() if row.metrics is not None else {},
+                             provenance=row.result.provenance.record() if row.result is not None else None)
         if row.result is not None:
-            metadata["provenance"] = row.result.provenance.record()
             name = f"{request.subject} {self.target} synth [{label}]"
         else:
             name = f"{request.subject} {self.target} intensity mapping" + (f" [{PREVIEW}]" if preview else "")
         return synthesis_layer(row.synthesis, request.source, name=name, subject=request.subject,
-                               target=self.target, metadata=metadata, header=request.source.header)
+                               target=self.target, mark=mark, header=request.source.header)
 
     def _add(self, layer: tuple) -> str:
         """Add ``layer`` (or update the layer of its name); its name."""

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .._layer_metadata import LayerMetadata
 from .._layers import result_layers, volume_layer
+from .._napari_adapter import canvas_width, grid_settings, grid_tile, hide_tile_label, show_tile_label
 from ..core.choices import Direction
 from ..core.synthesis.pipeline import SynthesisResult
-from .synthesis_job import SynthesisRequest
-from .tile_labels import hide_tile_label, show_tile_label
+from .requests import SynthesisRequest
 
-__all__ = ["PREVIEW", "ResultView", "ShownResult", "arrange_grid", "grid_tile", "put_layer"]
+__all__ = ["PREVIEW", "ResultView", "ShownResult", "arrange_grid", "put_layer"]
 
 PREVIEW = "preview"  # the label suffix of a one-pass preview's layers until the refinement replaces them
 # tile labels, short enough for napari's default window (three tiles of ~110 px)
@@ -22,7 +23,7 @@ MAP_ROLES = {"spread": "spread", "squared_error": "error", "gradient_difference"
 @dataclass(frozen=True)
 class ShownResult:
     """A result on screen: its synthesis layer's name, what made it and its status line (whether it
-    is a preview: its layer's ``metadata["preview"]``)."""
+    is a preview: its layer's :class:`LayerMetadata` says)."""
 
     name: str
     request: SynthesisRequest
@@ -48,11 +49,10 @@ class ResultView:
         target = Direction(provenance.direction).contrasts[1]
         label = f"{provenance.variant} {PREVIEW}" if preview else provenance.variant
         run_key = f"{request.subject} {target} [{label}]"
-        metadata = {"provenance": provenance.record(), "medsynth_run": run_key, "preview": preview,
-                    "synthesized_from": request.source_layer, "ground_truth": request.truth_layer,
-                    "metrics": result.metrics.as_dict() if result.metrics is not None else {}}
-        layers = result_layers(result, request.source, subject=request.subject, label=label, target=target,
-                               metadata=metadata)
+        mark = LayerMetadata(provenance=provenance.record(), run=run_key, preview=preview,
+                             synthesized_from=request.source_layer, ground_truth=request.truth_layer,
+                             metrics=result.metrics.as_dict() if result.metrics is not None else {})
+        layers = result_layers(result, request.source, subject=request.subject, label=label, target=target, mark=mark)
         names = self._add(layers, run_key)
         self._preview_run = run_key if preview else None
         self.shown = ShownResult(names[0], request)
@@ -67,7 +67,7 @@ class ResultView:
         """Remove the preview's layers (the refinement replaces them, or a finished result stays)."""
         run_key, self._preview_run = self._preview_run, None
         layers = self.viewer.layers
-        for layer in [layer for layer in layers if run_key and layer.metadata.get("medsynth_run") == run_key]:
+        for layer in [layer for layer in layers if run_key and LayerMetadata.of(layer).run == run_key]:
             layers.remove(layer)
 
     def keep_finished(self, side_by_side: bool) -> str:
@@ -95,7 +95,7 @@ class ResultView:
         names = [kwargs["name"] for _, kwargs, _ in layers]
         existing = self.viewer.layers
         for layer in list(existing):
-            if layer.metadata.get("medsynth_run") == run_key and layer.name not in names:
+            if LayerMetadata.of(layer).run == run_key and layer.name not in names:
                 existing.remove(layer)
         for previous, (data, kwargs, _) in zip([None, *names], layers):
             put_layer(self.viewer, data, kwargs)
@@ -107,14 +107,14 @@ class ResultView:
         """Side by side: source | synthesis | ground truth | maps in napari's grid (one shared camera),
         each tile labelled with its role and the whole head in view. Off: the maps are hidden
         and the synthesis is on top, over its source."""
-        grid, layers = _grid(self.viewer), self.viewer.layers
+        grid, layers = grid_settings(self.viewer), self.viewer.layers
         shown = self.shown if self.shown is not None and self.shown.name in layers else None
         if not side_by_side or shown is None:
             was_grid = grid.enabled
             grid.enabled = False
             for layer in layers:
                 hide_tile_label(layer)
-                if "medsynth_run" in layer.metadata and "map" in layer.metadata:
+                if LayerMetadata.of(layer).run is not None and LayerMetadata.of(layer).map is not None:
                     layer.visible = False
             if shown is not None:
                 layers[shown.name].visible = True
@@ -125,10 +125,10 @@ class ResultView:
             self._grid_tiles = ()
             return
         synthesis = layers[shown.name]
-        run_key = synthesis.metadata["medsynth_run"]
-        ordered = [synthesis.metadata["synthesized_from"], synthesis.name, synthesis.metadata["ground_truth"],
+        record = LayerMetadata.of(synthesis)
+        ordered = [record.synthesized_from, synthesis.name, record.ground_truth,
                    *(layer.name for layer in layers
-                     if layer.metadata.get("medsynth_run") == run_key and layer.name != synthesis.name)]
+                     if LayerMetadata.of(layer).run == record.run and layer.name != synthesis.name)]
         ordered = [name for name in ordered if name and name in layers]
         self._grid_tiles = arrange_grid(self.viewer, _tile_roles(layers, synthesis, ordered), self._grid_tiles)
 
@@ -148,7 +148,7 @@ def arrange_grid(viewer, tiles: dict[str, str], previous=(), columns: int = 3) -
     """Show the layers named in ``tiles`` (in its order, row by row, ``columns`` wide) in napari's grid,
     each tile labelled with its text, every other layer hidden; the whole head fits each tile when the
     tiles differ from ``previous``. Returns the tiles' names (the next call's ``previous``)."""
-    grid, layers = _grid(viewer), viewer.layers
+    grid, layers = grid_settings(viewer), viewer.layers
     ordered = list(tiles)
     for layer in layers:
         layer.visible = layer.name in tiles
@@ -159,8 +159,8 @@ def arrange_grid(viewer, tiles: dict[str, str], previous=(), columns: int = 3) -
     if grid_tile(grid, layers, ordered[0]) != (0, 0):  # this napari fills the grid from the bottom layer up
         for name in ordered:
             layers.move(layers.index(name), len(layers))
-    size = getattr(getattr(viewer, "canvas", None), "size", None)  # (height, width); napari 0.9
-    room = size[1] / min(columns, len(ordered)) - 12 if size is not None else None  # (12: the tile's padding)
+    width = canvas_width(viewer)
+    room = width / min(columns, len(ordered)) - 12 if width is not None else None  # (12: the tile's padding)
     for layer in layers:
         if layer.name in tiles:
             show_tile_label(layer, tiles[layer.name], room)
@@ -174,25 +174,11 @@ def arrange_grid(viewer, tiles: dict[str, str], previous=(), columns: int = 3) -
 def _tile_roles(layers, synthesis, ordered: list[str]) -> dict[str, str]:
     """The tile label of each layer of ``ordered`` (source, synthesis, truth, maps): its role, with
     the contrast for the inputs."""
-    provenance = synthesis.metadata["provenance"]
-    source, target = Direction(provenance["direction"]).contrasts
-    generator = provenance["variant"]  # which made it, after a cancelled rerun too; between source and truth
-    roles = {synthesis.metadata["synthesized_from"]: f"source {source}",
-             synthesis.name: f"{generator} {PREVIEW}" if synthesis.metadata.get("preview") else generator,
-             synthesis.metadata["ground_truth"]: f"truth {target}"}
-    return {name: roles.get(name) or MAP_ROLES.get(layers[name].metadata.get("map"), name) for name in ordered}
+    record = LayerMetadata.of(synthesis)
+    source, target = Direction(record.provenance["direction"]).contrasts
+    generator = record.provenance["variant"]  # which made it, after a cancelled rerun too; between source and truth
+    roles = {record.synthesized_from: f"source {source}",
+             synthesis.name: f"{generator} {PREVIEW}" if record.preview else generator,
+             record.ground_truth: f"truth {target}"}
+    return {name: roles.get(name) or MAP_ROLES.get(LayerMetadata.of(layers[name]).map, name) for name in ordered}
 
-
-def _grid(viewer):
-    """napari's grid settings (``viewer.canvas.grid`` from napari 0.9, ``viewer.grid`` before)."""
-    canvas = getattr(viewer, "canvas", None)
-    return canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid
-
-
-def grid_tile(grid, layers, name: str) -> tuple[int, int]:
-    """(row, column) of layer ``name``'s tile in napari's grid (its API changed in napari 0.9)."""
-    index = layers.index(name)
-    try:
-        return tuple(grid.position(index, layers))
-    except TypeError:  # napari < 0.9: position(index, nlayers)
-        return tuple(grid.position(index, len(layers)))

@@ -7,13 +7,14 @@ from pathlib import Path
 
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox, LineEdit, SpinBox, create_widget
 
+from .._layer_metadata import LayerMetadata
 from .._layers import layer_mask, layer_volume
 from ..core.choices import Choice, Direction
 from ..core.errors import MedSynthError
 from ..core.synthesis.catalog import GeneratorEntry, bundled_generators, default_generator, describe, find_generators
 from ..core.synthesis.options import SynthesisOptions, option_fields, options_from
 from ._shared import RUNS, device_choices
-from .synthesis_job import SynthesisRequest
+from .requests import SynthesisRequest
 
 __all__ = ["SynthesisForm", "default_save_path", "option_widget"]
 
@@ -133,23 +134,23 @@ class SynthesisForm:
         wanted, other = Direction(self.direction.value).contrasts
         by_contrast = {}
         for layer in self._viewer.layers:  # the first input layer of each contrast, never a result layer
-            if isinstance(layer, Image) and "medsynth_run" not in layer.metadata:
-                by_contrast.setdefault(layer.metadata.get("contrast"), layer)
+            if isinstance(layer, Image) and LayerMetadata.of(layer).is_input:
+                by_contrast.setdefault(LayerMetadata.of(layer).contrast, layer)
         source, truth = self.source.value, self.truth.value
-        if wanted in by_contrast and (source is None or source.metadata.get("contrast") != wanted):
+        if wanted in by_contrast and (source is None or LayerMetadata.of(source).contrast != wanted):
             self.source.value = by_contrast[wanted]
-        if other in by_contrast and (truth is None or truth.metadata.get("contrast") != other):
+        if other in by_contrast and (truth is None or LayerMetadata.of(truth).contrast != other):
             self.truth.value = by_contrast[other]
 
 
 def _subject(layer, layers) -> str:
     """The identity result layers are named by: the layer's scan label (``IXI002``, ``sub-01``), with
     its folder's name when another open file of its contrast has that label (``scan (a)``, ``scan (b)``)."""
-    label = str(layer.metadata.get("subject") or layer.name.split()[0])
-    path = layer.metadata.get("source_path")
-    files = {other.metadata.get("source_path") for other in layers
-             if other.metadata.get("subject") == label and other.metadata.get("contrast") == layer.metadata.get(
-                 "contrast") and "medsynth_run" not in other.metadata}
+    record = LayerMetadata.of(layer)
+    label, path = str(record.subject or layer.name.split()[0]), record.source_path
+    files = {LayerMetadata.of(other).source_path for other in layers
+             if LayerMetadata.of(other).is_input and (LayerMetadata.of(other).subject, LayerMetadata.of(other).contrast)
+             == (label, record.contrast)}
     return f"{label} ({Path(path).parent.name})" if path and len(files) > 1 else label
 
 

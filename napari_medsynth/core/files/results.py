@@ -23,7 +23,7 @@ from ..version import __version__
 from .atomic import atomic_output, file_sha256
 from .nifti import Volume, save_volume, strip_nifti_suffix
 
-__all__ = ["Provenance", "save_map", "save_result", "sidecar_path"]
+__all__ = ["Provenance", "map_path", "save_map", "save_result", "sidecar_path"]
 
 _DESCRIP_BYTES = 80  # the NIfTI-1 header's descrip field
 
@@ -113,12 +113,17 @@ def save_result(synthesis: np.ndarray, source: Volume, out, provenance: Provenan
     with atomic_output(sidecar) as tmp_name:
         Path(tmp_name).write_text(json.dumps(record, indent=1) + "\n")
     written.append(sidecar)
-    stem = strip_nifti_suffix(out.name)
     for name, data in (maps or {}).items():
         if data is not None:
-            written.append(save_map(data, name, source, Path(maps_folder or out.parent) / f"{stem}_{name}.nii.gz",
-                                    provenance, protect=protect))
+            written.append(save_map(data, name, source, map_path(out, name, maps_folder), provenance, protect=protect))
     return written
+
+
+def map_path(out, name: str, maps_folder=None) -> Path:
+    """Where the map ``name`` of the synthesis ``out`` goes: ``<out stem>_<name>.nii.gz`` in
+    ``maps_folder`` (default: beside ``out``)."""
+    out = Path(out)
+    return Path(maps_folder or out.parent) / f"{strip_nifti_suffix(out.name)}_{name}.nii.gz"
 
 
 def save_map(data: np.ndarray, name: str, source: Volume, out, provenance: Provenance, *, protect=()) -> Path:

@@ -12,8 +12,9 @@ is one (one without is synthesized without figures). Where the outputs go (:clas
 
 Each sidecar holds the provenance (:class:`~napari_medsynth.core.files.results.Provenance`: checkpoint
 and its SHA-256, direction, variant, width, the options, package version, time) and the figures.
-A bad file is one line in the report and the others still run. Under ``torchrun`` each rank
-synthesizes every ``WORLD_SIZE``-th file, and rank 0 writes the metrics once all ranks are done.
+A bad file is one line in the report and the others still run. :func:`run_folder` is the one
+folder API of the command line and of Python: under ``torchrun`` each rank synthesizes every
+``WORLD_SIZE``-th file, and rank 0 writes the metrics once all ranks are done.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +35,16 @@ from ..files.scans import BIDS_SUFFIXES, PairScan, find_pairs, scan_name
 from ..version import __version__
 from .options import SynthesisOptions
 
-__all__ = ["FolderLayout", "FolderReport", "folder_sources", "synthesize_folder", "write_folder_metrics"]
+__all__ = [
+    "FolderLayout",
+    "FolderOutcome",
+    "FolderReport",
+    "TorchrunRank",
+    "folder_sources",
+    "run_folder",
+    "synthesize_folder",
+    "write_folder_metrics",
+]
 
 DESCRIPTION_FILE = "dataset_description.json"
 BIDS_VERSION = "1.10.0"
@@ -56,6 +67,54 @@ class FolderReport:
         names = ", ".join(p.name for p in self.without_truth[:3]) + (", ..." if len(self.without_truth) > 3 else "")
         return (f"{len(self.without_truth)} sources have no {target_contrast} partner and were synthesized "
                 f"without figures: {names}")
+
+
+@dataclass(frozen=True)
+class FolderOutcome:
+    """What :func:`run_folder` did: this rank's report and files, the files found, written, skipped
+    and failed summed over every rank, the metrics table (rank 0's; None on another rank or when no
+    file had a ground truth) and the rank."""
+
+    report: FolderReport
+    files: list[Path]
+    total: int
+    written: int
+    skipped: int
+    failed: int
+    metrics: Path | None
+    rank: int
+
+    def summary(self) -> str:
+        """The closing line: ``2 of 4 files synthesized, 1 skipped (already there), 1 failed`` (no zero parts)."""
+        return (f"{self.written} of {self.total} files synthesized"
+                + (f", {self.skipped} skipped (already there)" if self.skipped else "")
+                + (f", {self.failed} failed" if self.failed else ""))
+
+
+@dataclass(frozen=True)
+class TorchrunRank:
+    """This process's place under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``); alone, rank 0 of 1."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> TorchrunRank:
+        """The place that ``torchrun`` put in the environment."""
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                   int(os.environ.get("LOCAL_RANK", 0)))
+
+    def device(self, device: str):
+        """``device`` resolved; ``"auto"`` under ``torchrun`` is this rank's GPU (``LOCAL_RANK``
+        modulo the GPUs), or the CPU when torch sees no GPU."""
+        import torch
+
+        from ..networks.devices import resolve_device
+
+        if self.world_size > 1 and device == "auto":
+            device = f"cuda:{self.local_rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
+        return resolve_device(device)
 
 
 @dataclass(frozen=True)
@@ -204,6 +263,40 @@ def synthesize_folder(folder, checkpoint, out_dir, options: SynthesisOptions | N
         if new_folder and not any(layout.out_dir.iterdir()):
             layout.out_dir.rmdir()  # a run that wrote nothing leaves no folder behind
     return report, files
+
+
+def run_folder(folder, checkpoint, out_dir, options: SynthesisOptions | None = None, *, maps_dir=None,
+               skip_existing=False, on_file=None, progress=None, cancel=None, on_stage=None) -> FolderOutcome:
+    """Synthesize ``folder`` into ``out_dir`` (:func:`synthesize_folder`, whose arguments these are),
+    then write its metrics table (:func:`write_folder_metrics`).
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) this process joins a gloo process group, synthesizes its
+    rank's share of the files (on its own GPU when ``options.device`` is ``"auto"``), sums the counts
+    over the ranks, and leaves the group; rank 0 writes the metrics once every rank is done.
+    """
+    place = TorchrunRank.from_env()
+    options = options if options is not None else SynthesisOptions()
+    if place.world_size > 1:
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo")  # only to agree on the end: each rank's files are its own
+    try:
+        report, files = synthesize_folder(
+            folder, checkpoint, out_dir, options.replace(device=place.device(options.device)), maps_dir=maps_dir,
+            skip_existing=skip_existing, rank=place.rank, world_size=place.world_size, on_file=on_file,
+            progress=progress, cancel=cancel, on_stage=on_stage)
+        counts = [len(files), len(report.written), len(report.skipped), len(report.failed)]
+        if place.world_size > 1:
+            import torch
+
+            total = torch.tensor(counts)
+            dist.all_reduce(total)  # also the barrier before rank 0 merges every rank's sidecars
+            counts = total.tolist()
+    finally:
+        if place.world_size > 1:
+            dist.destroy_process_group()
+    metrics = write_folder_metrics(out_dir) if place.rank == 0 else None
+    return FolderOutcome(report, files, *counts, metrics, place.rank)
 
 
 def write_folder_metrics(out_dir) -> Path | None:

@@ -1,8 +1,9 @@
 """The one definition of a synthesis' options.
 
-:class:`SynthesisOptions`' fields carry their help text, choices and GUI labels; the command-line
-options of ``medsynth synthesize`` (file and folder), ``medsynth demo`` and ``medsynth-train
-evaluate`` (:func:`add_synthesis_arguments`, :func:`options_from_args`), the synthesis widget's
+:class:`SynthesisOptions`' fields (:func:`~napari_medsynth.core.fields.option`) carry their help
+text, choices and GUI labels; the command-line options of ``medsynth synthesize`` (file and folder),
+``medsynth demo`` and ``medsynth-train evaluate`` (:func:`add_synthesis_arguments`,
+:func:`options_from_args`, with :func:`~napari_medsynth.core.fields.add_arguments`), the synthesis widget's
 form and remembered settings, the sidecar and the layer metadata (:meth:`SynthesisOptions.record`)
 are all built from them, as :mod:`~napari_medsynth.core.training.config` does for training. The
 builders read :data:`SynthesisOptions` when they run, so a field added to it shows everywhere.
@@ -13,27 +14,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 from ..choices import Choice, Engine, Grid
 from ..errors import MedSynthError
+from ..fields import add_arguments, option
 
 __all__ = ["SynthesisOptions", "add_synthesis_arguments", "option", "option_fields", "options_from",
            "options_from_args"]
-
-
-def option(default, help: str, *, label: str | None = None, choices=None, gui: bool = True, maps: bool = False,
-           metavar: str | None = None, cli: bool = True):
-    """A field of :class:`SynthesisOptions`.
-
-    ``help``: the command line's help and the GUI's tooltip; ``label``: the GUI's label (a check
-    box's text); ``choices``: ``(label, value)`` pairs the GUI offers (an enum's members
-    otherwise), or the name of a dynamic list (``"devices"``); ``gui=False``: not in the form;
-    ``maps=True``: only where maps are written (not ``evaluate``); ``cli=False``: a command sets it
-    with an option of its own (``--maps [DIR]``).
-    """
-    return field(default=default, metadata={"help": help, "label": label, "choices": choices, "gui": gui,
-                                            "maps": maps, "metavar": metavar, "cli": cli})
 
 
 def _device(value) -> str:
@@ -138,23 +126,7 @@ def option_fields(*, gui: bool | None = None, maps: bool = True) -> list[datacla
 def add_synthesis_arguments(parser: argparse.ArgumentParser, *, maps: bool = True) -> None:
     """Add an option per field of :data:`SynthesisOptions` to ``parser`` (without the map options
     with ``maps=False``): ``--stride S``, ``--grid {native,report}``, ``--preview``, ``--no-spread``..."""
-    for option_field in option_fields(maps=maps):
-        meta, default = option_field.metadata, option_field.default
-        if not meta.get("cli", True):
-            continue
-        flag = "--" + option_field.name.replace("_", "-")
-        if isinstance(default, bool):
-            if default:  # an option on by default is turned off by --no-NAME
-                parser.add_argument(f"--no-{flag[2:]}", dest=option_field.name, action="store_false",
-                                    help=f"no {meta['help']}")
-            else:
-                parser.add_argument(flag, action="store_true", help=meta["help"])
-            continue
-        extra = {}
-        if isinstance(default, Choice):
-            extra["choices"] = [member.value for member in type(default)]
-            default = default.value
-        parser.add_argument(flag, default=default, help=meta["help"], metavar=meta.get("metavar"), **extra)
+    add_arguments(parser, option_fields(maps=maps))
 
 
 def options_from_args(args: argparse.Namespace) -> SynthesisOptions:

@@ -1,19 +1,21 @@
 """The one definition of a training run's options.
 
-:class:`TrainConfig`'s fields carry their help text and choices; ``medsynth-train train``'s
-parser (:func:`add_train_arguments`), the training widget's defaults
-(:func:`train_defaults`), ``medsynth-train reproduce`` and :func:`train_argv` (the command
-the widget runs) are all built from them. Importable without torch or Qt.
+:class:`TrainConfig`'s fields (:func:`~napari_medsynth.core.fields.option`) carry their help text,
+choices and GUI labels; ``medsynth-train train``'s parser (:func:`add_train_arguments`), the training
+dock's form (:func:`train_fields`, :func:`train_defaults`), ``medsynth-train reproduce`` and
+:func:`train_argv` (the command the dock runs) are all built from them. The builders read
+:data:`TrainConfig` when they run, so a field added to it shows everywhere. Importable without torch or Qt.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, fields
 from pathlib import Path
 
 from ..choices import Direction, Engine, Variant, parse_direction
 from ..errors import MedSynthError
+from ..fields import add_arguments, option
 
 __all__ = [
     "LR_SCHEDULES",
@@ -24,6 +26,7 @@ __all__ = [
     "config_from_args",
     "train_argv",
     "train_defaults",
+    "train_fields",
 ]
 
 # The report's subject split: 250 training, 35 validation and 70 test subjects of 355.
@@ -32,53 +35,57 @@ REPORT_FRACTIONS = (250 / 355, 35 / 355, 70 / 355)
 LR_SCHEDULES = ("constant", "cosine")
 # What the GUI runs (``python -m src_train train ...``): training is started by module name.
 TRAIN_MODULE = "src_train"
-
-
-def _option(default=MISSING, help: str = "", **argparse_options):
-    """A field with its command-line help (``cli=False``: not a command-line option)."""
-    return field(default=default, metadata={"help": help, **argparse_options})
+# filter-count scales: the report's generator and narrower ones for CPUs and quick tries
+WIDTHS = [("1 (the report)", 1.0), ("1/2", 0.5), ("1/4", 0.25), ("1/8", 0.125), ("1/16", 0.0625)]
 
 
 @dataclass
 class TrainConfig:
     """Everything that defines a training run (stored in its checkpoints)."""
 
-    data: str = _option(help="folder of IXI T2/PD pairs", metavar="DIR", required=True)
-    out: str = _option(help="run folder", metavar="RUN_DIR", required=True)
-    direction: str = _option("t2-pd", choices=tuple(Direction))
-    variant: str = _option("G1", "G1: L2; G2: +adversarial; G3: +gradient difference; G4: G3 fine-tuned with L1",
-                           choices=tuple(Variant), type=str.upper)
-    residual: bool = _option(False, "add the source to the output (residual learning)")
-    init: str | None = _option(None, "start from these weights (G4: G3's best.pt)", metavar="CHECKPOINT")
-    epochs: int = _option(32, type=int)
-    batch_size: int = _option(7, type=int, metavar="B")
-    lr: float = _option(2e-4, "Adam learning rate (betas 0.5, 0.999)", type=float)
-    lr_schedule: str = _option("constant", "the learning rate over the run: constant (the report's), or cosine from "
-                                           "--lr down to 1/100 of it at the last step", choices=LR_SCHEDULES)
-    width: float = _option(1.0, "filter-count scale (1.0 = the study's model)", type=float)
-    discriminator_width: float = _option(1.0, "the discriminator's filter-count scale (G2-G4; 1.0 = the study's)",
-                                         type=float)
-    val_stride: int = _option(8, "validation reconstruction stride", type=int, metavar="S")
-    device: str = _option("auto", "auto, cpu, cuda or cuda:N")
-    seed: int = _option(0, type=int)
-    workers: int = _option(2, "DataLoader worker processes", type=int)
-    val_fraction: float = _option(REPORT_FRACTIONS[1], type=float)
-    test_fraction: float = _option(REPORT_FRACTIONS[2], type=float)
-    reconstruction_weight: float = _option(1.0, type=float)
-    adversarial_weight: float = _option(0.5, type=float)
-    gdl_weight: float = _option(1.0, type=float)
-    gdl_exponent: float = _option(2.0, type=float)
-    gdl_3d: bool = _option(False, "3D gradient-difference loss (the paper) instead of 2D")
-    reduction: str = _option("sum", "reconstruction and gradient-difference losses summed over the voxels (the "
-                                    "report's) or averaged (mean: the adversarial term then weighs ~10^4x more)",
-                             choices=("sum", "mean"))
-    cache: str | None = _option(None, "preprocessed-volume cache (default RUN_DIR/cache)", metavar="DIR")
-    amp: bool = _option(True, "mixed precision on CUDA")
-    log_every: int = _option(1, cli=False)  # steps between step events: every step, so that a small run moves live
-    all_stacks: bool = _option(False, "train and validate on all three interleaved slice stacks of each subject "
-                                      "(every slice of the 224x224x96 resample: 3x the patches, the same geometry)")
-    engine: str = _option("auto", "how the generator's convolutions run: auto (the faster per layer), direct, or "
-                                  "fft (transform domain); checkpoints are the same either way", choices=tuple(Engine))
+    data: str = option(help="folder of IXI T2/PD pairs", metavar="DIR", label="data folder", widget={"mode": "d"})
+    out: str = option(help="run folder", metavar="RUN_DIR", gui=False)  # the dock's runs folder / run name
+    direction: str = option("t2-pd", choices=[(d.label, d.value) for d in Direction])
+    variant: str = option("G1", "G1: L2; G2: +adversarial; G3: +gradient difference; G4: G3 fine-tuned with L1",
+                          choices=[v.value for v in Variant], type=str.upper)
+    residual: bool = option(False, "add the source to the output (residual learning)", label="residual learning (+RL)")
+    init: str | None = option(None, "start from these weights (G4: G3's best.pt)", metavar="CHECKPOINT",
+                              label="start from (G4)", widget={"mode": "r", "filter": "*.pt"})
+    epochs: int = option(32, type=int, widget={"min": 1, "max": 1000})
+    batch_size: int = option(7, type=int, metavar="B", widget={"min": 1, "max": 512})
+    lr: float = option(2e-4, "Adam learning rate (betas 0.5, 0.999)", type=float, label="learning rate",
+                       widget={"min": 1e-6, "max": 1.0, "step": 1e-4})
+    lr_schedule: str = option("constant", "the learning rate over the run: constant (the report's), or cosine from "
+                                          "--lr down to 1/100 of it at the last step", choices=LR_SCHEDULES,
+                              label="rate schedule")
+    width: float = option(1.0, "filter-count scale (1.0 = the study's model)", type=float, choices=WIDTHS)
+    discriminator_width: float = option(1.0, "the discriminator's filter-count scale (G2-G4; 1.0 = the study's)",
+                                        type=float, choices=WIDTHS)
+    val_stride: int = option(8, "validation reconstruction stride", type=int, metavar="S", choices=[8, 16, 32],
+                             label="validation stride")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N", choices="devices")
+    seed: int = option(0, type=int, gui=False)
+    workers: int = option(2, "DataLoader worker processes", type=int, label="loader workers",
+                          widget={"min": 0, "max": 64})
+    val_fraction: float = option(REPORT_FRACTIONS[1], type=float, gui=False)
+    test_fraction: float = option(REPORT_FRACTIONS[2], type=float, gui=False)
+    reconstruction_weight: float = option(1.0, type=float, gui=False)
+    adversarial_weight: float = option(0.5, type=float, gui=False)
+    gdl_weight: float = option(1.0, type=float, gui=False)
+    gdl_exponent: float = option(2.0, type=float, gui=False)
+    gdl_3d: bool = option(False, "3D gradient-difference loss (the paper) instead of 2D", gui=False)
+    reduction: str = option("sum", "reconstruction and gradient-difference losses summed over the voxels (the "
+                                   "report's) or averaged (mean: the adversarial term then weighs ~10^4x more)",
+                            choices=("sum", "mean"), gui=False)
+    cache: str | None = option(None, "preprocessed-volume cache (default RUN_DIR/cache)", metavar="DIR", gui=False)
+    amp: bool = option(True, "mixed precision on CUDA", gui=False)
+    log_every: int = option(1, cli=False, gui=False)  # steps between step events: every step, so a small run moves live
+    all_stacks: bool = option(False, "train and validate on all three interleaved slice stacks of each subject "
+                                     "(every slice of the 224x224x96 resample: 3x the patches, the same geometry)",
+                              gui=False)
+    engine: str = option("auto", "how the generator's convolutions run: auto (the faster per layer), direct, or "
+                                 "fft (transform domain); checkpoints are the same either way",
+                         choices=[e.value for e in Engine], gui=False)
 
     def __post_init__(self):
         self.direction = parse_direction(self.direction).value
@@ -95,30 +102,19 @@ class TrainConfig:
                                 "use --batch-size 2 or more")
 
 
+def train_fields(*, gui: bool | None = None) -> list[Field]:
+    """The fields of :data:`TrainConfig` (as it is now): only those in the training dock with ``gui=True``."""
+    return [f for f in fields(TrainConfig) if gui is None or f.metadata["gui"] == gui]
+
+
 def train_defaults() -> dict:
     """Each option's default value, by field name."""
-    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    return {f.name: f.default for f in train_fields() if f.default is not MISSING}
 
 
 def add_train_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
-    """Add the command-line options of :class:`TrainConfig` (those in ``only``, if given) to ``parser``."""
-    for option in fields(TrainConfig):
-        meta = dict(option.metadata)
-        if not meta.pop("cli", True) or (only is not None and option.name not in only):
-            continue
-        flag = "--" + option.name.replace("_", "-")
-        if isinstance(option.default, bool):
-            if option.default:  # an option on by default is turned off by --no-NAME
-                parser.add_argument(f"--no-{option.name.replace('_', '-')}", dest=option.name, action="store_false",
-                                    help=f"no {meta['help']}")
-            else:
-                parser.add_argument(flag, action="store_true", help=meta["help"])
-            continue
-        if option.default is not MISSING and option.default is not None:
-            meta["help"] = f"{meta['help']} (default {option.default:g})" if isinstance(option.default, float) \
-                else f"{meta['help']} (default {option.default})"
-        parser.add_argument(flag, default=None if option.default is MISSING else option.default,
-                            **{k: v for k, v in meta.items() if v != ""})
+    """Add the command-line options of :data:`TrainConfig` (those in ``only``, if given) to ``parser``."""
+    add_arguments(parser, [f for f in train_fields() if only is None or f.name in only], show_defaults=True)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -1,4 +1,10 @@
-"""Short role labels ("source PD", "synthesis", "truth T2", "error", ...) on napari's grid tiles.
+"""The one module that reaches into napari's internals or bridges its versions; each reach has a
+fallback that keeps the plugin working, in a plainer way, on a napari laid out otherwise.
+
+- Tile labels: short role labels ("source PD", "G4+RL", "truth T2", "error", ...) on napari's grid
+  tiles (napari's ``_vispy`` overlays and a layer's ``_overlays``; fallback: napari's name labels).
+- The grid's settings and a layer's tile (``viewer.canvas.grid`` from napari 0.9, ``viewer.grid``
+  before), the canvas width, and the Qt main window's first paint (``window._qt_window``).
 
 napari labels a grid tile with its layer's full name (``layer.name_overlay``), which a narrow tile
 cuts to "IXI002 PD s"; it has no public per-layer text. A :class:`TileLabel` is a layer-name
@@ -11,7 +17,8 @@ from __future__ import annotations
 
 from napari.components.overlays import LayerNameOverlay
 
-__all__ = ["TileLabel", "fit_label", "hide_tile_label", "show_tile_label", "tile_label"]
+__all__ = ["TileLabel", "after_first_paint", "canvas_width", "fit_label", "grid_settings", "grid_tile",
+           "hide_tile_label", "show_tile_label", "tile_label"]
 
 _KEY = "medsynth_tile_label"
 CHAR_PX = 9.5  # a label character's advance at font size 9, canvas pixels (measured: 9.4 for "error G3 (g…")
@@ -82,3 +89,45 @@ def hide_tile_label(layer) -> None:
     label = tile_label(layer)
     if label is not None:
         label.visible = False
+
+
+def grid_settings(viewer):
+    """napari's grid settings (``viewer.canvas.grid`` from napari 0.9, ``viewer.grid`` before)."""
+    canvas = getattr(viewer, "canvas", None)
+    return canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid
+
+
+def grid_tile(grid, layers, name: str) -> tuple[int, int]:
+    """(row, column) of layer ``name``'s tile in napari's grid (its API changed in napari 0.9)."""
+    index = layers.index(name)
+    try:
+        return tuple(grid.position(index, layers))
+    except TypeError:  # napari < 0.9: position(index, nlayers)
+        return tuple(grid.position(index, len(layers)))
+
+
+def canvas_width(viewer) -> float | None:
+    """The canvas' width in pixels (``viewer.canvas.size`` from napari 0.9), or None where unknown."""
+    size = getattr(getattr(viewer, "canvas", None), "size", None)  # (height, width)
+    return size[1] if size is not None else None
+
+
+def after_first_paint(viewer, callback) -> None:
+    """Call ``callback`` (on the GUI thread) right after ``viewer``'s window first paints (at once
+    where this napari has no Qt main window to watch)."""
+    from qtpy.QtCore import QEvent, QObject, QTimer
+
+    window = getattr(viewer.window, "_qt_window", None)
+    if window is None:
+        QTimer.singleShot(0, callback)
+        return
+
+    class FirstPaint(QObject):
+        def eventFilter(self, watched, event):  # noqa: N802 (Qt's name)
+            if event.type() == QEvent.Paint:
+                window.removeEventFilter(self)
+                QTimer.singleShot(0, callback)
+            return False
+
+    window._medsynth_first_paint = FirstPaint(window)  # kept alive with the window
+    window.installEventFilter(window._medsynth_first_paint)

@@ -1,0 +1,122 @@
+"""The dock's Compare: the generators chosen in its list run on the form's request, row by row into
+the figures table (a dock of its own) and napari's grid."""
+
+from __future__ import annotations
+
+from magicgui.widgets import PushButton, Select
+
+from ..core.choices import Grid
+from ..core.errors import Cancelled, MedSynthError
+from ._shared import report_error
+from .comparison_view import ComparisonView
+from .figures_table import FiguresTable
+from .job_runner import Job, JobState
+from .requests import ComparisonRequest
+
+__all__ = ["CompareGenerators", "run_comparison"]
+
+
+def run_comparison(comparison: ComparisonRequest, channel):
+    """The worker's job for Compare, staged as a single synthesis is (each picture before its
+    figures): with ``preview_first``, each generator's first picture (one pass on the report grid,
+    no figures; from a native-grid request), then its one-pass preview with figures, then the refined
+    comparison; each row is posted ``(row, preview)`` as it is done."""
+    from ..core.synthesis.compare import compare_generators
+
+    request, options = comparison.request, comparison.request.options
+    phases = []  # (options, figures)
+    if request.previews_first:
+        if options.grid == Grid.NATIVE:
+            phases.append((options.replace(grid=Grid.REPORT, preview=True), False))
+        phases.append((options.replace(preview=True), True))
+    phases.append((options, True))
+    for phase_options, figures in phases:
+        preview = phase_options is not options
+        rows = compare_generators(request.source, comparison.checkpoints, request.direction, phase_options,
+                                  target=request.truth, mask=request.mask, cancel=channel.cancel, figures=figures,
+                                  progress=None if preview else channel.patches,
+                                  on_row=lambda row, p=preview: channel.post((row, p)))
+        if channel.cancel.is_set():
+            raise Cancelled("comparison cancelled")
+        if preview:
+            yield rows
+    return rows
+
+
+class CompareGenerators:
+    """The compare list and button of the synthesis ``dock``, the comparison's layers and its figures."""
+
+    def __init__(self, dock):
+        self.dock = dock
+        self.view = ComparisonView(dock.viewer)
+        self.figures = FiguresTable()  # docked by the first Compare
+        self.figures.selected.connect(self.view.select)
+        self.chosen = Select(label="compare", choices=dock.form._generator_choices,
+                             tooltip="the generators Compare runs on the source (ctrl-click for several)")
+        self.chosen.native.setMaximumHeight(110)
+        self.run_button = PushButton(text="Compare", tooltip="run each generator selected above on the source and "
+                                                            "score it against the ground truth: a figures table")
+        self.run_button.changed.connect(lambda: self.start())
+
+    def widgets(self) -> list:
+        return [self.chosen, self.run_button]
+
+    def start(self, checkpoints=None) -> None:
+        """Run each generator selected in the list (or of ``checkpoints``) on the source, one
+        preprocessing and the form's options for all, each scored against the ground truth beside the
+        intensity mapping: previews first (as the form says), then the refined results, row by row."""
+        dock = self.dock
+        if dock.job.running:
+            return
+        try:
+            request = dock.form.request()
+            if request.truth is None:
+                raise MedSynthError("Compare needs a ground truth layer: the figures are taken against it")
+            chosen = tuple(str(path) for path in (self.chosen.value if checkpoints is None else checkpoints))
+            if not chosen:
+                raise MedSynthError("select the generators to compare in the list above Compare")
+        except Exception as error:
+            dock.status = report_error(error, "comparison")
+            return
+        comparison = ComparisonRequest(request, chosen)
+        self.view.begin(comparison)
+        self.figures.set_rows([])
+        self._dock_figures()
+        first = JobState.PREVIEW if request.previews_first else JobState.REFINING
+        dock.job.start(Job(run_comparison, (comparison,), "MedSynth: comparing generators", first=first,
+                           on_yield=lambda _rows: dock.job.refining(), on_post=self._on_row,
+                           on_done=self._on_done, on_error=self._on_error))
+        dock.status = f"comparing {len(chosen)} generators..."
+
+    def _dock_figures(self) -> None:
+        """The figures table in a dock of its own (again, if the user closed it)."""
+        try:
+            docked = self.figures.parent() is not None and self.figures.isVisible()
+        except RuntimeError:  # napari deleted the closed dock's table
+            docked, self.figures = False, FiguresTable()
+            self.figures.selected.connect(self.view.select)
+        if not docked:
+            self.dock.viewer.window.add_dock_widget(self.figures, name="MedSynth figures", area="bottom")
+
+    def _on_row(self, posted) -> None:
+        row, preview = posted
+        self.view.show_row(row, preview)
+        self.figures.set_rows(list(self.view.rows.values()))
+        if not preview:
+            self.dock.status = f"{row.label}: {row.error or row.metrics.line()}"
+
+    def _on_done(self, rows) -> None:
+        self.view.finish()
+        self.figures.set_rows(rows)
+        failed = [row.label for row in rows if row.error]
+        self.dock.status = (f"compared {len(rows) - 1 - len(failed)} generators and the intensity mapping; best "
+                            f"PSNR on the source grid: {self.figures.best('source_psnr')}"
+                            + (f"; {', '.join(failed)} could not run (see the table)" if failed else ""))
+
+    def _on_error(self, error: BaseException) -> None:
+        kept = self.view.finish()
+        self.figures.set_rows(list(self.view.rows.values()))
+        if isinstance(error, Cancelled):
+            self.dock.status = f"comparison cancelled; kept {', '.join(kept) or 'nothing'}"
+        else:
+            self.dock.status = report_error(error, "comparison")
