@@ -321,7 +321,8 @@ def _synthesize_folder(args, options) -> int:
     (:func:`~napari_medsynth.core.synthesis.folder.run_folder`)."""
     from .core.errors import MedSynthError
     from .core.files.nifti import is_nifti_path
-    from .core.synthesis.folder import TorchrunRank, run_folder
+    from .core.networks.devices import TorchrunRank
+    from .core.synthesis.folder import run_folder
 
     if args.target is not None or options.preview or args.mask is not None:
         raise MedSynthError("a folder SOURCE finds each file's ground truth itself (and masks it automatically) "

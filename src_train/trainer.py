@@ -37,7 +37,7 @@ from napari_medsynth.core.networks.checkpoint import (
     read_checkpoint,
     write_atomically,
 )
-from napari_medsynth.core.networks.devices import resolve_device
+from napari_medsynth.core.networks.devices import TorchrunRank, resolve_device
 from napari_medsynth.core.networks.fftconv import set_conv_engine
 from napari_medsynth.core.networks.models import Discriminator, Generator
 from napari_medsynth.core.preprocessing.preprocess import KEEP_EVERY
@@ -83,24 +83,9 @@ class TrainingStopped(Exception):
     """Training was asked to stop; ``last.pt`` holds where it was."""
 
 
-@dataclass
-class _Distributed:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def from_env(cls) -> _Distributed:
-        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                   int(os.environ.get("LOCAL_RANK", 0)))
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def active(self) -> bool:
-        return self.world_size > 1
+@dataclass(frozen=True)
+class _Distributed(TorchrunRank):
+    """This rank, and what the trainer's ranks agree on."""
 
     def barrier(self) -> None:
         if self.active:

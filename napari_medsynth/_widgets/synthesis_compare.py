@@ -51,7 +51,7 @@ class CompareGenerators:
         self.view = ComparisonView(dock.viewer)
         self.figures = FiguresTable()  # docked by the first Compare
         self.figures.selected.connect(self.view.select)
-        self.chosen = Select(label="compare", choices=dock.form._generator_choices,
+        self.chosen = Select(label="compare", choices=dock.form.generator_choices,
                              tooltip="the generators Compare runs on the source (ctrl-click for several)")
         self.chosen.native.setMaximumHeight(110)
         self.run_button = PushButton(text="Compare", tooltip="run each generator selected above on the source and "

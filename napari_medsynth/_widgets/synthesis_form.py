@@ -53,7 +53,7 @@ class SynthesisForm:
                                            "tooltip": "a labels layer on the source's grid (non-zero: inside) for "
                                                       "the 'head' figures; none: the automatic head mask"})
         self.direction = ComboBox(label="direction", choices=[(d.label, d.value) for d in Direction])
-        self.generator = ComboBox(label="generator", choices=self._generator_choices, nullable=True)
+        self.generator = ComboBox(label="generator", choices=self.generator_choices, nullable=True)
         self.other = FileEdit(label="other file", mode="r", filter="*.pt *.ts *.onnx",
                               tooltip="add a generator from a file: a checkpoint (.pt) or an export (.ts, .onnx)")
         self.runs = FileEdit(label="runs folder", mode="d", value=RUNS.folder)
@@ -107,7 +107,8 @@ class SynthesisForm:
         )
 
     # the generator list ------------------------------------------------------------------------
-    def _generator_choices(self, _widget=None) -> list[tuple[str, str]]:
+    def generator_choices(self, _widget=None) -> list[tuple[str, str]]:
+        """The direction's generators as (title, path): the bundled ones, the runs folder's, the files added."""
         direction = self.direction.value
         entries = [*bundled_generators(direction), *find_generators(RUNS.folder, direction),
                    *(e for e in self.extra.values() if e.info.direction == direction)]

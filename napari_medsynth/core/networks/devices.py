@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import warnings
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import torch
 
 from ..errors import MedSynthError
 
-__all__ = ["resolve_device", "unused_gpu_hint"]
+__all__ = ["TorchrunRank", "resolve_device", "unused_gpu_hint"]
 
 # Where the NVIDIA driver lists the machine's GPUs on Linux; elsewhere, nvidia-smi on PATH tells
 NVIDIA_GPU_LIST = Path("/proc/driver/nvidia/gpus")
@@ -59,3 +61,34 @@ def _warn_once_of_an_unused_gpu() -> None:
     hint = unused_gpu_hint()
     if hint is not None:
         warnings.warn(hint, stacklevel=3)
+
+
+@dataclass(frozen=True)
+class TorchrunRank:
+    """This process's place under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``); alone, rank 0 of 1."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls):
+        """The place that ``torchrun`` put in the environment."""
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                   int(os.environ.get("LOCAL_RANK", 0)))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        """Several processes: a process group to join."""
+        return self.world_size > 1
+
+    def device(self, device: str) -> torch.device:
+        """``device`` resolved; ``"auto"`` under ``torchrun`` is this rank's GPU (``LOCAL_RANK``
+        modulo the GPUs), or the CPU when torch sees no GPU."""
+        if self.active and device == "auto":
+            device = f"cuda:{self.local_rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
+        return resolve_device(device)

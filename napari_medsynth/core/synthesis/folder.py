@@ -23,7 +23,6 @@ import contextlib
 import csv
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +38,6 @@ __all__ = [
     "FolderLayout",
     "FolderOutcome",
     "FolderReport",
-    "TorchrunRank",
     "folder_sources",
     "run_folder",
     "synthesize_folder",
@@ -89,32 +87,6 @@ class FolderOutcome:
         return (f"{self.written} of {self.total} files synthesized"
                 + (f", {self.skipped} skipped (already there)" if self.skipped else "")
                 + (f", {self.failed} failed" if self.failed else ""))
-
-
-@dataclass(frozen=True)
-class TorchrunRank:
-    """This process's place under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``); alone, rank 0 of 1."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def from_env(cls) -> TorchrunRank:
-        """The place that ``torchrun`` put in the environment."""
-        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                   int(os.environ.get("LOCAL_RANK", 0)))
-
-    def device(self, device: str):
-        """``device`` resolved; ``"auto"`` under ``torchrun`` is this rank's GPU (``LOCAL_RANK``
-        modulo the GPUs), or the CPU when torch sees no GPU."""
-        import torch
-
-        from ..networks.devices import resolve_device
-
-        if self.world_size > 1 and device == "auto":
-            device = f"cuda:{self.local_rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
-        return resolve_device(device)
 
 
 @dataclass(frozen=True)
@@ -274,6 +246,8 @@ def run_folder(folder, checkpoint, out_dir, options: SynthesisOptions | None = N
     rank's share of the files (on its own GPU when ``options.device`` is ``"auto"``), sums the counts
     over the ranks, and leaves the group; rank 0 writes the metrics once every rank is done.
     """
+    from ..networks.devices import TorchrunRank
+
     place = TorchrunRank.from_env()
     options = options if options is not None else SynthesisOptions()
     if place.world_size > 1:
