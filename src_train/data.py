@@ -29,6 +29,8 @@ from napari_medsynth.core.preprocessing.preprocess import (
 )
 from napari_medsynth.core.training.config import REPORT_FRACTIONS
 
+from .randomize import SourceRandomization
+
 __all__ = [
     "PatchDataset",
     "PreprocessedCache",
@@ -223,28 +225,36 @@ class PatchDataset(Dataset):
     of the report grid's geometry. Arrays are memory-mapped lazily in each DataLoader worker.
     """
 
-    def __init__(self, pairs: list[VolumePair], patch: int = 32, stacks: int = 1):
+    def __init__(self, pairs: list[VolumePair], patch: int = 32, stacks: int = 1,
+                 randomization: SourceRandomization | None = None, seed: int = 0):
         self.paths = [(p.source.array_path, p.target.array_path) for p in pairs]
         self.patch = patch
         self.stacks = stacks
         self.starts = patch_grid(PREPROCESSED_SHAPE, patch)
+        self.randomization, self.seed = randomization, seed
         self._arrays: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self.paths) * self.stacks * len(self.starts)
 
+    def __iter__(self):
+        """Each patch once, in order (as an epoch-0 draw)."""
+        return (self[index] for index in range(len(self)))
+
     def __getitem__(self, index: int):
+        """Patch ``index`` modulo the dataset's length; the quotient is the epoch (the sampler adds
+        it), which draws each epoch's randomization afresh."""
+        epoch, index = divmod(index, len(self))
         subject, position = divmod(index, self.stacks * len(self.starts))
         stack, position = divmod(position, len(self.starts))
         if subject not in self._arrays:
             self._arrays[subject] = tuple(np.load(p, mmap_mode="r") for p in self.paths[subject])
         z, y, x = self.starts[position]
         region = (slice(z, z + self.patch), slice(y, y + self.patch), slice(x * self.stacks + stack, None, self.stacks))
-        source, target = (
-            torch.from_numpy(np.array(a[region][..., : self.patch], dtype=np.float32))[None]
-            for a in self._arrays[subject]
-        )
-        return source, target
+        source, target = (np.array(a[region][..., : self.patch], dtype=np.float32) for a in self._arrays[subject])
+        if self.randomization is not None:  # a function of (seed, epoch, patch) alone: resumable
+            source = self.randomization(source, np.random.default_rng([self.seed, epoch, index]))
+        return torch.from_numpy(source)[None], torch.from_numpy(target)[None]
 
 
 class ResumableSampler(DistributedSampler):
@@ -255,8 +265,8 @@ class ResumableSampler(DistributedSampler):
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
         self.skip = 0
 
-    def __iter__(self):
-        return iter(list(super().__iter__())[self.skip :])
+    def __iter__(self):  # each index carries the epoch (the dataset takes it modulo its length)
+        return iter([index + self.epoch * len(self.dataset) for index in super().__iter__()][self.skip :])
 
     def __len__(self) -> int:
         return super().__len__() - self.skip

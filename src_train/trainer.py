@@ -64,6 +64,7 @@ from .data import (
 )
 from .lock import RunLock
 from .losses import IN_PLANE_DIMS, VOLUME_DIMS, adversarial_loss, gradient_difference_loss, reconstruction_loss
+from .randomize import SourceRandomization
 
 __all__ = ["VARIANT_LOSSES", "Trainer", "TrainingStopped"]
 
@@ -332,7 +333,8 @@ class Trainer:
         """Random training patches, this rank's share, resumable within an epoch; and the fixed ones that
         re-estimate BatchNorm statistics."""
         config = self.config
-        dataset = PatchDataset(self.train_pairs, stacks=self._stacks)
+        dataset = PatchDataset(self.train_pairs, stacks=self._stacks, seed=config.seed,
+                               randomization=SourceRandomization() if config.randomize else None)
         self.sampler = ResumableSampler(dataset, self.dist.world_size, self.dist.rank, config.seed)
         self.loader = DataLoader(dataset, batch_size=config.batch_size, sampler=self.sampler,
                                  num_workers=config.workers, pin_memory=self.device.type == "cuda",

@@ -83,6 +83,11 @@ class TrainConfig:
     all_stacks: bool = option(False, "train and validate on all three interleaved slice stacks of each subject "
                                      "(every slice of the 224x224x96 resample: 3x the patches, the same geometry)",
                               gui=False)
+    randomize: bool = option(False, "randomize each training patch's source as real acquisitions differ (intensity "
+                                    "curve and gamma, bias field, slice thickness and in-plane resolution, "
+                                    "partial-volume blur, lesion-like blobs, Rician noise) while its target stays the "
+                                    "phantom's own: generators for real scans (off: the report's recipe)",
+                             label="randomize the source (for real scans)")
     engine: str = option("auto", "how the generator's convolutions run: auto (the faster per layer), direct, or "
                                  "fft (transform domain); checkpoints are the same either way",
                          choices=[e.value for e in Engine], gui=False)
