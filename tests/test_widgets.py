@@ -280,6 +280,13 @@ def test_save_writes_the_synthesis_on_the_source_grid_and_never_over_an_input(
     errors = [n.message for n in notifications if n.severity == "error"]
     assert errors[-1].endswith("refusing to overwrite an input file")
     assert nib.load(t2_path).shape == shape
+    # with "write the maps as files" on, Save writes the maps beside the synthesis, named as the CLI names them
+    set_options(widget, maps=True)
+    written = save_and_wait(widget, qtbot, tmp_path / "with_maps" / "synth.nii.gz")
+    names = {path.name for path in written.parent.glob("*.nii.gz")}
+    assert {"synth.nii.gz", "synth_squared_error.nii.gz", "synth_gradient_difference.nii.gz"} <= names
+    squared = load_volume(written.parent / "synth_squared_error.nii.gz")
+    assert squared.data.shape == shape and np.allclose(squared.affine, saved.affine)
 
 
 def training_widget(viewer, data, runs, epochs=1):

@@ -125,7 +125,8 @@ class SingleSynthesis:
         record = LayerMetadata.of(layers[shown.name])
         what = "the one-pass preview (not the patch average)" if record.preview else shown.name
         protect = tuple(p for p in (LayerMetadata.of(layer).source_path for layer in layers) if p)
-        maps = [layer for layer in layers if dock.form.synthesis_options().maps and layer.name != shown.name
+        with_maps = dock.form.options["maps"].value  # the one field the form's other options cannot make invalid
+        maps = [layer for layer in layers if with_maps and layer.name != shown.name
                 and LayerMetadata.of(layer).run == record.run and LayerMetadata.of(layer).map is not None]
 
         def write():
