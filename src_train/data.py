@@ -40,6 +40,7 @@ __all__ = [
     "find_pairs_or_fail",
     "load_volume_pairs",
     "pairs_of",
+    "randomized_sources",
 ]
 
 _PREPROCESSING_KEY = json.dumps([RESAMPLED_SHAPE, KEEP_EVERY, KEEP_OFFSET, "zscore-v1"])
@@ -127,27 +128,28 @@ class PreprocessedCache:
         self.folder = Path(folder)
         self.grid = grid
 
-    def _paths(self, path: Path) -> tuple[Path, Path]:
+    def _paths(self, path: Path, variant: str = "") -> tuple[Path, Path]:
         stat = path.stat()
         # the report grid keeps its old keys, so existing caches stay valid
         settings = _PREPROCESSING_KEY if self.grid == "report" else f"{_PREPROCESSING_KEY}|{self.grid}"
         key = hashlib.sha1(
-            f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{settings}".encode()
+            f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{settings}{variant}".encode()
         ).hexdigest()[:16]
         array_path = self.folder / f"{path.name.split('.')[0]}-{key}.npy"
         return array_path, array_path.with_suffix(".json")
 
-    def lookup(self, path: Path) -> CachedVolume | None:
-        """The cached preprocessed volume of ``path``, or None if it is not cached yet."""
-        array_path, stats_path = self._paths(path)
+    def lookup(self, path: Path, variant: str = "") -> CachedVolume | None:
+        """The cached preprocessed volume of ``path`` (of its ``variant``: a randomized acquisition's
+        key), or None if it is not cached yet."""
+        array_path, stats_path = self._paths(path, variant)
         if not (array_path.is_file() and stats_path.is_file()):
             return None
         stats = json.loads(stats_path.read_text())
         return CachedVolume(array_path, Standardization(stats["mean"], stats["std"]))
 
-    def store(self, path: Path, volume) -> CachedVolume:
-        """Preprocess ``volume`` (read from ``path``) and cache it, atomically."""
-        array_path, stats_path = self._paths(path)
+    def store(self, path: Path, volume, variant: str = "") -> CachedVolume:
+        """Preprocess ``volume`` (read from ``path``, or made from it as ``variant``) and cache it, atomically."""
+        array_path, stats_path = self._paths(path, variant)
         prepared = preprocess_volume(volume, self.grid)
         with atomic_output(array_path, ".npy") as tmp_name:
             np.save(tmp_name, prepared.data)
@@ -158,11 +160,13 @@ class PreprocessedCache:
 
 @dataclass(frozen=True)
 class VolumePair:
-    """One subject's preprocessed source and target in the training direction."""
+    """One subject's preprocessed source and target in the training direction, and the source's
+    randomized acquisitions (:func:`randomized_sources`), if any."""
 
     subject: str
     source: CachedVolume
     target: CachedVolume
+    variants: tuple[CachedVolume, ...] = ()
 
 
 def load_volume_pairs(pairs: list[ScanPair], direction: str, cache: PreprocessedCache,
@@ -186,6 +190,36 @@ def load_volume_pairs(pairs: list[ScanPair], direction: str, cache: Preprocessed
         if progress is not None:
             progress(done, len(pairs))
     return result
+
+
+def randomized_sources(pairs: list[ScanPair], direction: str, cache: PreprocessedCache,
+                       randomization: SourceRandomization, seed, count: int, progress=None) -> list[tuple]:
+    """``count`` randomized acquisitions of each pair's source (:mod:`.randomize`), each preprocessed
+    as a user's scan is and cached: drawn from ``(seed, pair, acquisition)`` alone, so a resumed run
+    or another run with the same settings finds them. One tuple of :class:`CachedVolume` per pair."""
+    source_contrast = Direction(direction).contrasts[0]
+    settings = json.dumps([randomization.record(), seed], sort_keys=True)
+    result = []
+    for done, pair in enumerate(pairs, start=1):
+        path, volume = pair.path(source_contrast), None
+        drawn = []
+        for number in range(count):
+            variant = f"|randomized|{settings}|{number}"
+            cached = cache.lookup(path, variant)
+            if cached is None:
+                volume = volume if volume is not None else load_volume(path)
+                rng = np.random.default_rng([*np.atleast_1d(seed), _stable(pair.subject), number])
+                cached = cache.store(path, randomization(volume, rng), variant)
+            drawn.append(cached)
+        result.append(tuple(drawn))
+        if progress is not None:
+            progress(done, len(pairs))
+    return result
+
+
+def _stable(text: str) -> int:
+    """A number of ``text`` that is the same in every process (``hash`` is salted)."""
+    return int(hashlib.sha1(text.encode()).hexdigest()[:8], 16)
 
 
 def find_pairs_or_fail(data: str | os.PathLike) -> list[ScanPair]:
@@ -225,14 +259,14 @@ class PatchDataset(Dataset):
     of the report grid's geometry. Arrays are memory-mapped lazily in each DataLoader worker.
     """
 
-    def __init__(self, pairs: list[VolumePair], patch: int = 32, stacks: int = 1,
-                 randomization: SourceRandomization | None = None, seed: int = 0):
-        self.paths = [(p.source.array_path, p.target.array_path) for p in pairs]
+    def __init__(self, pairs: list[VolumePair], patch: int = 32, stacks: int = 1, seed: int = 0):
+        self.paths = [(p.source.array_path, p.target.array_path, *(v.array_path for v in p.variants))
+                      for p in pairs]
         self.patch = patch
         self.stacks = stacks
         self.starts = patch_grid(PREPROCESSED_SHAPE, patch)
-        self.randomization, self.seed = randomization, seed
-        self._arrays: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.seed = seed
+        self._arrays: dict[int, tuple[np.ndarray, ...]] = {}
 
     def __len__(self) -> int:
         return len(self.paths) * self.stacks * len(self.starts)
@@ -243,7 +277,8 @@ class PatchDataset(Dataset):
 
     def __getitem__(self, index: int):
         """Patch ``index`` modulo the dataset's length; the quotient is the epoch (the sampler adds
-        it), which draws each epoch's randomization afresh."""
+        it). A subject with randomized acquisitions gives the patch from one of them or from its own
+        source, drawn from (seed, epoch, patch) alone, so a resumed run sees the same patches."""
         epoch, index = divmod(index, len(self))
         subject, position = divmod(index, self.stacks * len(self.starts))
         stack, position = divmod(position, len(self.starts))
@@ -251,9 +286,10 @@ class PatchDataset(Dataset):
             self._arrays[subject] = tuple(np.load(p, mmap_mode="r") for p in self.paths[subject])
         z, y, x = self.starts[position]
         region = (slice(z, z + self.patch), slice(y, y + self.patch), slice(x * self.stacks + stack, None, self.stacks))
-        source, target = (np.array(a[region][..., : self.patch], dtype=np.float32) for a in self._arrays[subject])
-        if self.randomization is not None:  # a function of (seed, epoch, patch) alone: resumable
-            source = self.randomization(source, np.random.default_rng([self.seed, epoch, index]))
+        own, target, *variants = self._arrays[subject]
+        chosen = int(np.random.default_rng([self.seed, epoch, index]).integers(len(variants) + 1)) if variants else 0
+        source = own if chosen == 0 else variants[chosen - 1]
+        source, target = (np.array(a[region][..., : self.patch], dtype=np.float32) for a in (source, target))
         return torch.from_numpy(source)[None], torch.from_numpy(target)[None]
 
 

@@ -1,10 +1,12 @@
 """Acquisition randomization of the source (SynthSR-style; Iglesias et al. 2021-2023): each training
-patch's source is changed as real acquisitions differ from the phantom, while its target stays the
-phantom's own, so that the generator learns the contrast mapping rather than the phantom's look.
+subject's source volume is acquired again as real scanners differ from the phantom, on the volume and
+before the preprocessing, so that it reaches the network through the same pipeline as a user's scan
+(resampled to 224 x 224 x 96 from its own grid, then standardized with its own statistics); its target
+stays the phantom's own.
 
-Each transform takes a standardized (z-scored) patch and a seeded ``numpy`` generator and returns a
-new float32 patch of the same shape; :class:`SourceRandomization` applies each with its probability.
-The draw is a function of (seed, epoch, patch index) alone, so a resumed run sees the same patches.
+Each transform takes a :class:`~napari_medsynth.core.files.nifti.Volume` in scanner intensities and a
+seeded ``numpy`` generator and returns a new volume over the same field of view (a coarser acquisition
+has its own grid and affine); :class:`SourceRandomization` applies each with its probability.
 """
 
 from __future__ import annotations
@@ -14,112 +16,154 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["SourceRandomization", "bias_field", "intensity_curve", "lesion", "partial_volume", "resolution",
-           "rician_noise"]
+from napari_medsynth.core.errors import MedSynthError
+from napari_medsynth.core.files.nifti import Volume
+from napari_medsynth.core.simulation.acquisition import eight_bit
 
-# The standardized intensities the transforms work in: air lies near the low end, CSF of a T2 near the top.
-_LOW, _HIGH = -1.5, 4.5
-
-
-def _unit(patch: np.ndarray) -> np.ndarray:
-    """The patch on [0, 1] over the standardized range (values outside it are clipped)."""
-    return np.clip((patch - _LOW) / (_HIGH - _LOW), 0.0, 1.0)
+__all__ = ["SourceRandomization", "bias_field", "intensity_curve", "lesion", "partial_volume", "quantization",
+           "resolution", "rician_noise"]
 
 
-def _standard(unit: np.ndarray) -> np.ndarray:
-    return (unit * (_HIGH - _LOW) + _LOW).astype(np.float32)
+def _top(data: np.ndarray) -> float:
+    """The bright end of the intensities (99.9th percentile), the scale the transforms draw on."""
+    return float(np.percentile(data, 99.9)) or 1.0
 
 
-def intensity_curve(patch: np.ndarray, rng: np.random.Generator, knots: int = 5,
-                    gamma: tuple[float, float] = (0.7, 1.4)) -> np.ndarray:
-    """A smooth monotone non-linearity (a random increasing piecewise-linear curve) after a gamma:
-    the tissues keep their order but not their spacing, as between scanners and sequences."""
+def _zooms(affine: np.ndarray) -> np.ndarray:
+    return np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
+
+
+def _like(volume: Volume, data: np.ndarray, affine=None) -> Volume:
+    return Volume(np.asarray(data, dtype=np.float32), volume.affine.copy() if affine is None else affine)
+
+
+def intensity_curve(volume: Volume, rng: np.random.Generator, knots: int = 5,
+                    gamma: tuple[float, float] = (0.7, 1.4)) -> Volume:
+    """A gamma, then a random increasing piecewise-linear curve on [0, top]: the tissues keep their
+    order but not their spacing, as between scanners and sequences (above ``top``, the last slope)."""
+    top = _top(volume.data)
     steps = rng.uniform(0.5, 1.5, knots)
     curve = np.concatenate([[0.0], np.cumsum(steps) / steps.sum()])
-    unit = _unit(patch) ** np.exp(rng.uniform(*np.log(gamma)))
-    return _standard(np.interp(unit, np.linspace(0.0, 1.0, knots + 1), curve))
+    unit = np.maximum(volume.data / top, 0.0) ** np.exp(rng.uniform(*np.log(gamma)))
+    inside = np.interp(unit, np.linspace(0.0, 1.0, knots + 1), curve)
+    beyond = 1.0 + (unit - 1.0) * steps[-1] / steps.sum() * knots
+    return _like(volume, np.where(unit > 1.0, beyond, inside) * top)
 
 
-def bias_field(patch: np.ndarray, rng: np.random.Generator, strength: float = 0.3) -> np.ndarray:
-    """A smooth multiplicative field (the exponential of a random linear-and-quadratic polynomial,
-    up to ``strength`` in log units across the patch) on the intensities above air."""
-    axes = np.meshgrid(*(np.linspace(-1.0, 1.0, n) for n in patch.shape), indexing="ij")
+def bias_field(volume: Volume, rng: np.random.Generator, strength: tuple[float, float] = (0.1, 0.5)) -> Volume:
+    """A smooth multiplicative field over the head: the exponential of a random polynomial of the
+    world coordinates (linear, quadratic and cross terms), ``strength`` log units at its extreme."""
+    axes = np.meshgrid(*(np.linspace(-1.0, 1.0, n, dtype=np.float32) for n in volume.data.shape), indexing="ij")
     log_field = sum(rng.uniform(-1, 1) * axis + 0.5 * rng.uniform(-1, 1) * axis ** 2 for axis in axes)
-    log_field *= strength / max(np.abs(log_field).max(), 1e-6)
-    unit = _unit(patch)
-    return _standard(np.clip(unit * np.exp(log_field), 0.0, 1.0))
+    log_field = log_field + 0.5 * sum(rng.uniform(-1, 1) * axes[i] * axes[(i + 1) % 3] for i in range(3))
+    log_field *= rng.uniform(*strength) / max(float(np.abs(log_field).max()), 1e-6)
+    return _like(volume, volume.data * np.exp(log_field))
 
 
-def rician_noise(patch: np.ndarray, rng: np.random.Generator, sigma: tuple[float, float] = (0.0, 0.04)) -> np.ndarray:
-    """Magnitude noise: Gaussian noise on two channels, then the magnitude, so that air gets its
-    Rician floor; ``sigma`` is drawn on the unit intensity scale."""
-    level = rng.uniform(*sigma)
-    unit = _unit(patch)
-    real = unit + rng.normal(0.0, level, patch.shape)
-    imaginary = rng.normal(0.0, level, patch.shape)
-    return _standard(np.clip(np.hypot(real, imaginary), 0.0, 1.0))
-
-
-def resolution(patch: np.ndarray, rng: np.random.Generator, thickness: tuple[float, float] = (1.0, 3.0),
-               in_plane: tuple[float, float] = (0.0, 0.8)) -> np.ndarray:
-    """Thick slices along a random axis (a box average over ``thickness`` voxels, then linear
-    interpolation back) and an in-plane Gaussian blur: what a 2D acquisition resampled to 1 mm looks like."""
-    axis = int(rng.integers(3))
-    step = max(1, round(rng.uniform(*thickness)))
-    out = ndimage.uniform_filter1d(patch, size=step, axis=axis, mode="nearest")
-    if step > 1:  # keep every step-th slice and interpolate back
-        kept = np.take(out, np.arange(0, patch.shape[axis], step), axis=axis)
+def resolution(volume: Volume, rng: np.random.Generator, thickness: tuple[float, float] = (1.5, 6.0),
+               in_plane: tuple[float, float] = (1.0, 2.0)) -> Volume:
+    """Acquired on a coarser grid over the same field of view: slices ``thickness`` mm thick (a box
+    profile) along a random axis (axial, coronal or sagittal acquisitions), ``in_plane`` mm voxels
+    across (anti-aliased); the volume keeps that grid and its affine, as a user's file does."""
+    zooms = _zooms(volume.affine)
+    across = int(rng.integers(3))
+    wanted = np.full(3, rng.uniform(*in_plane))
+    wanted[across] = rng.uniform(*thickness)
+    data, affine = volume.data, volume.affine.copy()
+    for axis in range(3):
+        factor = wanted[axis] / zooms[axis]
+        size = max(2, round(data.shape[axis] / factor))
+        if size >= data.shape[axis]:
+            continue
+        factor = data.shape[axis] / size  # the same field of view, exactly
+        if axis == across:  # a slice profile: the box of its thickness
+            data = ndimage.uniform_filter1d(data, size=max(1, round(factor)), axis=axis, mode="nearest")
+        else:
+            sigma = [0.0, 0.0, 0.0]
+            sigma[axis] = (factor - 1.0) / 2.0
+            data = ndimage.gaussian_filter(data, sigma, mode="nearest")
         zoom = [1.0, 1.0, 1.0]
-        zoom[axis] = patch.shape[axis] / kept.shape[axis]
-        out = np.take(ndimage.zoom(kept, zoom, order=1, mode="nearest"), np.arange(patch.shape[axis]), axis=axis,
-                      mode="clip")
-    sigma = [rng.uniform(*in_plane)] * 3
-    sigma[axis] = 0.0
-    return ndimage.gaussian_filter(out, sigma, mode="nearest").astype(np.float32)
+        zoom[axis] = size / data.shape[axis]
+        data = ndimage.zoom(data, zoom, order=1, mode="nearest", grid_mode=True)
+        affine[:3, 3] += affine[:3, axis] * (factor - 1.0) / 2.0  # the first voxel's centre
+        affine[:3, axis] *= factor
+    return _like(volume, data, affine)
 
 
-def partial_volume(patch: np.ndarray, rng: np.random.Generator, sigma: tuple[float, float] = (0.0, 0.8)) -> np.ndarray:
-    """An isotropic Gaussian blur: tissue boundaries mixed over a voxel, as at lower resolution."""
-    return ndimage.gaussian_filter(patch, rng.uniform(*sigma), mode="nearest").astype(np.float32)
+def partial_volume(volume: Volume, rng: np.random.Generator, sigma: tuple[float, float] = (0.0, 1.5)) -> Volume:
+    """An isotropic Gaussian blur of ``sigma`` voxels: boundaries mixed as in a smooth or averaged image."""
+    return _like(volume, ndimage.gaussian_filter(volume.data, rng.uniform(*sigma), mode="nearest"))
 
 
-def lesion(patch: np.ndarray, rng: np.random.Generator, radius: tuple[float, float] = (2.0, 6.0),
-           contrast: tuple[float, float] = (-0.8, 1.2)) -> np.ndarray:
-    """A soft ellipsoidal blob of changed intensity (``contrast`` in standardized units) inside the
-    head: the lesions of clinical scans, which the phantom does not have."""
-    head = patch > _LOW + 0.1 * (_HIGH - _LOW)
+def lesion(volume: Volume, rng: np.random.Generator, radius_mm: tuple[float, float] = (3.0, 10.0),
+           factor: tuple[float, float] = (0.6, 2.0)) -> Volume:
+    """A soft ellipsoidal blob ``factor`` times as bright at its centre, inside the head: the lesions
+    of clinical scans, which the phantom does not have."""
+    head = volume.data > 0.2 * _top(volume.data)
     if not head.any():
-        return patch.astype(np.float32)
+        return _like(volume, volume.data)
     centre = np.argwhere(head)[rng.integers(int(head.sum()))]
-    radii = rng.uniform(*radius, 3)
-    grids = np.meshgrid(*(np.arange(n) for n in patch.shape), indexing="ij")
-    distance = sum(((g - c) / r) ** 2 for g, c, r in zip(grids, centre, radii))
-    blob = np.exp(-2.0 * distance) * head
-    return (patch + rng.uniform(*contrast) * blob).astype(np.float32)
+    radii = rng.uniform(*radius_mm, 3) / _zooms(volume.affine)
+    axes = [((np.arange(n, dtype=np.float32) - c) / r) ** 2 for n, c, r in zip(volume.data.shape, centre, radii)]
+    blob = np.exp(-2.0 * (axes[0][:, None, None] + axes[1][None, :, None] + axes[2][None, None, :]))
+    return _like(volume, volume.data * (1.0 + (rng.uniform(*factor) - 1.0) * blob))
 
 
-_TRANSFORMS = {"intensity_curve": intensity_curve, "bias_field": bias_field, "resolution": resolution,
-               "partial_volume": partial_volume, "lesion": lesion, "rician_noise": rician_noise}
+def rician_noise(volume: Volume, rng: np.random.Generator, sigma: tuple[float, float] = (0.0, 0.04)) -> Volume:
+    """Magnitude noise: Gaussian noise (``sigma`` of the bright end) on two channels, then the
+    magnitude, so that air gets its Rician floor."""
+    level = rng.uniform(*sigma) * _top(volume.data)
+    real = volume.data + rng.normal(0.0, level, volume.data.shape).astype(np.float32)
+    imaginary = rng.normal(0.0, level, volume.data.shape).astype(np.float32)
+    return _like(volume, np.hypot(real, imaginary))
+
+
+def quantization(volume: Volume, rng: np.random.Generator) -> Volume:
+    """Stored as 8 bits (0..255 over the 99.9th percentile), as many exported and older scans are."""
+    return eight_bit(volume)
+
+
+_TRANSFORMS = {"lesion": lesion, "intensity_curve": intensity_curve, "bias_field": bias_field,
+               "resolution": resolution, "partial_volume": partial_volume, "rician_noise": rician_noise,
+               "quantization": quantization}
 
 
 @dataclass(frozen=True)
 class SourceRandomization:
-    """Which transforms a training source patch gets, each with its probability, in this order
-    (contrast, then the field, the resolution and a lesion, noise last, as an acquisition adds it)."""
+    """Which transforms a training source volume gets, each with its probability, in this order
+    (anatomy, contrast, the coil's field, the acquisition's grid and blur, noise, then storage)."""
 
+    lesion: float = 0.1
     intensity_curve: float = 0.8
     bias_field: float = 0.5
     resolution: float = 0.5
     partial_volume: float = 0.3
-    lesion: float = 0.1
     rician_noise: float = 0.5
+    quantization: float = 0.2
 
-    def __call__(self, patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        out = np.asarray(patch, dtype=np.float32)
+    def __call__(self, volume: Volume, rng: np.random.Generator) -> Volume:
+        out = volume
         for name, transform in _TRANSFORMS.items():
             if rng.random() < getattr(self, name):
                 out = transform(out, rng)
         return out
+
+    @classmethod
+    def only(cls, names: str | None) -> SourceRandomization:
+        """Every transform (``names`` None), or only those named (comma-separated), the others off.
+
+        Raises
+        ------
+        MedSynthError
+            A name that is not one of the transforms.
+        """
+        if not names:
+            return cls()
+        wanted = {name.strip() for name in names.split(",") if name.strip()}
+        unknown = sorted(wanted - set(_TRANSFORMS))
+        if unknown:
+            raise MedSynthError(f"no randomization transform {unknown[0]!r}; the transforms: {', '.join(_TRANSFORMS)}")
+        return cls(**{name: value if name in wanted else 0.0 for name, value in asdict(cls()).items()})
 
     def record(self) -> dict:
         """The probabilities, as a checkpoint records them."""

@@ -18,7 +18,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,8 +59,10 @@ from .data import (
     PreprocessedCache,
     ResumableSampler,
     SubjectSplit,
+    VolumePair,
     find_pairs_or_fail,
     load_volume_pairs,
+    randomized_sources,
 )
 from .lock import RunLock
 from .losses import IN_PLANE_DIMS, VOLUME_DIMS, adversarial_loss, gradient_difference_loss, reconstruction_loss
@@ -75,6 +77,8 @@ VARIANT_LOSSES = {
 # Training patches (one seeded choice, the same every epoch) over which each epoch's BatchNorm statistics are
 # re-estimated before validation: the running averages training leaves behind follow its last few batches
 BATCHNORM_PATCHES = 448
+# With --randomize: randomized acquisitions of each validation subject that validation scores beside its own
+VALIDATION_ACQUISITIONS = 2
 LOSS_NAMES = ("loss_g", "loss_d", "loss_rec", "loss_adv", "loss_gdl")
 METRIC_COLUMNS = ("epoch", *LOSS_NAMES, "val_mae", "val_mae_std", "val_psnr", "val_psnr_std",
                   "val_ssim", "val_ssim_std", "best", "seconds")
@@ -275,14 +279,42 @@ class Trainer:
                 load_volume_pairs([p for s in split.train + split.validation for p in by_subject[s]],
                                   config.direction, cache, progress)
         self.dist.barrier()
-        self.train_pairs = load_volume_pairs([p for s in split.train for p in by_subject[s]], config.direction, cache)
-        self.val_pairs = load_volume_pairs([p for s in split.validation for p in by_subject[s]], config.direction,
-                                           cache)
+        train = [p for s in split.train for p in by_subject[s]]
+        validation = [p for s in split.validation for p in by_subject[s]]
+        self.train_pairs = load_volume_pairs(train, config.direction, cache)
+        self.val_pairs = load_volume_pairs(validation, config.direction, cache)
+        self.val_acquisitions: list[VolumePair] = []
+        if config.randomize:
+            self._randomize_sources(train, validation, cache)
         self.split = split
         self.target_intensity = {
             "mean": float(np.mean([p.target.standardization.mean for p in self.train_pairs])),
             "std": float(np.mean([p.target.standardization.std for p in self.train_pairs])),
         }
+
+    def _randomize_sources(self, train: list, validation: list, cache: PreprocessedCache) -> None:
+        """Each training subject's randomized acquisitions, and :data:`VALIDATION_ACQUISITIONS` of each
+        validation subject as validation pairs of their own, so the best epoch is the one that holds
+        up on other acquisitions too, not only on the phantom's own (rank 0 makes them, then all read)."""
+        config = self.config
+        randomization = SourceRandomization.only(config.randomize_only)
+
+        def draw(pairs, seed, count, progress=None):
+            return randomized_sources(pairs, config.direction, cache, randomization, seed, count, progress)
+
+        if self.dist.main:
+            from napari_medsynth.core.console import progress_bar
+
+            with progress_bar("randomizing the sources", unit="subject") as progress:
+                draw(train, config.seed, config.randomize_variants, progress)
+                draw(validation, [config.seed, 1], VALIDATION_ACQUISITIONS)
+        self.dist.barrier()
+        self.train_pairs = [replace(pair, variants=variants) for pair, variants
+                            in zip(self.train_pairs, draw(train, config.seed, config.randomize_variants))]
+        self.val_acquisitions = [
+            VolumePair(f"{pair.subject} (acquisition {number})", variant, pair.target)
+            for pair, variants in zip(self.val_pairs, draw(validation, [config.seed, 1], VALIDATION_ACQUISITIONS))
+            for number, variant in enumerate(variants, start=1)]
 
     def _build_models(self) -> None:
         """The generator (from ``init``'s weights, if given) and, for G2-G4, the discriminator,
@@ -333,8 +365,7 @@ class Trainer:
         """Random training patches, this rank's share, resumable within an epoch; and the fixed ones that
         re-estimate BatchNorm statistics."""
         config = self.config
-        dataset = PatchDataset(self.train_pairs, stacks=self._stacks, seed=config.seed,
-                               randomization=SourceRandomization() if config.randomize else None)
+        dataset = PatchDataset(self.train_pairs, stacks=self._stacks, seed=config.seed)
         self.sampler = ResumableSampler(dataset, self.dist.world_size, self.dist.rank, config.seed)
         self.loader = DataLoader(dataset, batch_size=config.batch_size, sampler=self.sampler,
                                  num_workers=config.workers, pin_memory=self.device.type == "cuda",
@@ -529,9 +560,10 @@ class Trainer:
         self._save_last()
 
     def validate(self) -> dict:
-        """Whole-volume MAE, PSNR and SSIM of each validation subject (standardized volumes)."""
+        """Whole-volume MAE, PSNR and SSIM of each validation subject (standardized volumes), and of
+        its randomized acquisitions with ``--randomize``."""
         scores = {"subject": [], "mae": [], "psnr": [], "ssim": []}
-        for pair in self.val_pairs:
+        for pair in self.val_pairs + self.val_acquisitions:
             source, target = pair.source.load(mmap=False), pair.target.load(mmap=False)
             # reconstruct_volume runs an eval-mode copy: the training module keeps its mode and device
             prediction = reconstruct_volume(self.generator, source, stride=self.config.val_stride, device=self.device,

@@ -1,81 +1,125 @@
-"""Acquisition randomization of the training source: each transform keeps the patch's shape and a
-bounded range, is the same under the same seed, and changes the patch; the config records it."""
+"""Acquisition randomization of the training source: each transform acts on the volume before the
+preprocessing, keeps its field of view (so source and target stay aligned after the preprocessing), is
+the same under the same seed, and changes the volume; a randomized run draws its patches from the
+randomized acquisitions, keeps its targets, validates on acquisitions too, and records the option."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from napari_medsynth.core.errors import MedSynthError
+from napari_medsynth.core.files.nifti import Volume
+from napari_medsynth.core.preprocessing.preprocess import preprocess_volume
 from src_train import randomize
 from src_train.randomize import SourceRandomization
 
-TRANSFORMS = ["intensity_curve", "bias_field", "rician_noise", "resolution", "partial_volume", "lesion"]
+TRANSFORMS = ["lesion", "intensity_curve", "bias_field", "resolution", "partial_volume", "rician_noise",
+              "quantization"]
+AFFINE = np.diag([1.5, 1.5, 2.0, 1.0])
 
 
 @pytest.fixture(scope="module")
-def patch() -> np.ndarray:
-    """A standardized head-like patch: air, two tissues and a bright CSF-like ball."""
-    z, y, x = np.mgrid[:32, :32, :32]
-    radius = np.sqrt((z - 16) ** 2 + (y - 16) ** 2 + (x - 16) ** 2)
-    out = np.where(radius < 14, 0.5, -1.2) + np.where(radius < 9, 0.6, 0.0) + np.where(radius < 4, 2.0, 0.0)
-    return out.astype(np.float32)
+def head() -> Volume:
+    """A head-like volume in scanner intensities: air, two tissues and a bright CSF-like ball."""
+    z, y, x = np.mgrid[:48, :48, :40]
+    radius = np.sqrt((z - 24) ** 2 + (y - 24) ** 2 + ((x - 20) * 1.3) ** 2)
+    data = np.where(radius < 20, 400.0, 0.0) + np.where(radius < 13, 200.0, 0.0) + np.where(radius < 6, 600.0, 0.0)
+    return Volume(data.astype(np.float32), AFFINE.copy())
+
+
+def _extent(volume: Volume) -> np.ndarray:
+    """The world coordinates of the field of view's corners (voxel edges, not centres)."""
+    corners = np.array([[-0.5, -0.5, -0.5, 1.0], [*(np.array(volume.data.shape) - 0.5), 1.0]])
+    return (volume.affine @ corners.T).T[:, :3]
 
 
 @pytest.mark.parametrize("name", TRANSFORMS)
-def test_each_transform_keeps_shape_and_range_and_is_seeded(name, patch):
+def test_each_transform_keeps_the_field_of_view_and_is_seeded(name, head):
     transform = getattr(randomize, name)
-    out = transform(patch, np.random.default_rng(3))
-    assert out.shape == patch.shape and out.dtype == np.float32 and np.isfinite(out).all()
-    assert out.min() >= -3.0 and out.max() <= 6.0  # within the standardized range, lesions included
-    np.testing.assert_array_equal(out, transform(patch, np.random.default_rng(3)))
-    draws = [transform(patch, np.random.default_rng(seed)) for seed in range(6)]
-    assert any(not np.allclose(draw, patch, atol=1e-3) for draw in draws)  # it does change the patch
+    out = transform(head, np.random.default_rng(3))
+    assert out.data.dtype == np.float32 and np.isfinite(out.data).all() and out.data.min() >= 0.0
+    np.testing.assert_allclose(_extent(out), _extent(head), atol=1e-4)  # the same head, wherever its voxels
+    again = transform(head, np.random.default_rng(3))
+    np.testing.assert_array_equal(out.data, again.data)
+    draws = [transform(head, np.random.default_rng(seed)) for seed in range(6)]
+    assert any(d.data.shape != head.data.shape or not np.allclose(d.data, head.data, atol=1.0) for d in draws)
 
 
-def test_the_intensity_curve_keeps_the_tissues_in_order(patch):
-    out = randomize.intensity_curve(patch, np.random.default_rng(0))
-    levels = [out[patch == value].mean() for value in np.unique(patch)]
+def test_a_coarser_acquisition_stays_aligned_through_the_preprocessing():
+    """A smooth field sampled on the coarse grid a randomized acquisition chooses, then preprocessed, is
+    the same field on the network's 224 x 224 x 96 grid: a half-voxel shift would misalign source and target."""
+    z, y, x = np.mgrid[:64, :64, :48].astype(np.float32)
+    volume = Volume((100 + 3 * z + 2 * y + 5 * x).astype(np.float32), AFFINE.copy())  # linear: survives any blur
+    coarse = randomize.resolution(volume, np.random.default_rng(0), thickness=(5.5, 6.0), in_plane=(2.9, 3.0))
+    assert all(c < n for c, n in zip(coarse.data.shape, volume.data.shape))
+    inner = (slice(20, -20), slice(20, -20), slice(12, -12))  # away from the edges' nearest-mode padding
+    np.testing.assert_allclose(preprocess_volume(coarse, "native").data[inner],
+                               preprocess_volume(volume, "native").data[inner], atol=0.02)
+
+
+def test_the_intensity_curve_keeps_the_tissues_in_order(head):
+    out = randomize.intensity_curve(head, np.random.default_rng(0))
+    levels = [out.data[head.data == value].mean() for value in np.unique(head.data)]
     assert levels == sorted(levels)
 
 
-def test_noise_gives_air_a_rician_floor(patch):
-    out = randomize.rician_noise(patch, np.random.default_rng(1), sigma=(0.03, 0.03))
-    assert out[patch == patch.min()].mean() > patch.min() + 0.05  # magnitude noise lifts the air
+def test_noise_gives_air_a_rician_floor(head):
+    out = randomize.rician_noise(head, np.random.default_rng(1), sigma=(0.03, 0.03))
+    assert out.data[head.data == 0].mean() > 0.03 * 1200 * 0.8  # magnitude noise lifts the air: ~1.25 sigma
 
 
-def test_the_randomization_is_a_function_of_its_seed_and_can_be_off(patch):
+def test_the_randomization_is_a_function_of_its_seed_and_can_be_off(head):
     chain = SourceRandomization()
-    first = chain(patch, np.random.default_rng([0, 1, 7]))
-    np.testing.assert_array_equal(first, chain(patch, np.random.default_rng([0, 1, 7])))
-    off = SourceRandomization(**{name: 0.0 for name in SourceRandomization().record()})
-    np.testing.assert_array_equal(off(patch, np.random.default_rng(0)), patch)
-    assert set(chain.record()) == set(TRANSFORMS)
+    first = chain(head, np.random.default_rng([0, 1, 7]))
+    np.testing.assert_array_equal(first.data, chain(head, np.random.default_rng([0, 1, 7])).data)
+    off = SourceRandomization(**dict.fromkeys(SourceRandomization().record(), 0.0))
+    np.testing.assert_array_equal(off(head, np.random.default_rng(0)).data, head.data)
+    assert list(chain.record()) == TRANSFORMS
+    only = SourceRandomization.only("bias_field, resolution")
+    assert {k for k, v in only.record().items() if v > 0} == {"bias_field", "resolution"}
+    assert only.bias_field == chain.bias_field
+    with pytest.raises(MedSynthError, match="no randomization transform 'blur'"):
+        SourceRandomization.only("blur")
 
 
-def test_a_randomized_run_draws_per_epoch_keeps_the_target_and_records_it(phantom_dir, tmp_path):
+def test_a_randomized_run_draws_acquisitions_keeps_the_target_and_records_it(phantom_dir, tmp_path):
     import torch
 
     from napari_medsynth.core.training.config import TrainConfig
     from napari_medsynth.core.training.events import StepEvent
     from src_train.data import PatchDataset
-    from src_train.trainer import Trainer, TrainingStopped
+    from src_train.trainer import VALIDATION_ACQUISITIONS, Trainer, TrainingStopped
 
     out = tmp_path / "randomized"
     config = TrainConfig(data=str(phantom_dir), out=str(out), width=0.0625, batch_size=7, val_stride=32, workers=0,
-                         device="cpu", epochs=1, randomize=True)
+                         device="cpu", epochs=1, randomize=True, randomize_variants=2)
     trainer = Trainer(config)
     trainer.on_event = lambda event: isinstance(event, StepEvent) and trainer.stop_requested.set()
     with pytest.raises(TrainingStopped):
         trainer.run()
+    (pair,) = trainer.train_pairs
+    assert len(pair.variants) == 2
+    own, *acquisitions = (np.load(v.array_path) for v in (pair.source, *pair.variants))
+    for acquisition in acquisitions:  # standardized as a user's scan is, and not the phantom's own source
+        assert acquisition.shape == own.shape and abs(acquisition.mean()) < 1e-3 and abs(acquisition.std() - 1) < 1e-3
+        assert not np.allclose(acquisition, own, atol=0.05)
     dataset = trainer.loader.dataset
-    index = next(i for i in range(len(dataset)) if dataset[i][1].std() > 0.1)  # a patch inside the head
+    inside = [i for i in range(len(dataset)) if dataset[i][1].std() > 0.1]  # patches inside the head
+    plain = PatchDataset([pair.__class__(pair.subject, pair.source, pair.target)])
+    index = inside[len(inside) // 2]
     (first, target), (again, _) = dataset[index], dataset[index]
-    next_epoch, next_target = dataset[index + len(dataset)]
     torch.testing.assert_close(first, again, rtol=0, atol=0)  # a function of (seed, epoch, patch)
-    torch.testing.assert_close(target, next_target, rtol=0, atol=0)  # the target stays the phantom's own
-    assert not torch.equal(first, next_epoch)  # each epoch its own draw
-    plain = PatchDataset(trainer.train_pairs)  # the same patches, not randomized
-    torch.testing.assert_close(plain[index][1], target, rtol=0, atol=0)
-    assert any(not torch.equal(plain[i][0], dataset[i][0]) for i in range(index, index + 5))
+    for epoch in range(4):
+        torch.testing.assert_close(dataset[index + epoch * len(dataset)][1], target, rtol=0, atol=0)  # the phantom's
+    sources = [dataset[i + epoch * len(dataset)][0] for i in inside[:8] for epoch in range(3)]
+    own_patches = [plain[i][0] for i in inside[:8] for _ in range(3)]
+    changed = sum(not torch.equal(s, o) for s, o in zip(sources, own_patches))
+    assert 0 < changed < len(sources)  # mostly an acquisition, sometimes the subject's own source
+    assert len(trainer.val_acquisitions) == VALIDATION_ACQUISITIONS * len(trainer.val_pairs)
+    scores = trainer.validate()
+    assert scores["subject"][1:] == [f"{trainer.val_pairs[0].subject} (acquisition {n})"
+                                     for n in range(1, VALIDATION_ACQUISITIONS + 1)]
     saved = torch.load(out / "last.pt", weights_only=False)
     assert saved["training"]["config"]["randomize"] is True
+    assert saved["training"]["config"]["randomize_variants"] == 2

@@ -83,11 +83,15 @@ class TrainConfig:
     all_stacks: bool = option(False, "train and validate on all three interleaved slice stacks of each subject "
                                      "(every slice of the 224x224x96 resample: 3x the patches, the same geometry)",
                               gui=False)
-    randomize: bool = option(False, "randomize each training patch's source as real acquisitions differ (intensity "
-                                    "curve and gamma, bias field, slice thickness and in-plane resolution, "
-                                    "partial-volume blur, lesion-like blobs, Rician noise) while its target stays the "
-                                    "phantom's own: generators for real scans (off: the report's recipe)",
-                             label="randomize the source (for real scans)")
+    randomize: bool = option(False, "acquire each training source again as real scanners differ (lesion-like blobs, "
+                                    "intensity curve and gamma, bias field, slice thickness and voxel size, blur, "
+                                    "Rician noise, 8-bit storage), on the volume before the preprocessing, while its "
+                                    "target stays the phantom's own: generators for real scans (off: the report's "
+                                    "recipe)", label="randomize the source (for real scans)")
+    randomize_only: str | None = option(None, "with --randomize: only these transforms (comma-separated names, "
+                                              "for ablations; default all)", metavar="NAMES", gui=False)
+    randomize_variants: int = option(8, "with --randomize: randomized acquisitions per training subject (a patch comes "
+                                        "from one of them or from the subject's own source)", type=int, gui=False)
     engine: str = option("auto", "how the generator's convolutions run: auto (the faster per layer), direct, or "
                                  "fft (transform domain); checkpoints are the same either way",
                          choices=[e.value for e in Engine], gui=False)
@@ -95,8 +99,10 @@ class TrainConfig:
     def __post_init__(self):
         self.direction = parse_direction(self.direction).value
         self.variant = Variant.parse(self.variant.upper(), "variant").value
-        if self.epochs < 1 or self.batch_size < 1 or self.val_stride < 1 or not self.lr > 0:
-            raise MedSynthError("epochs, batch size, validation stride and learning rate must be positive")
+        if self.epochs < 1 or self.batch_size < 1 or self.val_stride < 1 or self.randomize_variants < 1 \
+                or not self.lr > 0:
+            raise MedSynthError("epochs, batch size, validation stride, randomized acquisitions and learning rate "
+                                "must be positive")
         if not (self.width > 0 and self.discriminator_width > 0):
             raise MedSynthError("--width and --discriminator-width must be positive")
         if self.lr_schedule not in LR_SCHEDULES:
