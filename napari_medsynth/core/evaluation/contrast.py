@@ -1,18 +1,22 @@
-"""What contrast a brain volume's intensities say it has: T2-, PD- or T1-weighted, or none for sure.
+"""Which contrasts a brain volume's intensities say it could have: T2-, PD- or T1-weighted.
 
 CSF tells them apart. On a T2-weighted image it is the brightest brain tissue (two to four times
-grey matter), on a PD-weighted one it is close to grey matter, on a T1-weighted one it is the
-darkest. :func:`contrast_evidence` measures that where there is CSF and little else: in the core
-of the head (the voxels farther from the head's surface than half the deepest one: ventricles,
-deep grey and white matter; no scalp fat or marrow), on a grid of about 2.5 mm, in log
-intensities less their 20 mm Gaussian average (a bias field, a gain, an offset-free rescaling and
-8-bit quantization drop out). Its ``upper`` is the core's 98th percentile above its median
-(bright CSF), its ``lower`` the 2nd percentile below it (dark CSF), both as natural logs.
+grey matter), on a PD-weighted one it is close to grey matter (darker where a short TR adds T1
+weighting), on a T1-weighted one it is the darkest. :func:`contrast_evidence` measures that where
+there is CSF and little else: in the core of the head (the voxels farther from the head's surface
+than half the deepest one: ventricles, deep grey and white matter; no scalp fat or marrow), on a
+grid of about 2.5 mm, in log intensities less their 20 mm Gaussian average (a bias field, a gain,
+an offset-free rescaling and 8-bit quantization drop out). Its ``upper`` is the core's 98th
+percentile above its median (bright CSF), its ``lower`` the 2nd percentile below it (dark CSF),
+both as natural logs.
 
-The thresholds of :meth:`ContrastEvidence.contrast` come from phantoms of three contrasts and two
-repetition times, degraded as real scans are (5 mm slices, 2 mm and blurred, 8-bit, a strong bias
-field, another field of view, a lesion), and hold on the ICBM avg152 T1/T2/PD templates
-(docs/contrast_check.md, ``scripts/contrast_check_calibration.py``). Between them it says nothing.
+:meth:`ContrastEvidence.possible` names every contrast whose range the evidence falls in: one where
+it is sure, two where the ranges meet (a PD with T1 weighting has CSF nearly as dark as a blurred
+T1), all three where the image has no tissue contrast. The ranges come from phantoms of three
+contrasts at several repetition times, degraded as real scans are (thick slices, 2 mm and blurred,
+another scanner's voxels, 8-bit, a strong bias field, another field of view, a lesion), with a
+margin, and hold on the ICBM avg152 T1/T2/PD templates (docs/contrast_check.md,
+``scripts/contrast_check_calibration.py``).
 """
 
 from __future__ import annotations
@@ -24,17 +28,19 @@ from scipy import ndimage
 
 from ..files.nifti import Volume
 
-__all__ = ["ContrastEvidence", "contrast_evidence", "guess_contrast"]
+__all__ = ["WEIGHTINGS", "ContrastEvidence", "contrast_evidence", "guess_contrast"]
 
+WEIGHTINGS = ("T2", "PD", "T1")  # from the brightest CSF to the darkest
 _GRID_MM = 2.5  # the voxels are pooled by whole steps up to about this size
 _SMOOTH_MM = 20.0  # the bias field's scale: what varies slower than this is taken out
 _CORE = 0.5  # the core: farther from the head's surface than this share of the deepest voxel
 _MIN_CORE_VOXELS = 200
-# thresholds, in natural logs of intensity ratios (docs/contrast_check.md)
-T2_UPPER = 0.40  # the core's brightest 2% at least 1.5 times its median: CSF brighter than the brain
-PD_UPPER, PD_LOWER = 0.30, 0.25  # neither bright nor dark CSF...
-TEXTURE = 0.08  # ...but some tissue contrast (a smooth or constant image is no brain)
-T1_LOWER = 0.30  # the darkest 2% below 0.74 of the median, and no bright CSF: dark CSF
+# the ranges, in natural logs of intensity ratios (docs/contrast_check.md)
+T2_UPPER = 0.30  # T2 from here up: the core's brightest 2% at least 1.35 times its median (bright CSF)
+BRIGHT = 0.40  # PD and T1 below this only: CSF brighter than 1.49 times the median is T2's
+T1_LOWER = 0.25  # T1 from here up: the darkest 2% below 0.78 of the median (dark CSF)
+PD_LOWER = 0.50  # PD below this only: CSF darker than 0.61 of the median is T1's
+TEXTURE = 0.08  # both below this: no tissue contrast (a smooth image is no brain), nothing said
 
 
 @dataclass(frozen=True)
@@ -44,24 +50,26 @@ class ContrastEvidence:
     upper: float
     lower: float
 
+    def possible(self) -> tuple[str, ...]:
+        """The contrasts the image could be, in :data:`WEIGHTINGS`' order: one where the evidence is
+        clear, two where it lies where their ranges meet, all three where it says nothing."""
+        if max(self.upper, self.lower) < TEXTURE:
+            return WEIGHTINGS
+        return tuple(contrast for contrast, could in (
+            ("T2", self.upper >= T2_UPPER),
+            ("PD", self.upper < BRIGHT and self.lower < PD_LOWER),
+            ("T1", self.upper < BRIGHT and self.lower >= T1_LOWER)) if could)
+
     def contrast(self) -> str | None:
-        """``"T2"``, ``"PD"``, ``"T1"``, or None where the evidence is not clear."""
-        if self.upper >= T2_UPPER:
-            return "T2"
-        if self.upper < PD_UPPER and self.lower >= T1_LOWER:
-            return "T1"
-        if TEXTURE <= self.upper < PD_UPPER and TEXTURE <= self.lower < PD_LOWER:
-            return "PD"
-        return None
+        """``"T2"``, ``"PD"`` or ``"T1"`` where the image can be only that, else None."""
+        possible = self.possible()
+        return possible[0] if len(possible) == 1 else None
 
     def unlike(self, expected: str) -> str | None:
-        """Why the image does not look ``expected`` (``"T2"`` or ``"PD"``), or None when it may."""
-        guess = self.contrast()
-        if guess is not None and guess != expected:
-            return f"{guess} image (its intensities)"
-        if guess is None and expected == "T2" and TEXTURE <= self.upper < PD_UPPER:
-            return "non-T2 image (its CSF is no brighter than the brain)"
-        return None
+        """What the image looks like where it cannot be ``expected`` (``"PD or T1 image (its
+        intensities)"``), or None where it could."""
+        possible = self.possible()
+        return None if expected in possible else f"{' or '.join(possible)} image (its intensities)"
 
 
 def contrast_evidence(volume: Volume) -> ContrastEvidence | None:

@@ -1,5 +1,5 @@
 """What real acquisitions do to an image that a phantom does not: thick slices, coarse voxels and
-blur, 8-bit storage, a strong bias field, another field of view, a lesion.
+blur, another scanner's voxel size, 8-bit storage, a strong bias field, another field of view, a lesion.
 
 Each function takes a :class:`~napari_medsynth.core.files.nifti.Volume` and returns a new one (its affine
 follows the grid), so that checks calibrated on phantoms (the contrast check,
@@ -21,6 +21,7 @@ __all__ = [
     "degrade",
     "eight_bit",
     "lesion",
+    "resampled",
     "thick_slices",
     "tight_field_of_view",
     "wide_field_of_view",
@@ -48,6 +49,19 @@ def coarse_blurred(volume: Volume, mm: float = 2.0, sigma: float = 1.0) -> Volum
     data = ndimage.gaussian_filter(ndimage.zoom(volume.data, factors, order=1), sigma)
     affine = volume.affine.copy()
     affine[:3, :3] = affine[:3, :3] / factors
+    return Volume(data.astype(np.float32), affine)
+
+
+def resampled(volume: Volume, zooms=(0.86, 0.86, 2.4)) -> Volume:
+    """Resampled to voxels of ``zooms`` mm (linear), each first blurred to its own size where it is larger than
+    the original's (a Gaussian of FWHM ``sqrt(new**2 - old**2)``: the slice profile's partial volume)."""
+    old, new = _zooms(volume.affine), np.asarray(zooms, dtype=float)
+    sigma = np.sqrt(np.maximum(new**2 - old**2, 0.0)) / (2 * np.sqrt(2 * np.log(2))) / old
+    shape = [int((n - 1) * o / z) + 1 for n, o, z in zip(volume.data.shape, old, new)]
+    data = ndimage.affine_transform(ndimage.gaussian_filter(volume.data, sigma), new / old, output_shape=shape,
+                                    order=1)
+    affine = volume.affine.copy()
+    affine[:3, :3] = affine[:3, :3] * (new / old)
     return Volume(data.astype(np.float32), affine)
 
 
@@ -94,17 +108,27 @@ def lesion(volume: Volume, factor: float, radius_mm: float = 8.0, offset_mm=(19.
 
 
 # The degradations of the contrast check's calibration (docs/contrast_check.md), by name; a lesion
-# needs the factor of the image's contrast (:data:`LESION_FACTOR`).
+# needs the factor of the image's contrast (:data:`LESION_FACTOR`). Each is its steps, in order.
 LESION_FACTOR = {"T2": 2.0, "PD": 1.3, "T1": 0.6}
-DEGRADATIONS = ("as simulated", "5 mm slices", "2 mm, blurred", "8-bit", "strong bias field", "tight field of view",
-                "wide field of view", "lesion", "5 mm, 8-bit, lesion")
+_STEPS = {
+    "as simulated": (),
+    "5 mm slices": (thick_slices,),
+    "2 mm, blurred": (coarse_blurred,),
+    "8-bit": (eight_bit,),
+    "strong bias field": (bias_field,),
+    "tight field of view": (tight_field_of_view,),
+    "wide field of view": (wide_field_of_view,),
+    "lesion": (lesion,),
+    "5 mm, 8-bit, lesion": (lesion, thick_slices, eight_bit),
+    "0.86x0.86x2.4 mm": (resampled,),  # another scanner's voxels: thinner in plane, thick slices
+    "0.86x0.86x2.4 mm, 8-bit": (resampled, eight_bit),
+    "0.86x0.86x2.4 mm, bias field, 8-bit": (resampled, bias_field, eight_bit),
+}
+DEGRADATIONS = tuple(_STEPS)
 
 
 def degrade(volume: Volume, name: str, contrast: str) -> Volume:
     """``volume`` (of ``contrast``: T2, PD or T1) degraded as :data:`DEGRADATIONS` ``name`` says."""
-    if name == "5 mm, 8-bit, lesion":
-        return eight_bit(thick_slices(lesion(volume, LESION_FACTOR[contrast])))
-    steps = {"as simulated": lambda v: v, "5 mm slices": thick_slices, "2 mm, blurred": coarse_blurred,
-             "8-bit": eight_bit, "strong bias field": bias_field, "tight field of view": tight_field_of_view,
-             "wide field of view": wide_field_of_view, "lesion": lambda v: lesion(v, LESION_FACTOR[contrast])}
-    return steps[name](volume)
+    for step in _STEPS[name]:
+        volume = step(volume, LESION_FACTOR[contrast]) if step is lesion else step(volume)
+    return volume
