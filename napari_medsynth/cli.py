@@ -6,11 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from .core.console import CommandParser, add_debug_argument, progress_bar, run_command
+from .core.console import CommandParser, add_debug_argument, counted, progress_bar, run_command
 from .core.synthesis.options import add_synthesis_arguments, options_from_args
 
 PROG = "medsynth"
 DEMO_OUTPUT = "demo-output"  # where `medsynth demo` writes when there is no display
+BUNDLED_NAMES = "or a bundled generator's name: its file's stem (t2-pd-G4+RL) or its variant label (G4+RL)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "files (flat, or T2/ and PD/): every file of the generator's source contrast, each "
                             "scored against its partner when there is one; under torchrun each process takes its "
                             "share of the files")
-    synth.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT",
-                       help="generator checkpoint (.pt), or a .ts/.onnx from `medsynth export` with its sidecar .json")
+    synth.add_argument("--checkpoint", required=True, metavar="CKPT",
+                       help="generator checkpoint (.pt), a .ts/.onnx from `medsynth export` with its sidecar .json, "
+                            f"{BUNDLED_NAMES}; a label of both directions (G4) is taken in SOURCE's contrast's")
     synth.add_argument("--out", type=Path, required=True, metavar="OUT",
                        help="output .nii.gz (a folder for a folder SOURCE: <subject>-<contrast>_synth.nii.gz, a "
                             "JSON sidecar each and metrics.csv; for BIDS input a BIDS-derivatives dataset)")
@@ -89,18 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
             "against GT beside the bundled per-voxel intensity mapping, and write each synthesis (with its "
             "sidecar), OUT/metrics.csv (one row per generator and baseline: MAE, PSNR and SSIM on each "
             "scope) and OUT/compare.png (one row per generator: the synthesis and its squared error). "
-            "A generator that cannot run is one line and the others go on (exit 1 at the end)."
+            "A generator that cannot run is one line and the others go on (exit 1 at the end); when none "
+            "can, nothing is written."
         ),
     )
     compare.add_argument("source", type=Path, metavar="SOURCE", help="T2 or PD volume (.nii or .nii.gz)")
     compare.add_argument("--target", type=Path, metavar="GT",
                          help="ground truth of the target contrast (default: SOURCE's partner beside it, found by "
                               "its IXI or BIDS name)")
-    compare.add_argument("--checkpoint", type=Path, nargs="+", metavar="CKPT",
-                         help="generator checkpoints (default: every bundled generator of --direction)")
+    compare.add_argument("--checkpoint", nargs="+", metavar="CKPT",
+                         help=f"generator checkpoints, each a file {BUNDLED_NAMES}, a label taken in the direction "
+                              "compared (default: every bundled generator of the direction)")
     compare.add_argument("--direction", metavar="t2-pd|pd-t2",
-                         help="the direction compared (default: the first checkpoint's; with no --checkpoint, "
-                              "the contrast SOURCE's name says (IXI, BIDS, a T2/PD token), else its intensities)")
+                         help="the direction compared (default: the first checkpoint's that tells it, else the "
+                              "contrast SOURCE's name says (IXI, BIDS, a T2/PD token), else its intensities)")
     compare.add_argument("--out", type=Path, required=True, metavar="OUT", help="output folder (created if missing)")
     compare.add_argument("--mask", type=Path, metavar="MASK",
                          help="mask file on SOURCE's grid for the 'head' figures, instead of the automatic head mask")
@@ -117,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
             "preprocessing and intensities, so that `medsynth synthesize --checkpoint PATH` runs it."
         ),
     )
-    export.add_argument("checkpoint", type=Path, metavar="CKPT", help="generator checkpoint (.pt)")
+    export.add_argument("checkpoint", metavar="CKPT", help=f"generator checkpoint (.pt), {BUNDLED_NAMES}")
     export.add_argument("--format", required=True, dest="model_format", metavar="torchscript|onnx|monai-bundle",
                         help="torchscript (PATH ends in .ts), onnx (.onnx) or monai-bundle (PATH: a new folder)")
     export.add_argument("--out", type=Path, required=True, metavar="PATH", help="the file or the bundle's folder")
@@ -153,7 +157,7 @@ def _phantom(args) -> int:
     with progress_bar("phantom subjects", args.subjects, unit="subject") as progress:
         pairs = write_phantom_dataset(args.out, args.subjects, seed=args.seed, progress=progress,
                                       shape=args.shape or DEFAULT_SHAPE, bids=args.bids)
-    print(f"wrote {len(pairs)} T2/PD pairs to {args.out}")
+    print(f"wrote {counted(len(pairs), 'T2/PD pair')} to {args.out}")
     return 0
 
 
@@ -161,7 +165,7 @@ def _check(args) -> int:
     from .core.errors import MedSynthError
     from .core.files.nifti import load_volume
     from .core.files.scans import find_pairs
-    from .core.preprocessing.preprocess import Standardization, check_pair
+    from .core.preprocessing.preprocess import Standardization, check_pair, check_volume_shape
 
     scan = find_pairs(args.data)
     print(scan.summary())
@@ -178,6 +182,7 @@ def _check(args) -> int:
                 t2, pd = load_volume(pair.t2), load_volume(pair.pd)
                 check_pair(t2, pd)
                 for volume in (t2, pd):
+                    check_volume_shape(volume)
                     Standardization.of(volume.data, volume.name)
             except MedSynthError as error:
                 problems += 1
@@ -195,6 +200,8 @@ def _synthesize(args) -> int:
     from .core.files.nifti import is_nifti_path, load_volume
     from .core.networks.checkpoint import load_checkpoint
     from .core.networks.devices import resolve_device
+    from .core.preprocessing.preprocess import check_volume_shape
+    from .core.synthesis.catalog import resolve_generator
     from .core.synthesis.pipeline import synthesize
 
     options = options_from_args(args)
@@ -203,19 +210,21 @@ def _synthesize(args) -> int:
     if args.skip_existing:
         raise MedSynthError("--skip-existing is for a folder SOURCE")
     maps_dir = (args.out.parent if args.maps is True else args.maps) if options.maps else None
-    inputs = [p for p in (args.source, args.target, args.checkpoint, args.mask) if p is not None]
     if not is_nifti_path(args.out):
         raise MedSynthError(f"{args.out.name}: output must end in .nii or .nii.gz")
+    checkpoint = resolve_generator(args.checkpoint, source=args.source)
+    inputs = [p for p in (args.source, args.target, checkpoint, args.mask) if p is not None]
     if args.out.resolve() in {p.resolve() for p in inputs}:
         raise MedSynthError(f"{args.out}: refusing to overwrite an input file")
-    for folder in {args.out.parent, maps_dir} - {None}:  # fail before the work, not after it
-        make_folder(folder)
     options = options.for_files().replace(device=resolve_device(options.device))
-    generator = load_checkpoint(args.checkpoint)
+    generator = load_checkpoint(checkpoint)
     info = generator[1]
     source = load_volume(args.source)
+    check_volume_shape(source)  # (synthesis checks it too: here, before any folder is made)
     target = load_volume(args.target) if args.target else None
     mask = load_volume(args.mask).data if args.mask else None
+    for folder in {args.out.parent, maps_dir} - {None}:  # fail before the work, not after it
+        make_folder(folder)
     with progress_bar(f"{info.label} {info.source_contrast}->{info.target_contrast}", unit="patch") as progress:
         result = synthesize(source, generator, options, target=target, mask=mask, progress=progress,
                             figures=not options.preview)
@@ -235,31 +244,30 @@ def _synthesize(args) -> int:
     return 0
 
 
-def compare_plan(args, source) -> tuple[str, list[Path]]:
-    """``medsynth compare``'s direction and checkpoints: ``--direction``, else the first readable
-    checkpoint's, else the source's contrast (its IXI name, else its intensities); ``--checkpoint``,
-    else every bundled generator of that direction."""
+def compare_plan(args, source) -> tuple[str, list[str | Path]]:
+    """``medsynth compare``'s direction and checkpoints: ``--direction``, else the first checkpoint's
+    that tells it (a file, a bundled generator's file name), else the source's contrast (its name,
+    else its intensities); ``--checkpoint`` as given (:func:`_runnable` resolves each), else every
+    bundled generator of that direction."""
     from .core.choices import parse_direction
-    from .core.evaluation.contrast import guess_contrast
-    from .core.files.scans import scan_name
-    from .core.synthesis.catalog import bundled_generators
+    from .core.synthesis.catalog import bundled_generators, source_direction
 
     if args.direction:
         direction = parse_direction(args.direction).value
-    elif args.checkpoint:
-        direction = _first_direction(args.checkpoint)
     else:
-        contrast = scan_name(args.source).contrast or guess_contrast(source)
-        direction = "pd-t2" if contrast == "PD" else "t2-pd"
+        direction = _first_direction(args.checkpoint or []) or source_direction(source) or "t2-pd"
     return direction, list(args.checkpoint or [entry.path for entry in bundled_generators(direction)])
 
 
 def _compare(args) -> int:
+    from dataclasses import replace
+
     from .core.errors import MedSynthError
     from .core.files.atomic import make_folder
     from .core.files.nifti import load_volume
     from .core.files.scans import partner_path
     from .core.networks.devices import resolve_device
+    from .core.preprocessing.preprocess import check_volume_shape
     from .core.synthesis.compare import compare_generators, metrics_csv, write_comparison
 
     options = options_from_args(args)
@@ -270,43 +278,104 @@ def _compare(args) -> int:
             raise MedSynthError(f"{args.source}: no --target given and no T2/PD partner of it beside it "
                                 "(IXI -T2/-PD, BIDS _T2w/_PDw of the same entities, NAME_T2/NAME_PD)")
     source, target = load_volume(args.source), load_volume(args.target)
-    direction, checkpoints = compare_plan(args, source)
+    check_volume_shape(source)  # (the synthesis checks it too: here, before the output folder is made)
+    direction, given = compare_plan(args, source)
+    names = args.checkpoint or [path.name for path in given]  # each as given; a bundled one by its file's name
+    checkpoints, problems = _runnable(given, names, direction, source, target)
+    if len(problems) == len(given):
+        _refuse_all(list(problems.values()))
+    new_folder = not args.out.exists()
     make_folder(args.out)  # an unwritable folder fails before the work, not after it
-    inputs = [args.source, args.target, *checkpoints, *([args.mask] if args.mask else [])]
-    mask = load_volume(args.mask).data if args.mask else None
-    with progress_bar(f"{len(checkpoints)} generators", unit="patch") as progress:
-        rows = compare_generators(source, checkpoints, direction, options, target=target, mask=mask,
-                                  progress=progress)
-    written = write_comparison(rows, source, target, args.out, protect=inputs)
+    try:
+        inputs = [args.source, args.target, *checkpoints, *([args.mask] if args.mask else [])]
+        mask = load_volume(args.mask).data if args.mask else None
+        with progress_bar(counted(len(checkpoints), "generator"), unit="patch") as progress:
+            rows = compare_generators(source, checkpoints, direction, options, target=target, mask=mask,
+                                      progress=progress)
+        rows = [replace(row, error=problems.get(index) or _naming(names[index], checkpoints[index], row.error))
+                if row.error else row for index, row in enumerate(rows)]
+        failed = [row.error for row in rows if row.error]
+        if len(failed) == len(checkpoints):  # none ran after all (a failure on this volume)
+            _refuse_all(failed)
+        written = write_comparison(rows, source, target, args.out, protect=inputs)
+    finally:
+        if new_folder and args.out.is_dir() and not any(args.out.iterdir()):
+            args.out.rmdir()  # a comparison that wrote nothing leaves no folder behind
     print(metrics_csv(rows), end="")
     for path in written:
         print(f"wrote {path}")
-    failed = [row for row in rows if row.error]
-    for row in failed:
-        print(f"{PROG}: error: {row.error}", file=sys.stderr)
+    for line in failed:
+        print(f"{PROG}: error: {line}", file=sys.stderr)
     if failed:
         raise MedSynthError(f"{len(failed)} of {len(checkpoints)} generators could not run")
     return 0
 
 
-def _first_direction(checkpoints) -> str:
-    """The direction of the first readable checkpoint of ``checkpoints``."""
-    from .core.errors import MedSynthError
-    from .core.synthesis.catalog import read_generator_entry
+def _runnable(given, names: list[str], direction: str, source, target) -> tuple[list[Path], dict[int, str]]:
+    """Each of ``compare``'s generators as a file (a bundled name resolved; one that is not, as given)
+    and, by index, the one line naming it (by ``names``) that says why it cannot run: not a checkpoint
+    or bundled name, unreadable, of another direction, or SOURCE or GT of the wrong contrast for it (as
+    the synthesis would refuse it, here before any work)."""
+    import warnings
 
-    for path in checkpoints:
+    from .core.errors import MedSynthError
+    from .core.networks.checkpoint import load_checkpoint
+    from .core.synthesis.catalog import resolve_generator
+    from .core.synthesis.pipeline import check_contrast
+
+    checkpoints, problems = [], {}
+    for index, (text, name) in enumerate(zip(given, names)):
+        path = Path(text)
         try:
-            return read_generator_entry(path).info.direction
+            path = resolve_generator(text, direction)
+            info = load_checkpoint(path, direction)[1]
+            with warnings.catch_warnings():  # (a warning is said once, by the synthesis itself)
+                warnings.simplefilter("ignore")
+                check_contrast(source, info.source_contrast, "source")
+                check_contrast(target, info.target_contrast, "ground truth")
+        except MedSynthError as error:
+            problems[index] = _naming(name, path, str(error))
+        checkpoints.append(path)
+    return checkpoints, problems
+
+
+def _naming(name: str, path: Path, message: str) -> str:
+    """``message`` about the generator given as ``name`` (the file ``path``), led by ``name`` unless it
+    names the generator already."""
+    return message if message.startswith((f"{name}: ", f"{path.name}: ")) else f"{name}: {message}"
+
+
+def _refuse_all(lines: list[str]) -> None:
+    """No generator of a comparison can run: its line, or one line each (naming it) and a last one."""
+    from .core.errors import MedSynthError
+
+    if len(lines) == 1:
+        raise MedSynthError(lines[0])
+    for line in lines:
+        print(f"{PROG}: error: {line}", file=sys.stderr)
+    raise MedSynthError(f"none of the {len(lines)} generators can run: nothing written")
+
+
+def _first_direction(checkpoints) -> str | None:
+    """The direction of the first of ``checkpoints`` that is a readable file or a bundled name that says it
+    (a variant label of both directions does not), else None."""
+    from .core.errors import MedSynthError
+    from .core.synthesis.catalog import read_generator_entry, resolve_generator
+
+    for text in checkpoints:
+        try:
+            return read_generator_entry(resolve_generator(text)).info.direction
         except (MedSynthError, OSError):
             continue
-    raise MedSynthError("none of the checkpoints can be read: " + ", ".join(str(path) for path in checkpoints))
+    return None
 
 
 def _export(args) -> int:
     from .core.networks.export import export_generator
     from .core.networks.exported import sidecar_path
+    from .core.synthesis.catalog import resolve_generator
 
-    out = export_generator(args.checkpoint, args.model_format, args.out)
+    out = export_generator(resolve_generator(args.checkpoint), args.model_format, args.out)
     if out.is_dir():
         size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
         print(f"wrote the MONAI bundle {out} ({size / 1e6:.2f} MB)")
@@ -322,6 +391,7 @@ def _synthesize_folder(args, options) -> int:
     from .core.errors import MedSynthError
     from .core.files.nifti import is_nifti_path
     from .core.networks.devices import TorchrunRank
+    from .core.synthesis.catalog import resolve_generator
     from .core.synthesis.folder import run_folder
 
     if args.target is not None or options.preview or args.mask is not None:
@@ -329,16 +399,25 @@ def _synthesize_folder(args, options) -> int:
                             "and has no --preview: drop --target / --mask / --preview")
     if (args.out.exists() and not args.out.is_dir()) or is_nifti_path(args.out):
         raise MedSynthError(f"{args.out}: for a folder SOURCE, --out is a folder")
+    checkpoint = resolve_generator(args.checkpoint)  # (a label of both directions: refused, naming both)
     place = TorchrunRank.from_env()
     label = f"files (rank {place.rank} of {place.world_size})" if place.world_size > 1 else "files"
+    current = [0, 0, ""]  # the file being synthesized: done, total, name
+
+    def on_file(done: int, total: int, name: str) -> None:
+        current[:] = done, total, name
+        progress(done, total, name)
+
+    def on_patches(done: int, total: int) -> None:  # the bar moves during each file: its patches, in percent
+        progress(current[0], current[1], f"{current[2]} {100 * done // max(total, 1)}%")
+
     with progress_bar(label, unit="file") as progress:
-        outcome = run_folder(args.source, args.checkpoint, args.out, options, skip_existing=args.skip_existing,
-                             maps_dir=None if args.maps is True else args.maps,
-                             on_file=lambda done, total, _name: progress(done, total))
-        progress(len(outcome.files), len(outcome.files))
+        outcome = run_folder(args.source, checkpoint, args.out, options, skip_existing=args.skip_existing,
+                             maps_dir=None if args.maps is True else args.maps, on_file=on_file, progress=on_patches)
+        progress(len(outcome.files), len(outcome.files), "")
     for line in outcome.report.failed:
         print(f"{PROG}: error: {line}", file=sys.stderr)
-    untruthed = outcome.report.untruthed_line(_target_of(args.checkpoint))
+    untruthed = outcome.report.untruthed_line(_target_of(checkpoint))
     if untruthed:
         print(f"{PROG}: {untruthed}", file=sys.stderr)
     if outcome.rank == 0:

@@ -40,10 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "checkpoint (or --split); without one, every pair in DATA is used.",
     )
     evaluate.add_argument("--data", type=Path, required=True, metavar="DIR")
-    evaluate.add_argument("--checkpoint", type=Path, nargs="+", required=True, metavar="CKPT")
+    evaluate.add_argument("--checkpoint", nargs="+", required=True, metavar="CKPT",
+                          help="generator checkpoints (.pt), or bundled generators' names (t2-pd-G4+RL, or a "
+                               "variant label of one direction, as G3)")
     evaluate.add_argument("--split", type=Path, metavar="SPLIT_JSON", help="split file to take the test subjects from")
     evaluate.add_argument("--out", type=Path, metavar="DIR",
-                          help="where to write the tables (default: beside the first checkpoint)")
+                          help="where to write the tables (default: beside the first checkpoint, unless it is "
+                               "a bundled one)")
     add_synthesis_arguments(evaluate, maps=False)
     evaluate.set_defaults(handler=_evaluate)
 
@@ -74,15 +77,28 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args) -> int:
+    from napari_medsynth.core.synthesis.catalog import resolve_generator
+
     from .run import run_training
 
-    return run_training(config_from_args(args), resume=args.resume)
+    config = config_from_args(args)
+    if config.init:  # a file, or a bundled generator's name (a label: of --direction)
+        config.init = str(resolve_generator(config.init, config.direction))
+    return run_training(config, resume=args.resume)
 
 
 def _evaluate(args) -> int:
+    from napari_medsynth.core.errors import MedSynthError
+    from napari_medsynth.core.synthesis.catalog import BUNDLED_DIR, resolve_generator
+
     from .evaluate import evaluate_checkpoints
 
-    evaluate_checkpoints(args.data, args.checkpoint, options_from_args(args), split=args.split, out=args.out)
+    options = options_from_args(args)
+    checkpoints = [resolve_generator(text) for text in args.checkpoint]
+    if args.out is None and checkpoints[0].resolve().parent == BUNDLED_DIR:
+        raise MedSynthError(f"{args.checkpoint[0]} is a bundled generator, in the package's folder: "
+                            "give --out DIR for the tables")
+    evaluate_checkpoints(args.data, checkpoints, options, split=args.split, out=args.out)
     return 0
 
 

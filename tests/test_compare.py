@@ -69,7 +69,9 @@ def test_compare_without_a_truth_or_with_nothing_readable_is_one_line(subject, t
     missing = tmp_path / "missing.pt"
     assert main(["compare", str(t2), "--target", str(pd), "--out", str(tmp_path / "o"), "--checkpoint",
                  str(missing)]) == 1
-    assert capsys.readouterr().err.strip() == f"medsynth: error: none of the checkpoints can be read: {missing}"
+    assert capsys.readouterr().err.strip() == (
+        f"medsynth: error: {missing}: no such checkpoint file or bundled generator name (the bundled ones: "
+        "t2-pd-G1, t2-pd-G2, t2-pd-G3, t2-pd-G4, t2-pd-G4+RL, pd-t2-G4, pd-t2-G4+RL, or their variant labels)")
     assert not (tmp_path / "o").exists()
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

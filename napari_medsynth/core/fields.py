@@ -20,8 +20,9 @@ def option(default=MISSING, help: str = "", *, label: str | None = None, choices
            maps: bool = False, metavar: str | None = None, cli: bool = True, type=None, widget: dict | None = None):
     """A field of an options dataclass (without a default: a required command-line option).
 
-    ``help``: the command line's help (the synthesis form's tooltip); ``label``: the GUI's label (a
-    check box's text); ``choices``: the values the GUI offers, or ``(label, value)`` pairs, or the
+    ``help``: the command line's help (the synthesis form's tooltip; for a bool on by default, what it
+    gives, as a noun phrase that ``--no-NAME``'s help reads after "without"); ``label``: the GUI's
+    label (a check box's text); ``choices``: the values the GUI offers, or ``(label, value)`` pairs, or the
     name of a dynamic list (``"devices"``); the command line takes only those of a text option (a
     number's are the GUI's presets), and an enum default's members without; ``gui=False``: not in the
     GUI's form; ``maps=True``: only where maps are written (not ``evaluate``); ``metavar``: the
@@ -36,16 +37,18 @@ def option(default=MISSING, help: str = "", *, label: str | None = None, choices
 
 def add_arguments(parser: argparse.ArgumentParser, option_fields: Iterable[Field], *,
                   show_defaults: bool = False) -> None:
-    """Add an option per field with ``cli=True`` to ``parser``: ``--batch-size B``, a flag for a
-    bool (``--preview``; ``--no-amp`` for one on by default); ``show_defaults``: helps end with the default."""
+    """Add an option per field with ``cli=True`` to ``parser``: ``--batch-size B``, a flag for a bool
+    (``--preview``; for one on by default ``--no-amp``, whose help is "without" the field's);
+    ``show_defaults``: helps end with the default."""
     for option_field in option_fields:
         meta, default = option_field.metadata, option_field.default
         if not meta["cli"]:
             continue
         flag, help = "--" + option_field.name.replace("_", "-"), meta["help"]
         if isinstance(default, bool):
-            if default:  # an option on by default is turned off by --no-NAME
-                parser.add_argument(f"--no-{flag[2:]}", dest=option_field.name, action="store_false", help=f"no {help}")
+            if default:  # an option on by default is turned off by --no-NAME; its help names what it gives
+                parser.add_argument(f"--no-{flag[2:]}", dest=option_field.name, action="store_false",
+                                    help=f"without {help}" if help else None)
             else:
                 parser.add_argument(flag, action="store_true", help=help)
             continue

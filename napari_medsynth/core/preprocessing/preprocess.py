@@ -38,6 +38,7 @@ __all__ = [
     "Preprocessed",
     "Standardization",
     "check_pair",
+    "check_volume_shape",
     "interleave",
     "preprocess_volume",
     "slice_axis",
@@ -50,6 +51,10 @@ KEEP_EVERY = 3
 KEEP_OFFSET = 1
 PREPROCESSED_SHAPE = (224, 224, 32)
 _AFFINE_TOLERANCE_MM = 1e-2
+# Fewer voxels than this along an axis leave no voxel with a neighbour on each side along it: nothing of
+# the anatomy along that axis for the generator's 3x3x3 convolutions to see, only a slice (a 2D image)
+# or the blend of two that resampling to 96 or 224 would smear over the whole volume.
+MIN_VOXELS_PER_AXIS = 3
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,23 @@ def check_pair(first: Volume, second: Volume) -> None:
         )
 
 
+def check_volume_shape(volume: Volume) -> None:
+    """Refuse a volume with fewer than :data:`MIN_VOXELS_PER_AXIS` voxels along an axis (a 2D image).
+
+    Raises
+    ------
+    MedSynthError
+        One line naming the file: ``scan.nii.gz has shape (64, 64, 1): one slice is a 2D image; ...``.
+    """
+    thinnest = min(volume.data.shape)
+    if thinnest >= MIN_VOXELS_PER_AXIS:
+        return
+    shown = volume.path.name if volume.path is not None else volume.name
+    what = "one slice is a 2D image" if thinnest == 1 else f"{thinnest} slices are too few"
+    raise MedSynthError(f"{shown} has shape {tuple(volume.data.shape)}: {what}; synthesis needs a 3D volume "
+                        f"(at least {MIN_VOXELS_PER_AXIS} voxels along each axis)")
+
+
 def preprocess_volume(volume: Volume, grid: str = "report") -> Preprocessed:
     """Resample to 224 x 224 x 96, keep one slice in three (``grid="report"``) or all of them
     (``grid="native"``), and standardize.
@@ -146,8 +168,9 @@ def preprocess_volume(volume: Volume, grid: str = "report") -> Preprocessed:
     ValueError
         ``grid`` is not one of :class:`~napari_medsynth.core.choices.Grid`.
     MedSynthError
-        The volume is constant.
+        The volume is constant, or a 2D image (:func:`check_volume_shape`).
     """
+    check_volume_shape(volume)
     axis = slice_axis(volume.affine)
     data = np.moveaxis(volume.data, axis, -1)
     matrix, offset = _grid_map(data.shape, grid)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ..choices import direction_label, parse_direction
+from ..choices import Direction, direction_label, parse_direction
 from ..errors import MedSynthError
 from ..evaluation.baselines import QuantileIntensityMapping
 from ..networks.checkpoint import CheckpointInfo, checkpoint_info, read_checkpoint
@@ -22,6 +22,8 @@ __all__ = [
     "describe",
     "find_generators",
     "read_generator_entry",
+    "resolve_generator",
+    "source_direction",
 ]
 
 BUNDLED_DIR = Path(__file__).resolve().parents[2] / "data" / "generators"
@@ -92,6 +94,61 @@ def default_generator(direction: str | None = None) -> GeneratorEntry | None:
     entries = bundled_generators(direction)
     preferred = [e for e in entries if e.path.name == DEFAULT_DEMO]
     return (preferred or entries[-1:] or [None])[0]
+
+
+def resolve_generator(text: str | os.PathLike, direction: str | None = None, *, source=None) -> Path:
+    """The checkpoint file ``text`` names, as ``--checkpoint`` and the dock take it: a file (as it is);
+    a bundled generator's file name or stem (``t2-pd-G4+RL``); or a bundled generator's variant label,
+    the name the dock lists it by (``G4+RL``), of ``direction``. Without ``direction``, a label of both
+    directions takes the direction of ``source`` (a Volume or its file, :func:`source_direction`).
+
+    Raises
+    ------
+    MedSynthError
+        Neither a file nor a bundled name, or a label of both directions and nothing to choose by:
+        one line that names ``text`` as given.
+    """
+    given = os.fspath(text)
+    if Path(given).is_file():
+        return Path(given)
+    entries = [e for d in Direction for e in bundled_generators(d)]
+    wanted = given.strip().casefold().removesuffix(".pt")
+    for entry in entries:
+        if entry.path.stem.casefold() == wanted:
+            return entry.path
+    labelled = [e for e in entries if e.info.label.casefold() == wanted]
+    if not labelled:
+        raise MedSynthError(f"{given}: no such checkpoint file or bundled generator name (the bundled ones: "
+                            + ", ".join(e.path.stem for e in entries) + ", or their variant labels)")
+    if direction is None and source is not None and len(labelled) > 1:
+        direction = source_direction(source)
+    if direction is not None:
+        direction = parse_direction(direction)
+        chosen = [e for e in labelled if e.info.direction == direction]
+        if not chosen:
+            ones = ", ".join(e.info.label for e in entries if e.info.direction == direction)
+            raise MedSynthError(f"{given}: no bundled {direction_label(direction)} generator of that name "
+                                f"(the bundled {direction_label(direction)} ones: {ones})")
+        labelled = chosen
+    if len(labelled) > 1:
+        raise MedSynthError(f"{given}: a bundled generator of each direction; name one: "
+                            + " or ".join(e.path.stem for e in labelled))
+    return labelled[0].path
+
+
+def source_direction(source) -> str | None:
+    """``"t2-pd"`` or ``"pd-t2"``: the direction whose source is ``source`` (a Volume or its file) by
+    the contrast its file's name says (IXI, BIDS, a T2/PD token), else by its intensities; None when
+    neither tells T2 from PD."""
+    from ..evaluation.contrast import guess_contrast
+    from ..files.nifti import Volume, load_volume
+    from ..files.scans import scan_name
+
+    path = source.path if isinstance(source, Volume) else Path(source)
+    contrast = scan_name(path).contrast if path is not None else None
+    if contrast not in ("T2", "PD"):
+        contrast = guess_contrast(source if isinstance(source, Volume) else load_volume(path))
+    return {"T2": "t2-pd", "PD": "pd-t2"}.get(contrast)
 
 
 def bundled_mapping(direction: str) -> QuantileIntensityMapping:
