@@ -27,7 +27,7 @@ from napari_medsynth.core.preprocessing.preprocess import (
     check_pair,
     preprocess_volume,
 )
-from napari_medsynth.core.training.config import REPORT_FRACTIONS
+from napari_medsynth.core.training.config import REPORT_FRACTIONS, pairing_problem, too_few_subjects
 
 from .randomize import SourceRandomization
 
@@ -66,12 +66,11 @@ class SubjectSplit:
         Raises
         ------
         MedSynthError
-            Fewer than three subjects.
+            Fewer subjects than :data:`~napari_medsynth.core.training.config.MIN_SUBJECTS`.
         """
         subjects = sorted(subjects)
-        if len(subjects) < 3:
-            raise MedSynthError(f"{len(subjects)} T2/PD pairs found; training needs at least 3 "
-                                "(train, validation, test)")
+        if (problem := too_few_subjects(len(subjects))) is not None:
+            raise MedSynthError(problem)
         total = sum(fractions)
         n_val = max(1, round(len(subjects) * fractions[1] / total))
         n_test = max(1, round(len(subjects) * fractions[2] / total))
@@ -231,13 +230,8 @@ def find_pairs_or_fail(data: str | os.PathLike) -> list[ScanPair]:
         The folder holds none, a file without its partner (named), or files that pair in more than one way.
     """
     scan = find_pairs(data)
-    if not scan.pairs:
-        raise MedSynthError(scan.none_found())
-    if scan.ambiguous:
-        raise MedSynthError(f"{data}: {scan.ambiguous[0]}")
-    if scan.unpaired:
-        raise MedSynthError(f"{scan.unpaired[0]} has no T2/PD partner: training needs whole pairs (add its "
-                            "partner or move the file out of the folder)")
+    if (problem := pairing_problem(scan)) is not None:
+        raise MedSynthError(problem)
     return scan.pairs
 
 

@@ -1,4 +1,4 @@
-"""The training dock's live plot: its legend names the curves the run has."""
+"""The training dock's live plot: its legend names the curves the run has; a panel without points waits."""
 
 from __future__ import annotations
 
@@ -9,6 +9,20 @@ from napari_medsynth.core.training.events import StepEvent, ValidationEvent
 def steps(loss_d: float) -> list[StepEvent]:
     return [StepEvent(epoch=1, step=s, steps=4, loss_g=100.0 / s, loss_d=loss_d, loss_rec=1.0, loss_adv=0.0,
                       loss_gdl=0.0) for s in range(1, 5)]
+
+
+def drawn_tick_labels(*axes_list) -> list[str]:
+    """The tick labels drawn on ``axes_list`` after a draw (a hidden axes draws none)."""
+    return [label for axes in axes_list if axes.get_visible() for axis in (axes.xaxis, axes.yaxis)
+            for label in tick_labels_in_view(axis)]
+
+
+def tick_labels_in_view(axis) -> list[str]:
+    """The labels of ``axis``'s ticks within its view."""
+    low, high = sorted(axis.get_view_interval())
+    return [label.get_text() for tick in (*axis.get_major_ticks(), *axis.get_minor_ticks())
+            if low <= tick.get_loc() <= high for label in (tick.label1, tick.label2)
+            if label.get_visible() and label.get_text()]
 
 
 def legend_labels(plot: LossPlot) -> list[str]:
@@ -38,14 +52,21 @@ def _marker_height(axes, line) -> float:
     return axes.transData.transform((x, y))[1]
 
 
-def test_before_the_first_validation_the_plot_says_so_instead_of_an_empty_axis(qtbot):
+def test_each_panel_says_when_its_curves_come_instead_of_an_empty_axis(qtbot):
     plot = LossPlot()
     qtbot.addWidget(plot)
+    assert plot.starting.get_visible() and not plot.loss_axes.get_visible()  # no +-0.05 ticks of nothing
     plot.add_events(steps(loss_d=0.7))
+    assert not plot.starting.get_visible() and plot.loss_axes.get_visible()
     assert plot.waiting.get_visible() and "after the first epoch" in plot.waiting.get_text()
-    assert not plot.psnr_axes.yaxis.get_major_ticks()[0].label1.get_visible()  # no +-0.05 ticks of nothing
+    assert not plot.psnr_axes.get_visible() and not plot.mae_axes.get_visible()
     plot.add_events([validation(1, 24.0, 0.15)])
-    assert not plot.waiting.get_visible() and plot.psnr_axes.yaxis.get_major_ticks()[0].label1.get_visible()
+    assert not plot.waiting.get_visible() and plot.psnr_axes.get_visible() and plot.mae_axes.get_visible()
+    plot.figure.canvas.draw()
+    assert tick_labels_in_view(plot.psnr_axes.yaxis) and tick_labels_in_view(plot.mae_axes.yaxis)
+    assert tick_labels_in_view(plot.psnr_axes.xaxis) == ["1"]  # epoch 1, not 0.96 ... 1.04
+    plot.clear()  # a new run: the panels wait again
+    assert plot.starting.get_visible() and plot.waiting.get_visible() and not plot.loss_axes.get_visible()
 
 
 def test_one_epoch_shows_both_validation_markers(qtbot):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from qtpy.QtWidgets import QAbstractScrollArea, QApplication
 
 from ..core.training.events import StepEvent, TrainingEvent, ValidationEvent
 
@@ -11,11 +13,13 @@ __all__ = ["LossPlot"]
 
 
 class LossPlot(FigureCanvasQTAgg):
-    """Two panels whose lines are updated in place as training events arrive (no redraw while hidden)."""
+    """Two panels whose lines are updated in place as training events arrive (no redraw while hidden).
+
+    A panel with nothing to plot yet shows a line saying when it will, in place of its axes. The mouse
+    wheel scrolls the dock the plot sits in: there is nothing to zoom.
+    """
 
     def __init__(self):
-        from qtpy.QtWidgets import QApplication
-
         figure = Figure(figsize=(4.0, 3.2), dpi=90, layout="constrained")
         super().__init__(figure)
         screen = QApplication.primaryScreen()  # a third of the screen's height, 240 to 420 px
@@ -30,13 +34,17 @@ class LossPlot(FigureCanvasQTAgg):
         self.psnr_axes.set_ylabel("val PSNR (dB)", color="tab:blue")
         self.mae_axes.set_ylabel("val MAE", color="tab:orange")
         self.psnr_axes.set_xlabel("epoch")
+        self.psnr_axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # once an epoch
         # markers: the first step events of a run are single points
         (self.loss_g,) = self.loss_axes.plot([], [], label="G", color="tab:green", marker=".", markersize=3)
         (self.loss_d,) = self.loss_axes.plot([], [], label="D", color="tab:red", marker=".", markersize=3)
         (self.psnr,) = self.psnr_axes.plot([], [], marker="o", color="tab:blue")
         (self.mae,) = self.mae_axes.plot([], [], marker="s", color="tab:orange", markerfacecolor="none")
-        self.waiting = self.psnr_axes.text(0.5, 0.5, "validation MAE and PSNR after the first epoch", ha="center",
-                                           va="center", transform=self.psnr_axes.transAxes, color="gray")
+        # each panel's place in the figure (two rows): its line while it has no points, not over any axes
+        self.starting = figure.text(0.5, 0.75, "training losses once the run starts", ha="center", va="center",
+                                    color="gray", wrap=True)
+        self.waiting = figure.text(0.5, 0.25, "validation MAE and PSNR after the first epoch", ha="center",
+                                   va="center", color="gray", wrap=True)
         self.points: dict[str, list[tuple[float, float]]] = {}
         self.clear()
 
@@ -72,10 +80,12 @@ class LossPlot(FigureCanvasQTAgg):
             axes.set_autoscaley_on(True)  # (a single validation point fixed the limits below)
             axes.relim()
             axes.autoscale_view()
-        validated = len(self.points["psnr"])
-        self.waiting.set_visible(not validated)  # no empty axis with made-up ticks before the first epoch
-        self.psnr_axes.tick_params(left=bool(validated), labelleft=bool(validated))
-        self.mae_axes.tick_params(right=bool(validated), labelright=bool(validated))
+        stepped, validated = len(self.points["loss_g"]), len(self.points["psnr"])
+        self.starting.set_visible(not stepped)  # no empty axes with made-up ticks (-0.05 to 0.05)
+        self.loss_axes.set_visible(bool(stepped))
+        self.waiting.set_visible(not validated)
+        self.psnr_axes.set_visible(bool(validated))
+        self.mae_axes.set_visible(bool(validated))
         if validated == 1:  # one point each: PSNR in the upper third, MAE in the lower, not one over the other
             (_, psnr), (_, mae) = self.points["psnr"][0], self.points["mae"][0]
             self.psnr_axes.set_ylim(psnr - 1.0, psnr + 0.5)
@@ -88,3 +98,13 @@ class LossPlot(FigureCanvasQTAgg):
         """Draw what arrived while the dock was hidden."""
         self.draw_idle()
         super().showEvent(event)
+
+    def wheelEvent(self, event):  # noqa: N802 (Qt's name)
+        """Hand the wheel to the scroll area the plot sits in (the canvas would take it and zoom nothing)."""
+        area = self.parentWidget()
+        while area is not None and not isinstance(area, QAbstractScrollArea):
+            area = area.parentWidget()
+        if area is None:
+            event.ignore()  # to the parent
+        else:  # handed on, not ignored: Qt passes on to the parents only a user's wheel, never a program's
+            QApplication.sendEvent(area.viewport(), event)

@@ -25,13 +25,13 @@ from magicgui.widgets import (
     TextEdit,
 )
 from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QApplication, QProgressDialog
 
 from .._reader import claim_nifti_files
 from ..core.choices import run_label
 from ..core.console import EXIT_INTERRUPTED
 from ..core.errors import MedSynthError
-from ..core.files.scans import find_pairs
-from ..core.training.config import train_argv, train_defaults, train_fields
+from ..core.training.config import data_folder_check, train_argv, train_defaults, train_fields
 from ..core.training.events import EventLog, StartEvent, StepEvent, TrainingEvent, ValidationEvent
 from ..core.training.process import TrainingProcess
 from ._settings import load_settings, save_settings
@@ -81,14 +81,14 @@ class TrainingWidget(Container):
         on_cpu = self._cpu_sized = not torch.cuda.is_available()
         defaults = {**train_defaults(), **(CPU_DEFAULTS if on_cpu else {})}
         self.fields = {f.name: option_widget(f, defaults.get(f.name)) for f in train_fields(gui=True)}
-        self.pairs = Label(value="choose a folder of T2/PD pairs (IXI, or a BIDS dataset)")
+        self.pairs = Label()
         self.runs = FileEdit(label="runs folder", mode="d", value=RUNS.folder)
         self.run_name = LineEdit(label="run name", value="t2-pd-G1")
         self.command_line = TextEdit(label="command", value="")
         self.command_line.native.setReadOnly(True)
         self.command_line.native.setMaximumHeight(70)
         self.start_button, self.stop_button, self.resume_button = (
-            PushButton(text="Start"), PushButton(text="Stop", enabled=False), PushButton(text="Resume", enabled=False))
+            PushButton(text="Start"), PushButton(text="Stop"), PushButton(text="Resume"))  # enabled by _enable
         self.progress, self.status = ProgressBar(label="progress", value=0, max=1), Label(value="")
         self.size_note = Label(value=" ".join(filter(None, [
             "no GPU found: a CPU-sized run (width 1/4, discriminator 1/4, 4 epochs); the report trains width 1 "
@@ -102,11 +102,11 @@ class TrainingWidget(Container):
 
         self._process: TrainingProcess | None = None
         self._events = self._best = None  # the event log and the best validation event of the run shown
-        self._timer = QTimer()
-        self._timer.setInterval(POLL_MS)
-        self._timer.timeout.connect(self.poll)
+        self._refusal: str | None = None  # why Start cannot train on the data folder (None: it can)
+        self._timer = QTimer(interval=POLL_MS, timeout=self.poll)
 
         self.fields["data"].changed.connect(self._check_data)
+        QApplication.instance().applicationStateChanged.connect(self._check_data)  # files may have come meanwhile
         self.fields["data"].changed.connect(lambda value: save_settings(data_folder=value))
         if data_folder := load_settings()["data_folder"]:
             self.fields["data"].value = data_folder
@@ -122,6 +122,7 @@ class TrainingWidget(Container):
         # napari deletes its dock widgets when it closes: stop training the same clean way as Stop.
         self.native.destroyed.connect(partial(_stop_on_close, self._timer, self, RUNS, self._on_runs_changed))
         self._suggest_name()
+        self._check_data()
 
     def reset_choices(self, *_):
         """Refresh the form's choices (napari calls this when layers change)."""
@@ -138,17 +139,19 @@ class TrainingWidget(Container):
         """The training child process of the last Start or Resume."""
         return self._process
 
-    def _check_data(self, *_):
-        folder = Path(self.fields["data"].value)
-        if not folder.is_dir() or str(folder) in ("", "."):
-            self.pairs.value = "choose a folder of T2/PD pairs (IXI, or a BIDS dataset)"
-            return
-        try:
-            scan = find_pairs(folder)
-        except MedSynthError as error:  # e.g. an unreadable folder: the line says why
-            self.pairs.value = str(error)
-            return
-        self.pairs.value = scan.summary() if scan.pairs else f"no T2/PD pairs (IXI or BIDS) in {folder}"
+    def _check_data(self, *_) -> str | None:
+        """Say what the data folder holds; enable Start for a folder a run can train on, else say why (returned)."""
+        self.pairs.value, refusal = data_folder_check(self.fields["data"].value)
+        if refusal is not None or self.status.value == self._refusal:  # a run's outcome stays
+            self.status.value = refusal or ""
+        self._refusal = refusal
+        self._enable()
+        return refusal
+
+    def _enable(self):
+        idle, trainable = self._process is None, self._refusal is None
+        self.start_button.enabled, self.stop_button.enabled = idle and trainable, not idle
+        self.resume_button.enabled = idle and trainable and (self.run_dir / "last.pt").is_file()
 
     def _on_runs_changed(self, folder):
         if Path(self.runs.value) != Path(folder):
@@ -184,9 +187,8 @@ class TrainingWidget(Container):
             self.command_line.value = shlex.join(["medsynth-train", *self.command()])
         except Exception as error:  # an incomplete form: say what is missing instead of a command
             self.command_line.value = str(error)
-        idle = self._process is None
-        self.resume_button.enabled = idle and (self.run_dir / "last.pt").is_file()
-        if idle:
+        self._enable()
+        if self._process is None:
             self._load_curves()
 
     def _load_curves(self):
@@ -204,9 +206,8 @@ class TrainingWidget(Container):
         if self._process is not None and self._process.poll() is None:
             return self._process
         try:
-            data = self.fields["data"].value
-            if not Path(data).is_dir() or not find_pairs(data).pairs:
-                raise MedSynthError(f"no T2/PD pairs (IXI or BIDS) in {data}: choose the data folder")
+            if (refusal := self._check_data()) is not None:  # the folder may have changed since it was chosen
+                raise MedSynthError(refusal)
             name = self.run_name.value.strip()
             if not name or name in (".", "..") or Path(name).name != name:
                 raise MedSynthError(f"run name {name!r}: give the run a folder name (no '/')")
@@ -217,7 +218,7 @@ class TrainingWidget(Container):
         self._events = self._best = None  # reread from the start: a resumed run first cuts what last.pt did not see
         self._load_curves()
         self.status.value = f"{'resuming' if resume else 'training'}: {self.run_dir}"
-        self.start_button.enabled, self.resume_button.enabled, self.stop_button.enabled = False, False, True
+        self._enable()
         # the live curves sit below the form: bring them (and Stop, the progress above them) into view
         self._form.root_native_widget.ensureWidgetVisible(self.plot, 0, 0)
         self._timer.start()
@@ -257,8 +258,7 @@ class TrainingWidget(Container):
         from napari.utils.notifications import show_error, show_info
 
         process, self._process = self._process, None
-        self.start_button.enabled, self.stop_button.enabled = True, False
-        self.resume_button.enabled = (self.run_dir / "last.pt").is_file()
+        self._enable()
         if code == 0:
             self.progress.value = self.progress.max
             best = self._best
@@ -280,12 +280,12 @@ def _stop_on_close(timer: QTimer, widget: TrainingWidget, runs, slot, *_):
     with contextlib.suppress(RuntimeError):  # Qt may have deleted the timer with its widget already
         timer.stop()
     runs.changed.disconnect(slot)
+    with contextlib.suppress(TypeError):  # already gone from a widget garbage-collected unshown
+        QApplication.instance().applicationStateChanged.disconnect(widget._check_data)
     process = getattr(widget, "_process", None)  # a widget garbage-collected unshown is half torn down here
     if process is not None and process.poll() is None:
         # napari is closing: the trainer finishes its step and saves last.pt (seconds at small widths,
         # up to a minute at the report's); say so rather than freeze silently.
-        from qtpy.QtWidgets import QApplication, QProgressDialog
-
         log.warning("stopping training on close: waiting for %s", process.run_dir / "last.pt")
         dialog = QProgressDialog(f"Stopping training: saving {process.run_dir / 'last.pt'}...", None, 0, 0)
         dialog.setWindowTitle("napari-medsynth")

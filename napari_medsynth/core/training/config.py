@@ -4,33 +4,47 @@
 choices and GUI labels; ``medsynth-train train``'s parser (:func:`add_train_arguments`), the training
 dock's form (:func:`train_fields`, :func:`train_defaults`), ``medsynth-train reproduce`` and
 :func:`train_argv` (the command the dock runs) are all built from them. The builders read
-:data:`TrainConfig` when they run, so a field added to it shows everywhere. Importable without torch or Qt.
+:data:`TrainConfig` when they run, so a field added to it shows everywhere. What a data folder needs for a
+run (:func:`training_problem`) is said here too, for the trainer and the dock. Importable without torch or Qt.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import MISSING, Field, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..choices import Direction, Engine, Variant, parse_direction
 from ..errors import MedSynthError
 from ..fields import add_arguments, option
 
+if TYPE_CHECKING:
+    from ..files.scans import PairScan
+
 __all__ = [
     "LR_SCHEDULES",
+    "MIN_SUBJECTS",
     "REPORT_FRACTIONS",
     "TRAIN_MODULE",
     "TrainConfig",
     "add_train_arguments",
     "config_from_args",
+    "data_folder_check",
+    "pairing_problem",
+    "too_few_subjects",
     "train_argv",
     "train_defaults",
     "train_fields",
+    "training_problem",
 ]
 
 # The report's subject split: 250 training, 35 validation and 70 test subjects of 355.
 REPORT_FRACTIONS = (250 / 355, 35 / 355, 70 / 355)
+# train, validation and test each need a subject (a participant: its sessions stay on one side)
+MIN_SUBJECTS = 3
+_CHOOSE_DATA = "choose a folder of T2/PD pairs (IXI, or a BIDS dataset)"
 # How the learning rate moves over a run's steps (see ``src_train.trainer``).
 LR_SCHEDULES = ("constant", "cosine")
 # What the GUI runs (``python -m src_train train ...``): training is started by module name.
@@ -99,10 +113,10 @@ class TrainConfig:
     def __post_init__(self):
         self.direction = parse_direction(self.direction).value
         self.variant = Variant.parse(self.variant.upper(), "variant").value
-        if self.epochs < 1 or self.batch_size < 1 or self.val_stride < 1 or self.randomize_variants < 1 \
-                or not self.lr > 0:
-            raise MedSynthError("epochs, batch size, validation stride, randomized acquisitions and learning rate "
-                                "must be positive")
+        if self.epochs < 1 or self.batch_size < 1 or self.val_stride < 1 or not self.lr > 0:
+            raise MedSynthError("epochs, batch size, validation stride and learning rate must be positive")
+        if self.randomize_variants < 1:
+            raise MedSynthError("--randomize-variants must be at least 1")
         if not (self.width > 0 and self.discriminator_width > 0):
             raise MedSynthError("--width and --discriminator-width must be positive")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -157,6 +171,55 @@ def train_argv(**options) -> list[str]:
         raise MedSynthError(f"medsynth-train train has no option {unknown[0]}")
     config_from_args(args)  # refuses what the trainer would (e.g. G2 with batches of 1) before anything starts
     return argv
+
+
+def pairing_problem(scan: PairScan) -> str | None:
+    """Why the pairs of ``scan``'s folder cannot be used (none, a file without its partner, files that
+    pair in more than one way), in one line; None when every file is paired."""
+    if not scan.pairs:
+        return scan.none_found()
+    if scan.ambiguous:
+        return f"{scan.folder}: {scan.ambiguous[0]}"
+    if scan.unpaired:
+        return (f"{scan.unpaired[0]} has no T2/PD partner: training needs whole pairs (add its partner or move "
+                "the file out of the folder)")
+    return None
+
+
+def too_few_subjects(subjects: int, pairs: int | None = None) -> str | None:
+    """Why ``subjects`` participants (with ``pairs`` T2/PD pairs among them) cannot be split into train,
+    validation and test, in one line; None when they can."""
+    if subjects >= MIN_SUBJECTS:
+        return None
+    if pairs is None or pairs == subjects:
+        return (f"{subjects} T2/PD pair{'s' * (subjects != 1)} found; training needs at least {MIN_SUBJECTS} "
+                "(train, validation, test)")
+    return (f"{pairs} T2/PD pairs of {subjects} participant{'s' * (subjects != 1)} found; training needs at "
+            f"least {MIN_SUBJECTS} participants (train, validation, test: a participant's sessions stay together)")
+
+
+def training_problem(scan: PairScan) -> str | None:
+    """Why a run cannot train on ``scan``'s folder, in one line (:func:`pairing_problem`,
+    :func:`too_few_subjects`); None when it can."""
+    return pairing_problem(scan) or too_few_subjects(len({pair.participant for pair in scan.pairs}), len(scan.pairs))
+
+
+def data_folder_check(folder: str | os.PathLike) -> tuple[str, str | None]:
+    """What the data folder ``folder`` holds and why a run cannot train on it (None: it can), a line each.
+    Lists file names only (:func:`~napari_medsynth.core.files.scans.find_pairs`): cheap enough for a GUI thread."""
+    from ..files.scans import find_pairs  # reads NIfTI too: imported when needed, this module stays light
+
+    folder = Path(folder)
+    if not folder.is_dir() or str(folder) in ("", "."):
+        return _CHOOSE_DATA, _CHOOSE_DATA
+    try:
+        scan = find_pairs(folder)
+    except MedSynthError as error:  # e.g. an unreadable folder, or IXI and BIDS names mixed
+        return str(error), str(error)
+    if not scan.pairs:
+        none = f"no T2/PD pairs (IXI or BIDS) in {folder}"
+        return none, f"{none}: choose the data folder"
+    return scan.summary(), training_problem(scan)
 
 
 class _RaisingParser(argparse.ArgumentParser):
