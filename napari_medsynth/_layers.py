@@ -109,18 +109,18 @@ RESULT_MAPS = {
 
 
 def result_layers(result, source: Volume, *, subject: str, label: str, target: str,
-                  mark: LayerMetadata) -> list[tuple]:
+                  mark: LayerMetadata, against: str | None = None) -> list[tuple]:
     """Layer tuples for a :class:`SynthesisResult`: the synthesis, then its maps.
 
-    Names read ``"IXI002 PD synth [G4+RL]"`` and ``"IXI002 PD squared error [G4+RL]"``;
-    every layer shares the source's scale and translate, and its :class:`LayerMetadata` has the
-    fields ``mark`` sets and the source's file as ``synthesized_from_path`` (its header is the one a
-    saved result keeps).
+    Names read ``"IXI002 PD synth [G4+RL]"`` and ``"IXI002 PD squared error [G4+RL]"`` (``"... squared
+    error vs IXI003 [G4+RL]"`` against a truth of ``against``, another subject); every layer shares the
+    source's scale and translate, and its :class:`LayerMetadata` has the fields ``mark`` sets and the
+    source's file as ``synthesized_from_path`` (its header is the one a saved result keeps).
     """
     synthesis = synthesis_layer(result.synthesis, source, name=f"{subject} {target} synth [{label}]",
                                 subject=subject, target=target, mark=mark, header=source.header)
     return [synthesis, *map_layers(result.all_maps(), source, subject=subject, label=label, target=target,
-                                   mark=mark)]
+                                   mark=mark, against=against)]
 
 
 def synthesis_layer(data, source: Volume, *, name: str, subject: str, target: str, mark: LayerMetadata,
@@ -132,14 +132,16 @@ def synthesis_layer(data, source: Volume, *, name: str, subject: str, target: st
 
 
 def map_layers(maps: dict, source: Volume, *, subject: str, label: str, target: str,
-               mark: LayerMetadata) -> list[tuple]:
-    """Layer tuples of the :data:`RESULT_MAPS` in ``maps`` (on ``source``'s grid), each in its colormap."""
+               mark: LayerMetadata, against: str | None = None) -> list[tuple]:
+    """Layer tuples of the :data:`RESULT_MAPS` in ``maps`` (on ``source``'s grid), each in its colormap;
+    the error maps against a truth of ``against`` (another subject) say so in their names."""
     layers = []
     for key, (suffix, colormap) in RESULT_MAPS.items():
         if maps.get(key) is None:
             continue
+        versus = f" vs {against}" if against and key != "spread" else ""
         data, kwargs, kind = volume_layer(Volume(maps[key], source.affine), subject=subject, contrast=target,
-                                          name=f"{subject} {target} {suffix} [{label}]")
+                                          name=f"{subject} {target} {suffix}{versus} [{label}]")
         low, high = robust_contrast_limits(data, 0.0, 99.5)
         kwargs.update(colormap=colormap, contrast_limits=(low, high), blending="translucent")
         _mark_result((data, kwargs, kind), source, mark.replace(map=key))

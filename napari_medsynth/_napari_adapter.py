@@ -4,7 +4,8 @@ fallback that keeps the plugin working, in a plainer way, on a napari laid out o
 - Tile labels: short role labels ("source PD", "G4+RL", "truth T2", "error", ...) on napari's grid
   tiles (napari's ``_vispy`` overlays and a layer's ``_overlays``; fallback: napari's name labels).
 - The grid's settings and a layer's tile (``viewer.canvas.grid`` from napari 0.9, ``viewer.grid``
-  before), the canvas width, and the Qt main window's first paint (``window._qt_window``).
+  before), the canvas width, the Qt main window's first paint and its bottom-left corner
+  (``window._qt_window``).
 
 napari labels a grid tile with its layer's full name (``layer.name_overlay``), which a narrow tile
 cuts to "IXI002 PD s"; it has no public per-layer text. A :class:`TileLabel` is a layer-name
@@ -17,8 +18,8 @@ from __future__ import annotations
 
 from napari.components.overlays import LayerNameOverlay
 
-__all__ = ["TileLabel", "after_first_paint", "canvas_width", "fit_label", "grid_settings", "grid_tile",
-           "hide_tile_label", "show_tile_label", "tile_label"]
+__all__ = ["TileLabel", "after_first_paint", "canvas_width", "dock_below_canvas", "fit_label", "grid_settings",
+           "grid_tile", "hide_tile_label", "show_tile_label", "tile_label"]
 
 _KEY = "medsynth_tile_label"
 CHAR_PX = 9.5  # a label character's advance at font size 9, canvas pixels (measured: 9.4 for "error G3 (g…")
@@ -131,3 +132,15 @@ def after_first_paint(viewer, callback) -> None:
 
     window._medsynth_first_paint = FirstPaint(window)  # kept alive with the window
     window.installEventFilter(window._medsynth_first_paint)
+
+
+def dock_below_canvas(viewer, widget, name: str) -> None:
+    """Dock ``widget`` at the bottom, under the canvas and the right-hand docks only: the left-hand docks
+    (the layer list and its controls) keep the window's full height (Qt gives the bottom area the
+    bottom-left corner, which squeezed the layer list to two rows in napari's default window)."""
+    from qtpy.QtCore import Qt
+
+    window = getattr(viewer.window, "_qt_window", None)
+    if window is not None and hasattr(window, "setCorner"):
+        window.setCorner(Qt.BottomLeftCorner, Qt.LeftDockWidgetArea)
+    viewer.window.add_dock_widget(widget, name=name, area="bottom")

@@ -19,7 +19,7 @@ def test_the_stages_come_picture_first_and_end_with_the_synthesis_itself(phantom
     checkpoint = tiny_checkpoint(tmp_path / "g.pt")
     t2 = load_volume(phantom_dir / "IXI001-Phantom-0001-T2.nii.gz")
     pd = load_volume(phantom_dir / "IXI001-Phantom-0001-PD.nii.gz")
-    options = SynthesisOptions(grid="native", stride=32, device="cpu")
+    options = SynthesisOptions(grid="native", stride=16, device="cpu")
     stages = list(synthesis_stages(t2, load_checkpoint(checkpoint), options, target=pd))
     assert [(r.stage, r.metrics is not None) for r in stages] == [
         (Stage.FIRST_PICTURE, False),  # one pass on the report grid: a third of the work, no figures
@@ -29,7 +29,12 @@ def test_the_stages_come_picture_first_and_end_with_the_synthesis_itself(phantom
     assert stages[0].options.grid == "report" and stages[1].options.grid == "native"
     assert all(r.synthesis.shape == t2.data.shape for r in stages)
     np.testing.assert_allclose(stages[2].synthesis, stages[1].synthesis)  # figures change no voxel
-    report = options.replace(grid="report")
+    # at a stride without overlap the patch average would only add seams: the preview is the finished result
+    seamless = list(synthesis_stages(t2, checkpoint, options.replace(stride=32), target=pd))
+    assert [(r.stage, r.final) for r in seamless] == [
+        (Stage.FIRST_PICTURE, False), (Stage.PREVIEW, False), (Stage.PREVIEW, True)]
+    np.testing.assert_allclose(seamless[-1].synthesis, stages[2].synthesis)
+    report = options.replace(grid="report", stride=32)
     staged = list(synthesis_stages(t2, checkpoint, report, target=pd, preview_first=False))
     assert [r.stage for r in staged] == [Stage.REFINED, Stage.REFINED]
     single = synthesize(t2, checkpoint, report, target=pd)  # the last stage is the synthesis itself

@@ -157,7 +157,8 @@ def test_a_one_pass_preview_shows_first_then_the_patch_average_replaces_it(make_
     checkpoint = tiny_checkpoint(runs / "p" / "best.pt")
     viewer = make_napari_viewer()
     t2, pd = open_phantom_subject(viewer, phantom_dir)
-    widget = synthesis_widget(viewer, qtbot, stride=32)
+    widget = synthesis_widget(viewer, qtbot, stride=16)  # overlapping patches: a refinement (at 32 the preview is it)
+    set_options(widget, spread=False)
     widget.configure(generator=checkpoint)
     assert widget.request().preview_first  # on by default
     inserted, shown, states = [], {}, []
@@ -176,10 +177,9 @@ def test_a_one_pass_preview_shows_first_then_the_patch_average_replaces_it(make_
     np.testing.assert_allclose(shown["data"], to_display(t2.__class__(preview.synthesis, t2.affine))[0], atol=1e-4)
     assert shown["preview"] and states == [JobState.REFINING]
     final = ["IXI001 PD synth [G3]", "IXI001 PD squared error [G3]", "IXI001 PD gradient difference [G3]"]
-    assert inserted == [name.replace("]", " preview]") for name in final] + final  # no spread in a preview...
-    assert [layer.name for layer in viewer.layers][2:] == [*final[1:], final[0]]  # nor at stride 32; no preview
-    assert "no spread map at stride 32" in widget.status
-    assert viewer.layers[final[0]].metadata["provenance"]["options"]["stride"] == 32
+    assert inserted == [name.replace("]", " preview]") for name in final] + final  # (no spread map asked)
+    assert [layer.name for layer in viewer.layers][2:] == [*final[1:], final[0]]  # no preview left
+    assert viewer.layers[final[0]].metadata["provenance"]["options"]["stride"] == 16
     assert not np.allclose(viewer.layers[final[0]].data, shown["data"])
 
 
@@ -219,18 +219,20 @@ def test_wrong_checkpoints_are_one_line_notifications(make_napari_viewer, qtbot,
     )
 
     # A PD->T2 checkpoint switches the direction and the layers (the reader opened the PD partner);
-    # a T2 source picked by hand is refused in one line.
+    # a T2 source picked by hand switches them back: the direction follows the source's contrast, and each
+    # direction keeps the generator last chosen for it.
+    t2_to_pd = widget.request().checkpoint
     pd_to_t2 = tiny_checkpoint(tmp_path / "pd" / "pd-to-t2.pt", direction="pd-t2", variant="G4", residual=True)
     widget.add_checkpoint(pd_to_t2)
     request = widget.request()
     assert request.direction == "pd-t2" and request.checkpoint == str(pd_to_t2)
     assert (request.source_layer, request.truth_layer) == ("IXI002 PD", "IXI002 T2")
     widget.configure(source=viewer.layers["IXI002 T2"])
-    run_and_wait(widget, qtbot)
-    message = "IXI002-Guys-0828-T2.nii.gz is a T2 image, but the source of this generator must be PD"
-    assert [n.message for n in notifications if n.severity == "error"][-1] == message
-    assert widget.status == message
-    assert len(viewer.layers) == 2
+    request = widget.request()
+    assert (request.direction, request.checkpoint) == ("t2-pd", t2_to_pd)
+    assert (request.source_layer, request.truth_layer) == ("IXI002 T2", "IXI002 PD")
+    widget.configure(source=viewer.layers["IXI002 PD"])
+    assert widget.request().checkpoint == str(pd_to_t2)
 
 
 def test_a_source_that_looks_like_the_other_contrast_is_a_warning_and_the_synthesis_goes_on(
@@ -459,6 +461,7 @@ def test_both_docks_fit_a_1600x1000_screen_and_every_grid_tile_shows_the_whole_h
     line = widget.status
     viewer.layers.events.inserted.connect(lambda event: widget.cancel() if "preview" in event.value.name else None)
     widget.configure(preview_first=True)
+    set_options(widget, stride=16)  # a refinement to cancel (at stride 32 the preview is the result)
     run_and_wait(widget, qtbot)
     assert widget.status == f"synthesis cancelled; the earlier result stays: {line}"
     assert not any("preview" in layer.name for layer in viewer.layers)

@@ -7,11 +7,12 @@ from pathlib import Path
 
 from magicgui.widgets import Container
 from psygnal import Signal
+from qtpy.QtCore import QEvent, QObject
 
 from ..core.errors import MedSynthError
 from ._settings import load_settings, save_settings
 
-__all__ = ["RUNS", "device_choices", "narrow", "notify_warnings", "report_error", "scrolling_form"]
+__all__ = ["RUNS", "device_choices", "fit_text_height", "narrow", "notify_warnings", "report_error", "scrolling_form"]
 
 log = logging.getLogger("napari_medsynth")
 
@@ -123,6 +124,27 @@ def narrow(*widgets) -> None:
         if isinstance(native, QLabel):
             native.setWordWrap(True)
             native.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+            native.installEventFilter(_WHOLE_TEXT)
         elif isinstance(native, QComboBox):
             native.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
             native.setMinimumContentsLength(12)
+
+
+def fit_text_height(label) -> None:
+    """Make a wrapped QLabel as tall as its text at its width (a form lays a label out by its one-line
+    height, which cut a long status line to its first lines); call it when its text changes."""
+    wanted = label.heightForWidth(label.width()) if label.text() else 0
+    if wanted > 0 and label.minimumHeight() != wanted:
+        label.setMinimumHeight(wanted)
+
+
+class _WholeText(QObject):
+    """Keeps each wrapped label of a form as tall as its text when its width changes."""
+
+    def eventFilter(self, label, event):  # noqa: N802 (Qt's name)
+        if event.type() in (QEvent.Resize, QEvent.Show) and label.wordWrap():
+            fit_text_height(label)
+        return False
+
+
+_WHOLE_TEXT = _WholeText()

@@ -75,7 +75,8 @@ class ComparisonView:
         if len(self._selection) == 1:
             row = self.rows[self._selection[0]]
             for layer in map_layers(row.maps, request.source, subject=request.subject, label=row.label,
-                                    target=self.target, mark=LayerMetadata(compare_selection="maps")):
+                                    target=self.target, mark=LayerMetadata(compare_selection="maps"),
+                                    against=request.truth_subject):
                 self._add(layer)
         elif len(self._selection) == 2:
             first, second = (self.rows[label] for label in self._selection)

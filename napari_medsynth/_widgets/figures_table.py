@@ -8,11 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from qtpy.QtCore import Qt, Signal
-from qtpy.QtGui import QFont, QGuiApplication
+from qtpy.QtGui import QFont, QFontMetrics, QGuiApplication
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QTableWidget,
@@ -33,6 +34,7 @@ COLUMNS = [f"{scope.value}_{figure}" for scope in MetricScope for figure in FIGU
 _LOWER_IS_BETTER = {"mae"}
 _DIGITS = {"mae": 4, "psnr": 2, "ssim": 4}
 MOST_ROWS_IN_VIEW = 8
+_CELL_PADDING = 8  # pixels each side of a figure, napari's theme's cell padding included
 
 
 class FiguresTable(QWidget):
@@ -44,10 +46,13 @@ class FiguresTable(QWidget):
         super().__init__(parent)
         self.rows: list[ComparedRow] = []
         self.table = QTableWidget(0, len(COLUMNS) + 2)
-        figure_names = {"mae": "MAE", "psnr": "PSNR (dB)", "ssim": "SSIM"}
-        self.table.setHorizontalHeaderLabels(
-            ["generator", *(f"{figure_names[c.split('_')[1]]}\n{MetricScope(c.split('_')[0]).short}" for c in COLUMNS),
-             "note"])
+        figure_names = {"mae": "MAE", "psnr": "PSNR", "ssim": "SSIM"}
+        self.table.setHorizontalHeaderLabels(  # short, so that nine figures fit napari's default window
+            ["generator", *(f"{figure_names[c.split('_')[1]]}\n{c.split('_')[0]}" for c in COLUMNS), "note"])
+        for column, key in enumerate(COLUMNS, start=1):  # what each short header means
+            scope, figure = key.split("_")
+            self.table.horizontalHeaderItem(column).setToolTip(
+                f"{figure_names[figure]}{' (dB)' if figure == 'psnr' else ''}, {MetricScope(scope).description}")
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
@@ -61,6 +66,10 @@ class FiguresTable(QWidget):
         self._save.clicked.connect(lambda: self.save_csv())
         self.status = QLabel("select a row for its error maps, two for their difference")
         self.status.setWordWrap(True)
+        header = self.table.horizontalHeader()  # the figures to their width, the names and notes share the rest:
+        for column in (0, len(COLUMNS) + 1):  # no sideways scrolling at napari's default window
+            header.setSectionResizeMode(column, QHeaderView.Stretch)
+        self.table.setTextElideMode(Qt.ElideMiddle)  # "G4+RL (run…-b)": a cut name keeps its ends (and a tooltip)
         self.table.verticalHeader().hide()  # the generator names the row
         self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
         buttons = QHBoxLayout()  # one line under the table: the dock stays low in napari's default window
@@ -82,7 +91,9 @@ class FiguresTable(QWidget):
         table.setRowCount(len(self.rows))
         for index, row in enumerate(self.rows):
             values = row.metrics.as_dict() if row.metrics is not None else {}
-            table.setItem(index, 0, QTableWidgetItem(row.label))
+            name = QTableWidgetItem(row.label)
+            name.setToolTip(row.label)
+            table.setItem(index, 0, name)
             for column, key in enumerate(COLUMNS, start=1):
                 scope, figure = key.split("_")
                 item = QTableWidgetItem()
@@ -92,6 +103,7 @@ class FiguresTable(QWidget):
             note = QTableWidgetItem(row.error or ("baseline" if row.is_baseline else ""))
             note.setToolTip(row.error or "")
             table.setItem(index, len(COLUMNS) + 1, note)
+        table.setColumnHidden(len(COLUMNS) + 1, not any(row.error for row in self.rows))  # the mapping says "baseline"
         self._mark_best()
         table.setSortingEnabled(True)
         table.clearSelection()
@@ -99,8 +111,23 @@ class FiguresTable(QWidget):
             if table.item(index, 0).text() in selected:
                 table.selectRow(index)
         table.blockSignals(False)
-        table.resizeColumnsToContents()
+        self._fit_columns()
         self._fit_rows()
+
+    def _fit_columns(self) -> None:
+        """Each figure's column as wide as its widest value (in bold: the best) or header line, and no
+        wider: Qt's own fit also reserves the sort arrow's room in every column, which made nine figure
+        columns too wide for napari's default window (the arrow draws over the sorted header's end)."""
+        table = self.table
+        bold = QFont(table.font())
+        bold.setBold(True)
+        values, header = QFontMetrics(bold), table.horizontalHeader().fontMetrics()
+        for column in range(1, len(COLUMNS) + 1):
+            texts = [table.item(row, column).text() for row in range(table.rowCount())]
+            lines = table.horizontalHeaderItem(column).text().split("\n")
+            widest = max([values.horizontalAdvance(text) for text in texts]
+                         + [header.horizontalAdvance(line) for line in lines])
+            table.setColumnWidth(column, widest + 2 * _CELL_PADDING)
 
     def _fit_rows(self, most: int = MOST_ROWS_IN_VIEW) -> None:
         """Make the table tall enough for its header and every row (up to ``most``; more scroll), so

@@ -95,11 +95,14 @@ def _while_open(slot):
 
 class JobRunner:
     """The dock's jobs, one at a time; ``state_changed(state)`` and ``progressed(unit, done, total,
-    text)`` tell the dock, ``file_started(done, total, name)`` before each file of a folder."""
+    text)`` tell the dock, ``file_started(done, total, name)`` before each file of a folder, ``started()``
+    when a job begins and ``warned(line)`` each warning its work gives."""
 
     state_changed = Signal(object)
     progressed = Signal(str, int, int, str)
     file_started = Signal(int, int, str)
+    started = Signal()  # a job began
+    warned = Signal(str)  # a warning of the job's (or a Save's) work: the source's contrast, NaN voxels...
 
     def __init__(self):
         self.state = JobState.IDLE
@@ -132,10 +135,11 @@ class JobRunner:
         worker.returned.connect(self._returned)
         worker.errored.connect(self._errored)
         worker.finished.connect(self._finished)
-        notify_warnings(worker)
+        self._relay_warnings(worker)
         self._cancel.event.clear()
         self._cancel.worker, self.worker, self._job = worker, worker, job
         self._napari_progress = progress(total=0, desc=job.description)
+        self.started.emit()
         self._set_state(job.first)
         worker.start()
         return True
@@ -168,10 +172,15 @@ class JobRunner:
         worker.returned.connect(lambda value: self.closed or on_done(value))
         worker.errored.connect(lambda error: self.closed or on_error(report_error(error, what)))
         worker.finished.connect(lambda: self._aside_finished(on_finished))
-        notify_warnings(worker)
+        self._relay_warnings(worker)
         self.aside = worker
         worker.start()
         return True
+
+    def _relay_warnings(self, worker) -> None:
+        """Each warning of ``worker`` as a napari notification and as ``warned``."""
+        notify_warnings(worker)
+        worker.warned.connect(lambda args: self.closed or self.warned.emit(str(args[0])))
 
     def _aside_finished(self, on_finished) -> None:
         if not self.closed:

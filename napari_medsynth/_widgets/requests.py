@@ -24,6 +24,8 @@ class SynthesisRequest:
     source_layer: str = ""
     truth_layer: str | None = None
     subject: str = ""
+    truth_subject: str | None = None  # the truth's subject when it is not the source's (its figures compare two)
+    notes: tuple[str, ...] = ()  # what the dock says with the run (a truth of another subject or grid)
 
     @property
     def previews_first(self) -> bool:

@@ -52,7 +52,8 @@ class ResultView:
         mark = LayerMetadata(provenance=provenance.record(), run=run_key, preview=preview,
                              synthesized_from=request.source_layer, ground_truth=request.truth_layer,
                              metrics=result.metrics.as_dict() if result.metrics is not None else {})
-        layers = result_layers(result, request.source, subject=request.subject, label=label, target=target, mark=mark)
+        layers = result_layers(result, request.source, subject=request.subject, label=label, target=target, mark=mark,
+                               against=request.truth_subject)
         names = self._add(layers, run_key)
         self._preview_run = run_key if preview else None
         self.shown = ShownResult(names[0], request)

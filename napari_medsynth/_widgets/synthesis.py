@@ -14,8 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton
-from psygnal import Signal
+from magicgui.widgets import ComboBox, Container, PushButton
 
 from .._reader import claim_nifti_files
 from ..core.choices import Direction
@@ -23,6 +22,7 @@ from ..core.synthesis.catalog import read_generator_entry
 from ..core.synthesis.options import SynthesisOptions
 from ._settings import load_settings, restore_defaults, save_settings
 from ._shared import RUNS, report_error, scrolling_form
+from .dock_status import DockStatus
 from .job_runner import JobRunner, JobState
 from .requests import SynthesisRequest
 from .result_view import ResultView, ShownResult
@@ -41,8 +41,6 @@ __all__ = ["SynthesisWidget"]
 class SynthesisWidget(Container):
     """Synthesize PD from T2 (or T2 from PD) for an image layer, with error maps against a ground truth."""
 
-    status_changed = Signal(str)  # each new status line, as the user reads them
-
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
         self.viewer = viewer
@@ -50,21 +48,22 @@ class SynthesisWidget(Container):
         self.form = SynthesisForm(viewer)
         self.view = ResultView(viewer)
         self.job = JobRunner()
+        self.lines = DockStatus(viewer)
+        self.status_changed = self.lines.changed  # each new status line, as the user reads them
         self.single = SingleSynthesis(self)
         self.folder = FolderSynthesis(self)
         self.comparing = CompareGenerators(self)
         self.exporting = ExportGenerator(self)
         self._cancel = PushButton(text="Cancel", enabled=False)
-        self._progress = ProgressBar(label="patches", value=0, max=1, visible=False)
-        self._status = Label(value="")
         self._restore = PushButton(text="Restore defaults",
                                    tooltip="forget the remembered runs folder, direction and synthesis options")
         self._remember = True
         form, single = self.form, self.single
         self._scroll = scrolling_form(self, [  # what a run shows (progress, figures) right below its button
-            *form.widgets(), single.run_button, self._cancel, self._progress, self._status, single.save_path,
+            *form.widgets(), single.run_button, self._cancel, *self.lines.widgets(), single.save_path,
             single.save_button, *self.comparing.widgets(), *self.folder.widgets(), *self.exporting.widgets(),
             self._restore])
+        self.lines.scroll = self._scroll.root_native_widget
 
         form.direction.changed.connect(form.pick_layers)
         form.direction.changed.connect(self._refresh_generators)
@@ -75,12 +74,17 @@ class SynthesisWidget(Container):
         self._cancel.changed.connect(self.cancel)
         self._restore.changed.connect(self.restore_defaults)
         self.job.state_changed.connect(self._on_state)
-        self.job.progressed.connect(self._on_progress)
+        self.job.progressed.connect(self.lines.advance)
+        self.job.started.connect(self.lines.started)
+        self.job.warned.connect(self.lines.warn)
+        self.job.warned.connect(self.lines.reveal)
+        viewer.layers.events.inserted.connect(self._on_inserted)
         self._apply_settings(load_settings())
         for key, widget in form.remembered().items():
             widget.changed.connect(lambda value, key=key: self._remember and save_settings(**{key: value}))
         # napari deletes dock widgets when it closes: stop a running synthesis then.
-        self.native.destroyed.connect(partial(_stop_on_close, self.job, RUNS, self._on_runs_changed))
+        self.native.destroyed.connect(partial(_stop_on_close, self.job, RUNS, self._on_runs_changed,
+                                              viewer.layers.events.inserted, self._on_inserted))
         form.pick_layers()
         self._refresh_generators()
 
@@ -134,12 +138,17 @@ class SynthesisWidget(Container):
     @property
     def status(self) -> str:
         """The dock's status line (``status_changed`` tells each new one)."""
-        return self._status.value
+        return self.lines.text
 
     @status.setter
     def status(self, line: str) -> None:
-        self._status.value = line
-        self.status_changed.emit(line)
+        self.lines.text = line
+
+    @property
+    def warnings(self) -> list[str]:
+        """The warnings in view under the status line: the last run's (the source's contrast, NaN
+        voxels) and the form's (a ground truth of another subject or grid)."""
+        return self.lines.warnings
 
     @property
     def shown(self) -> ShownResult | None:
@@ -159,7 +168,7 @@ class SynthesisWidget(Container):
     @property
     def progress(self) -> tuple[int, int]:
         """The dock's progress bar: (done, total)."""
-        return self._progress.value, self._progress.max
+        return self.lines.progress.value, self.lines.progress.max
 
     @property
     def can_start(self) -> bool:
@@ -274,19 +283,16 @@ class SynthesisWidget(Container):
             button.enabled = not running
         self._cancel.enabled = running and state != JobState.CANCELLING
         if not running:
-            self._progress.label, self._progress.visible = "patches", False
-            self.viewer.status = f"MedSynth: {self._status.value}"  # the outcome, not the last "patch N of N"
-        elif state in (JobState.PREVIEW, JobState.REFINING) and not self._progress.visible:
-            self._progress.visible, self._progress.value = True, 0
-        self._scroll.root_native_widget.ensureWidgetVisible(self._status.native, 0, 0)  # Cancel, progress, status
+            self.lines.finished()  # napari's status bar keeps the outcome, not the last "patch N of N"
+        self.lines.reveal()
 
-    def _on_progress(self, unit: str, done: int, total: int, text: str):
-        self._progress.label = unit
-        self._progress.max, self._progress.value = total, done
-        self.status = text
-        self.viewer.status = f"MedSynth: {text}"  # napari's status bar, not "Ready", while it works
+    def _on_inserted(self, event) -> None:
+        """A scan the user opens while the dock is idle becomes the source (:meth:`SynthesisForm.opened`)."""
+        if not self.job.running:
+            self.form.opened(event.value, idle=lambda: not self.job.running)
 
 
-def _stop_on_close(job: JobRunner, runs, slot, *_):
+def _stop_on_close(job: JobRunner, runs, slot, inserted, on_inserted, *_):
     job.close()
     runs.changed.disconnect(slot)
+    inserted.disconnect(on_inserted)

@@ -4,7 +4,10 @@ the figures table (a dock of its own) and napari's grid."""
 from __future__ import annotations
 
 from magicgui.widgets import PushButton, Select
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QListView
 
+from .._napari_adapter import dock_below_canvas
 from ..core.choices import Grid
 from ..core.errors import Cancelled, MedSynthError
 from ._shared import report_error
@@ -54,6 +57,9 @@ class CompareGenerators:
         self.chosen = Select(label="compare", choices=dock.form.generator_choices,
                              tooltip="the generators Compare runs on the source (ctrl-click for several)")
         self.chosen.native.setMaximumHeight(110)
+        self.chosen.native.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # long titles wrap, never scroll
+        self.chosen.native.setWordWrap(True)
+        self.chosen.native.setResizeMode(QListView.Adjust)
         self.run_button = PushButton(text="Compare", tooltip="run each generator selected above on the source and "
                                                             "score it against the ground truth: a figures table")
         self.run_button.changed.connect(lambda: self.start())
@@ -71,7 +77,8 @@ class CompareGenerators:
         try:
             request = dock.form.request()
             if request.truth is None:
-                raise MedSynthError("Compare needs a ground truth layer: the figures are taken against it")
+                raise MedSynthError(request.notes[0] if request.notes else
+                                    "Compare needs a ground truth layer: the figures are taken against it")
             chosen = tuple(str(path) for path in (self.chosen.value if checkpoints is None else checkpoints))
             if not chosen:
                 raise MedSynthError("select the generators to compare in the list above Compare")
@@ -86,6 +93,8 @@ class CompareGenerators:
         dock.job.start(Job(run_comparison, (comparison,), "MedSynth: comparing generators", first=first,
                            on_yield=lambda _rows: dock.job.refining(), on_post=self._on_row,
                            on_done=self._on_done, on_error=self._on_error))
+        for note in request.notes:  # a ground truth of another subject: in view for the whole comparison
+            dock.lines.warn(note)
         dock.status = f"comparing {len(chosen)} generators..."
 
     def _dock_figures(self) -> None:
@@ -96,7 +105,7 @@ class CompareGenerators:
             docked, self.figures = False, FiguresTable()
             self.figures.selected.connect(self.view.select)
         if not docked:
-            self.dock.viewer.window.add_dock_widget(self.figures, name="MedSynth figures", area="bottom")
+            dock_below_canvas(self.dock.viewer, self.figures, "MedSynth figures")
 
     def _on_row(self, posted) -> None:
         row, preview = posted

@@ -37,9 +37,23 @@ class FolderSynthesis:
                                tooltip="a BIDS dataset, or a folder of IXI- or BIDS-named files (flat, or T2/ and "
                                        "PD/): every file of the source contrast, scored against its partner when "
                                        "there is one (a BIDS input gives a BIDS-derivatives dataset)")
-        self.out = FileEdit(label="folder output", mode="d", value=RUNS.folder / "syntheses")
+        self.out = FileEdit(label="folder output", mode="d", value=self.suggested_out(),
+                            tooltip="where the folder's syntheses go (a folder of their own for each input folder, "
+                                    "never the folder Save writes single syntheses to)")
         self.run_button = PushButton(text="Synthesize folder")
         self.run_button.changed.connect(lambda: self.start())
+        self.folder.changed.connect(self._follow_folder)
+
+    def suggested_out(self, folder=None) -> Path:
+        """``folders/<input folder's name>`` beside the runs: apart from Save's ``syntheses/`` and from
+        the input data, so a BIDS-derivatives output holds only the folder's own files."""
+        name = Path(folder).name if folder is not None and str(folder) not in ("", ".") else "folder"
+        return RUNS.folder / "folders" / name
+
+    def _follow_folder(self, folder) -> None:
+        """A new input folder gets its own output folder, unless the user chose one."""
+        if Path(self.out.value).parent == RUNS.folder / "folders":
+            self.out.value = self.suggested_out(folder)
 
     def widgets(self) -> list:
         return [self.folder, self.out, self.run_button]

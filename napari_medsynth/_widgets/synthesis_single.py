@@ -65,13 +65,15 @@ class SingleSynthesis:
         dock.job.start(Job(run_synthesis, (request,), "MedSynth: synthesizing", first=first,
                            on_yield=partial(self.show_stage, request), on_done=partial(self._on_result, request),
                            on_error=partial(self.on_error, request)))
+        for note in request.notes:  # a ground truth of another subject or grid: in view for the whole run
+            dock.lines.warn(note)
         dock.status = "previewing..." if request.previews_first else "synthesizing..."
 
     def show_stage(self, request: SynthesisRequest, result) -> None:
         """A picture on its way to the finished result: the first picture, the preview, their figures."""
         if result.stage != Stage.FIRST_PICTURE:  # the native preview (then the patch average) is under way
             self.dock.job.refining()
-        refined = result.stage == Stage.REFINED
+        refined = result.stage == Stage.REFINED or result.final  # (a folder's finished preview, at stride 32)
         name = self.dock.view.show(request, result, preview=not refined, side_by_side=self.dock.side_by_side)
         self.follow_shown()
         then = ("; the native grid's preview follows..." if result.stage == Stage.FIRST_PICTURE else
@@ -81,12 +83,16 @@ class SingleSynthesis:
         self.dock.status = f"{name}: {_STAGES[result.stage]}{figures}{then}"
 
     def _on_result(self, request: SynthesisRequest, result) -> None:
-        view = self.dock.view
+        view, options = self.dock.view, request.options
         name = view.show(request, result, preview=False, side_by_side=self.dock.side_by_side)
-        line = f"{name}: {result.metrics.line()}" if result.metrics is not None else \
-            f"{name} (no ground truth: no metrics)"
-        if request.options.spread and result.spread is None and not request.options.preview:
-            line += f"; no spread map at stride {request.options.stride} (its patches do not overlap)"
+        line = (f"{name} (no ground truth: no metrics)" if result.metrics is None else
+                f"{name} against {request.truth_layer}, another subject's scan: {result.metrics.line()}"
+                if request.truth_subject else f"{name}: {result.metrics.line()}")
+        if result.stage == Stage.PREVIEW and not options.preview:  # the patch average was not run
+            line += (f"; at stride {options.stride} the patches do not overlap: the one-pass preview is the result "
+                     "(their average would only add seams)")
+        elif options.spread and result.spread is None and not options.preview:
+            line += f"; no spread map at stride {options.stride} (its patches do not overlap)"
         view.settle(line)
         self.follow_shown()
         self.dock.status = line

@@ -20,7 +20,7 @@ from ..choices import Choice, Engine, Grid
 from ..errors import MedSynthError
 from ..fields import add_arguments, option
 
-__all__ = ["SynthesisOptions", "add_synthesis_arguments", "option", "option_fields", "options_from",
+__all__ = ["PATCH", "SynthesisOptions", "add_synthesis_arguments", "option", "option_fields", "options_from",
            "options_from_args"]
 
 
@@ -42,6 +42,9 @@ def _count(value, what: str, none: bool = False):
     if number < 1:
         raise MedSynthError(f"{what} must be a whole number of at least 1, got {value!r}")
     return number
+
+
+PATCH = 32  # the edge of the generator's patches (the report's 32^3)
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,12 @@ class SynthesisOptions:
                     object.__setattr__(self, option_field.name, type(default)(value))
                 except ValueError:
                     raise MedSynthError(f"{option_field.name} must be a number, got {value!r}") from None
+
+    @property
+    def overlapping(self) -> bool:
+        """The patch average's patches overlap (a stride below the patch's edge): only then does it
+        refine the one-pass preview and give a spread map; at stride 32 it only adds seams."""
+        return self.stride < PATCH
 
     def replace(self, **changes) -> SynthesisOptions:
         """A copy with ``changes`` (validated again)."""

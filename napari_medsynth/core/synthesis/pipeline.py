@@ -106,7 +106,8 @@ def check_contrast(volume: Volume, expected: str, role: str) -> None:
     """Refuse an IXI- or BIDS-named file of the other of T2 and PD (a ``_PDw`` given as the T2
     source); warn (one line, and go on) when any other name says another contrast
     (``IXI012-HH-1211-T1.nii.gz``, ``case7_flair.nii``), or, for a name that says none, when the
-    intensities do not look like ``expected`` (:class:`~napari_medsynth.core.evaluation.contrast.ContrastEvidence`).
+    intensities say it cannot be ``expected``, naming what it could be ("a PD or T1 image"; see
+    :meth:`~napari_medsynth.core.evaluation.contrast.ContrastEvidence.possible`).
 
     Raises
     ------
@@ -243,7 +244,9 @@ def synthesis_stages(
     With ``preview_first`` (or ``options.preview``): on the native grid, first one pass of the
     generator on the report grid (a third of the work; ``stage == "first picture"``, no figures),
     then one pass on the native grid (``"preview"``); on the report grid the preview alone. Then,
-    unless ``options.preview``, the patch average (``"refined"``, with ``progress``). Each result
+    unless ``options.preview``, the patch average (``"refined"``, with ``progress``), where its patches
+    overlap: at a stride without overlap the preview is the finished result (the average would only add
+    the patches' seams, :attr:`SynthesisOptions.overlapping`). Each result
     with a ``target`` but the first picture is yielded twice: without figures, then with them
     (:meth:`SynthesisResult.scored`). The last result is the finished one (``final``), the others
     are not. Arguments and errors are :func:`synthesize`'s.
@@ -257,7 +260,7 @@ def synthesis_stages(
         if options.grid == Grid.NATIVE:
             steps.append((Stage.FIRST_PICTURE, options.replace(grid=Grid.REPORT, preview=True)))
         steps.append((Stage.PREVIEW, options.replace(preview=True)))
-    if not options.preview:
+    if not options.preview and not (steps and not options.overlapping):  # no overlap: the preview is the result
         steps.append((Stage.REFINED, options))
     prepared = {}  # one preprocessing per grid
     for number, (stage, stage_options) in enumerate(steps, start=1):
