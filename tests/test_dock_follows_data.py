@@ -10,6 +10,8 @@ import shutil
 from qtpy.QtWidgets import QScrollArea
 from test_widgets import notifications, runs, set_options, synthesis_widget, tiny_checkpoint  # noqa: F401
 
+from napari_medsynth._widgets.synthesis_form import default_save_path
+
 
 def bids_subjects(phantom_dir, root, numbers=(1, 2), contrasts=("T2", "PD")):
     """BIDS copies of phantom subjects: ``root/sub-0N/anat/sub-0N_T2w.nii.gz`` (and ``_PDw``)."""
@@ -81,6 +83,9 @@ def test_a_lone_pd_scan_sets_the_direction_and_is_never_its_own_truth(make_napar
     qtbot.waitUntil(lambda: names(widget) == ("pd-t2", "sub-01 PD", None))
     widget.form.truth.reset_choices()
     assert list(widget.form.truth.choices) == [None]  # the source is no truth of itself
+    widget.folder.folder.value = root  # a folder run goes to a folder of its own, never where Save writes
+    assert widget.folder.out.value == runs / "folders" / "bids"
+    assert default_save_path("sub-01 T2 synth [G4]").parent == runs / "syntheses"
 
 
 def test_a_truth_on_another_grid_gives_a_synthesis_without_figures_and_says_why(make_napari_viewer, qtbot,
