@@ -29,7 +29,7 @@ from napari_medsynth.core.preprocessing.preprocess import (
 )
 from napari_medsynth.core.training.config import REPORT_FRACTIONS, pairing_problem, too_few_subjects
 
-from .randomize import SourceRandomization
+from .randomize import AcquisitionRandomization
 
 __all__ = [
     "PatchDataset",
@@ -40,7 +40,7 @@ __all__ = [
     "find_pairs_or_fail",
     "load_volume_pairs",
     "pairs_of",
-    "randomized_sources",
+    "randomized_acquisitions",
 ]
 
 _PREPROCESSING_KEY = json.dumps([RESAMPLED_SHAPE, KEEP_EVERY, KEEP_OFFSET, "zscore-v1"])
@@ -159,13 +159,13 @@ class PreprocessedCache:
 
 @dataclass(frozen=True)
 class VolumePair:
-    """One subject's preprocessed source and target in the training direction, and the source's
-    randomized acquisitions (:func:`randomized_sources`), if any."""
+    """One subject's preprocessed source and target in the training direction, and its randomized
+    acquisitions (:func:`randomized_acquisitions`: source and target pairs), if any."""
 
     subject: str
     source: CachedVolume
     target: CachedVolume
-    variants: tuple[CachedVolume, ...] = ()
+    variants: tuple[tuple[CachedVolume, CachedVolume], ...] = ()
 
 
 def load_volume_pairs(pairs: list[ScanPair], direction: str, cache: PreprocessedCache,
@@ -191,25 +191,27 @@ def load_volume_pairs(pairs: list[ScanPair], direction: str, cache: Preprocessed
     return result
 
 
-def randomized_sources(pairs: list[ScanPair], direction: str, cache: PreprocessedCache,
-                       randomization: SourceRandomization, seed, count: int, progress=None) -> list[tuple]:
-    """``count`` randomized acquisitions of each pair's source (:mod:`.randomize`), each preprocessed
-    as a user's scan is and cached: drawn from ``(seed, pair, acquisition)`` alone, so a resumed run
-    or another run with the same settings finds them. One tuple of :class:`CachedVolume` per pair."""
-    source_contrast = Direction(direction).contrasts[0]
+def randomized_acquisitions(pairs: list[ScanPair], direction: str, cache: PreprocessedCache,
+                            randomization: AcquisitionRandomization, seed, count: int, progress=None) -> list[tuple]:
+    """``count`` randomized acquisitions of each pair (:mod:`.randomize`), source and target each
+    preprocessed as a user's scan is and cached: drawn from ``(seed, pair, acquisition)`` alone, so a
+    resumed run or another run with the same settings finds them. One tuple of ``(source, target)``
+    :class:`CachedVolume` pairs per pair."""
+    contrasts = Direction(direction).contrasts
     settings = json.dumps([randomization.record(), seed], sort_keys=True)
     result = []
     for done, pair in enumerate(pairs, start=1):
-        path, volume = pair.path(source_contrast), None
+        paths, volumes = [pair.path(c) for c in contrasts], None
         drawn = []
         for number in range(count):
-            variant = f"|randomized|{settings}|{number}"
-            cached = cache.lookup(path, variant)
-            if cached is None:
-                volume = volume if volume is not None else load_volume(path)
+            variant = f"|acquired|{settings}|{number}"
+            cached = [cache.lookup(path, variant) for path in paths]
+            if None in cached:
+                volumes = volumes or [load_volume(path) for path in paths]
                 rng = np.random.default_rng([*np.atleast_1d(seed), _stable(pair.subject), number])
-                cached = cache.store(path, randomization(volume, rng), variant)
-            drawn.append(cached)
+                acquired = randomization(*volumes, rng)
+                cached = [cache.store(path, volume, variant) for path, volume in zip(paths, acquired)]
+            drawn.append(tuple(cached))
         result.append(tuple(drawn))
         if progress is not None:
             progress(done, len(pairs))
@@ -254,8 +256,8 @@ class PatchDataset(Dataset):
     """
 
     def __init__(self, pairs: list[VolumePair], patch: int = 32, stacks: int = 1, seed: int = 0):
-        self.paths = [(p.source.array_path, p.target.array_path, *(v.array_path for v in p.variants))
-                      for p in pairs]
+        self.paths = [(p.source.array_path, p.target.array_path,
+                       *(cached.array_path for variant in p.variants for cached in variant)) for p in pairs]
         self.patch = patch
         self.stacks = stacks
         self.starts = patch_grid(PREPROCESSED_SHAPE, patch)
@@ -272,7 +274,7 @@ class PatchDataset(Dataset):
     def __getitem__(self, index: int):
         """Patch ``index`` modulo the dataset's length; the quotient is the epoch (the sampler adds
         it). A subject with randomized acquisitions gives the patch from one of them or from its own
-        source, drawn from (seed, epoch, patch) alone, so a resumed run sees the same patches."""
+        pair, drawn from (seed, epoch, patch) alone, so a resumed run sees the same patches."""
         epoch, index = divmod(index, len(self))
         subject, position = divmod(index, self.stacks * len(self.starts))
         stack, position = divmod(position, len(self.starts))
@@ -280,10 +282,11 @@ class PatchDataset(Dataset):
             self._arrays[subject] = tuple(np.load(p, mmap_mode="r") for p in self.paths[subject])
         z, y, x = self.starts[position]
         region = (slice(z, z + self.patch), slice(y, y + self.patch), slice(x * self.stacks + stack, None, self.stacks))
-        own, target, *variants = self._arrays[subject]
-        chosen = int(np.random.default_rng([self.seed, epoch, index]).integers(len(variants) + 1)) if variants else 0
-        source = own if chosen == 0 else variants[chosen - 1]
-        source, target = (np.array(a[region][..., : self.patch], dtype=np.float32) for a in (source, target))
+        arrays = self._arrays[subject]  # source, target, then each acquisition's source and target
+        count = len(arrays) // 2
+        chosen = int(np.random.default_rng([self.seed, epoch, index]).integers(count)) if count > 1 else 0
+        source, target = (np.array(a[region][..., : self.patch], dtype=np.float32)
+                          for a in arrays[2 * chosen: 2 * chosen + 2])
         return torch.from_numpy(source)[None], torch.from_numpy(target)[None]
 
 

@@ -1,12 +1,18 @@
-"""Acquisition randomization of the source (SynthSR-style; Iglesias et al. 2021-2023): each training
-subject's source volume is acquired again as real scanners differ from the phantom, on the volume and
-before the preprocessing, so that it reaches the network through the same pipeline as a user's scan
-(resampled to 224 x 224 x 96 from its own grid, then standardized with its own statistics); its target
-stays the phantom's own.
+"""Acquisition randomization (SynthSR-style; Iglesias et al. 2021-2023): each training subject is
+acquired again as real scanners differ from the phantom, on the volumes and before the preprocessing,
+so that it reaches the network through the same pipeline as a user's scan (resampled to 224 x 224 x 96
+from its own grid, then standardized with its own statistics).
+
+A T2/PD pair is one acquisition: what the scanner's geometry and coil do (the field of view, the voxel
+size and slice thickness, blur, the bias field, 8-bit storage) and a lesion of the anatomy change the
+source and the target alike, as they change a user's scan and its ground truth; what differs between
+contrasts and sequences (the intensity curve, the noise drawn) changes the source alone, so that the
+generator learns the mapping from any such source to the target's contrast.
 
 Each transform takes a :class:`~napari_medsynth.core.files.nifti.Volume` in scanner intensities and a
 seeded ``numpy`` generator and returns a new volume over the same field of view (a coarser acquisition
-has its own grid and affine); :class:`SourceRandomization` applies each with its probability.
+has its own grid and affine; :func:`field_of_view` crops or pads it); :class:`AcquisitionRandomization`
+applies each with its probability.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ from napari_medsynth.core.errors import MedSynthError
 from napari_medsynth.core.files.nifti import Volume
 from napari_medsynth.core.simulation.acquisition import eight_bit
 
-__all__ = ["SourceRandomization", "bias_field", "intensity_curve", "lesion", "partial_volume", "quantization",
-           "resolution", "rician_noise"]
+__all__ = ["SHARED", "AcquisitionRandomization", "bias_field", "field_of_view", "intensity_curve", "lesion",
+           "partial_volume", "quantization", "resolution", "rician_noise"]
 
 
 def _top(data: np.ndarray) -> float:
@@ -97,16 +103,29 @@ def partial_volume(volume: Volume, rng: np.random.Generator, sigma: tuple[float,
 
 def lesion(volume: Volume, rng: np.random.Generator, radius_mm: tuple[float, float] = (3.0, 10.0),
            factor: tuple[float, float] = (0.6, 2.0)) -> Volume:
-    """A soft ellipsoidal blob ``factor`` times as bright at its centre, inside the head: the lesions
-    of clinical scans, which the phantom does not have."""
-    head = volume.data > 0.2 * _top(volume.data)
-    if not head.any():
-        return _like(volume, volume.data)
-    centre = np.argwhere(head)[rng.integers(int(head.sum()))]
+    """A soft ellipsoidal blob ``factor`` times as bright at its centre, in the middle of the field of
+    view (the brain of a centred head): the lesions of clinical scans, which the phantom does not have."""
+    centre = rng.uniform(0.35, 0.65, 3) * (np.array(volume.data.shape) - 1)
     radii = rng.uniform(*radius_mm, 3) / _zooms(volume.affine)
     axes = [((np.arange(n, dtype=np.float32) - c) / r) ** 2 for n, c, r in zip(volume.data.shape, centre, radii)]
     blob = np.exp(-2.0 * (axes[0][:, None, None] + axes[1][None, :, None] + axes[2][None, None, :]))
     return _like(volume, volume.data * (1.0 + (rng.uniform(*factor) - 1.0) * blob))
+
+
+def field_of_view(volume: Volume, rng: np.random.Generator, change: tuple[float, float] = (-0.1, 0.15)) -> Volume:
+    """Another field of view: each side of each axis cropped (down to ``change[0]`` of the axis) or
+    padded with air (up to ``change[1]``), as clinical scans cut the air away or take more of the neck."""
+    data, affine = volume.data, volume.affine.copy()
+    for axis in range(3):
+        size = data.shape[axis]
+        low, high = (round(rng.uniform(*change) * size) for _ in range(2))
+        start, stop = max(0, -low), size - max(0, -high)
+        data = np.take(data, np.arange(start, stop), axis=axis)
+        widths = [(0, 0)] * 3
+        widths[axis] = (max(0, low), max(0, high))
+        data = np.pad(data, widths)
+        affine[:3, 3] += affine[:3, axis] * (start - max(0, low))
+    return _like(volume, data, affine)
 
 
 def rician_noise(volume: Volume, rng: np.random.Generator, sigma: tuple[float, float] = (0.0, 0.04)) -> Volume:
@@ -124,32 +143,39 @@ def quantization(volume: Volume, rng: np.random.Generator) -> Volume:
 
 
 _TRANSFORMS = {"lesion": lesion, "intensity_curve": intensity_curve, "bias_field": bias_field,
-               "resolution": resolution, "partial_volume": partial_volume, "rician_noise": rician_noise,
-               "quantization": quantization}
+               "field_of_view": field_of_view, "resolution": resolution, "partial_volume": partial_volume,
+               "rician_noise": rician_noise, "quantization": quantization}
+# what changes the source and the target alike: the anatomy and the acquisition's geometry, coil and storage
+SHARED = frozenset({"lesion", "bias_field", "field_of_view", "resolution", "partial_volume", "quantization"})
 
 
 @dataclass(frozen=True)
-class SourceRandomization:
-    """Which transforms a training source volume gets, each with its probability, in this order
-    (anatomy, contrast, the coil's field, the acquisition's grid and blur, noise, then storage)."""
+class AcquisitionRandomization:
+    """Which transforms a training pair gets, each with its probability, in this order (anatomy,
+    contrast, the coil's field, the acquisition's field of view, grid and blur, noise, then storage)."""
 
     lesion: float = 0.1
     intensity_curve: float = 0.8
     bias_field: float = 0.5
+    field_of_view: float = 0.3
     resolution: float = 0.5
     partial_volume: float = 0.3
     rician_noise: float = 0.5
     quantization: float = 0.2
 
-    def __call__(self, volume: Volume, rng: np.random.Generator) -> Volume:
-        out = volume
+    def __call__(self, source: Volume, target: Volume, rng: np.random.Generator) -> tuple[Volume, Volume]:
+        """The pair acquired again: the :data:`SHARED` transforms with one draw for both volumes."""
         for name, transform in _TRANSFORMS.items():
-            if rng.random() < getattr(self, name):
-                out = transform(out, rng)
-        return out
+            if rng.random() >= getattr(self, name):
+                continue
+            draw = int(rng.integers(2**63))
+            source = transform(source, np.random.default_rng(draw))
+            if name in SHARED:
+                target = transform(target, np.random.default_rng(draw))
+        return source, target
 
     @classmethod
-    def only(cls, names: str | None) -> SourceRandomization:
+    def only(cls, names: str | None) -> AcquisitionRandomization:
         """Every transform (``names`` None), or only those named (comma-separated), the others off.
 
         Raises

@@ -62,11 +62,11 @@ from .data import (
     VolumePair,
     find_pairs_or_fail,
     load_volume_pairs,
-    randomized_sources,
+    randomized_acquisitions,
 )
 from .lock import RunLock
 from .losses import IN_PLANE_DIMS, VOLUME_DIMS, adversarial_loss, gradient_difference_loss, reconstruction_loss
-from .randomize import SourceRandomization
+from .randomize import AcquisitionRandomization
 
 __all__ = ["VARIANT_LOSSES", "Trainer", "TrainingStopped"]
 
@@ -285,34 +285,34 @@ class Trainer:
         self.val_pairs = load_volume_pairs(validation, config.direction, cache)
         self.val_acquisitions: list[VolumePair] = []
         if config.randomize:
-            self._randomize_sources(train, validation, cache)
+            self._randomize_acquisitions(train, validation, cache)
         self.split = split
         self.target_intensity = {
             "mean": float(np.mean([p.target.standardization.mean for p in self.train_pairs])),
             "std": float(np.mean([p.target.standardization.std for p in self.train_pairs])),
         }
 
-    def _randomize_sources(self, train: list, validation: list, cache: PreprocessedCache) -> None:
+    def _randomize_acquisitions(self, train: list, validation: list, cache: PreprocessedCache) -> None:
         """Each training subject's randomized acquisitions, and :data:`VALIDATION_ACQUISITIONS` of each
         validation subject as validation pairs of their own, so the best epoch is the one that holds
         up on other acquisitions too, not only on the phantom's own (rank 0 makes them, then all read)."""
         config = self.config
-        randomization = SourceRandomization.only(config.randomize_only)
+        randomization = AcquisitionRandomization.only(config.randomize_only)
 
         def draw(pairs, seed, count, progress=None):
-            return randomized_sources(pairs, config.direction, cache, randomization, seed, count, progress)
+            return randomized_acquisitions(pairs, config.direction, cache, randomization, seed, count, progress)
 
         if self.dist.main:
             from napari_medsynth.core.console import progress_bar
 
-            with progress_bar("randomizing the sources", unit="subject") as progress:
+            with progress_bar("randomizing the acquisitions", unit="subject") as progress:
                 draw(train, config.seed, config.randomize_variants, progress)
                 draw(validation, [config.seed, 1], VALIDATION_ACQUISITIONS)
         self.dist.barrier()
         self.train_pairs = [replace(pair, variants=variants) for pair, variants
                             in zip(self.train_pairs, draw(train, config.seed, config.randomize_variants))]
         self.val_acquisitions = [
-            VolumePair(f"{pair.subject} (acquisition {number})", variant, pair.target)
+            VolumePair(f"{pair.subject} (acquisition {number})", *variant)
             for pair, variants in zip(self.val_pairs, draw(validation, [config.seed, 1], VALIDATION_ACQUISITIONS))
             for number, variant in enumerate(variants, start=1)]
 

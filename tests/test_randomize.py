@@ -1,7 +1,9 @@
-"""Acquisition randomization of the training source: each transform acts on the volume before the
-preprocessing, keeps its field of view (so source and target stay aligned after the preprocessing), is
-the same under the same seed, and changes the volume; a randomized run draws its patches from the
-randomized acquisitions, keeps its targets, validates on acquisitions too, and records the option."""
+"""Acquisition randomization of the training pairs: each transform acts on the volume before the
+preprocessing, keeps the anatomy where it is in the world (so source and target stay aligned after the
+preprocessing), is the same under the same seed, and changes the volume; the acquisition's geometry,
+coil and storage change source and target alike, the contrast and the noise the source alone; a
+randomized run draws its patches from the randomized acquisitions, validates on acquisitions too, and
+records the option."""
 
 from __future__ import annotations
 
@@ -12,10 +14,10 @@ from napari_medsynth.core.errors import MedSynthError
 from napari_medsynth.core.files.nifti import Volume
 from napari_medsynth.core.preprocessing.preprocess import preprocess_volume
 from src_train import randomize
-from src_train.randomize import SourceRandomization
+from src_train.randomize import SHARED, AcquisitionRandomization
 
-TRANSFORMS = ["lesion", "intensity_curve", "bias_field", "resolution", "partial_volume", "rician_noise",
-              "quantization"]
+TRANSFORMS = ["lesion", "intensity_curve", "bias_field", "field_of_view", "resolution", "partial_volume",
+              "rician_noise", "quantization"]
 AFFINE = np.diag([1.5, 1.5, 2.0, 1.0])
 
 
@@ -39,7 +41,8 @@ def test_each_transform_keeps_the_field_of_view_and_is_seeded(name, head):
     transform = getattr(randomize, name)
     out = transform(head, np.random.default_rng(3))
     assert out.data.dtype == np.float32 and np.isfinite(out.data).all() and out.data.min() >= 0.0
-    np.testing.assert_allclose(_extent(out), _extent(head), atol=1e-4)  # the same head, wherever its voxels
+    if name != "field_of_view":
+        np.testing.assert_allclose(_extent(out), _extent(head), atol=1e-4)  # the same head, wherever its voxels
     again = transform(head, np.random.default_rng(3))
     np.testing.assert_array_equal(out.data, again.data)
     draws = [transform(head, np.random.default_rng(seed)) for seed in range(6)]
@@ -58,6 +61,18 @@ def test_a_coarser_acquisition_stays_aligned_through_the_preprocessing():
                                preprocess_volume(volume, "native").data[inner], atol=0.02)
 
 
+def test_another_field_of_view_keeps_each_voxel_where_it_was_in_the_world(head):
+    for seed in range(4):
+        out = randomize.field_of_view(head, np.random.default_rng(seed), change=(-0.2, 0.2))
+        assert out.data.shape != head.data.shape
+        to_head = np.linalg.inv(head.affine) @ out.affine  # output voxel -> input voxel
+        index = np.indices(out.data.shape).reshape(3, -1)
+        original = np.rint((to_head[:3, :3] @ index) + to_head[:3, 3:]).astype(int)
+        inside = np.all((original >= 0) & (original < np.array(head.data.shape)[:, None]), axis=0)
+        np.testing.assert_array_equal(out.data.reshape(-1)[inside], head.data[tuple(original[:, inside])])
+        assert (out.data.reshape(-1)[~inside] == 0).all()  # padded with air
+
+
 def test_the_intensity_curve_keeps_the_tissues_in_order(head):
     out = randomize.intensity_curve(head, np.random.default_rng(0))
     levels = [out.data[head.data == value].mean() for value in np.unique(head.data)]
@@ -69,18 +84,31 @@ def test_noise_gives_air_a_rician_floor(head):
     assert out.data[head.data == 0].mean() > 0.03 * 1200 * 0.8  # magnitude noise lifts the air: ~1.25 sigma
 
 
-def test_the_randomization_is_a_function_of_its_seed_and_can_be_off(head):
-    chain = SourceRandomization()
-    first = chain(head, np.random.default_rng([0, 1, 7]))
-    np.testing.assert_array_equal(first.data, chain(head, np.random.default_rng([0, 1, 7])).data)
-    off = SourceRandomization(**dict.fromkeys(SourceRandomization().record(), 0.0))
-    np.testing.assert_array_equal(off(head, np.random.default_rng(0)).data, head.data)
+def test_a_pair_shares_its_acquisition_and_only_the_source_changes_contrast(head):
+    target = Volume((head.data[::-1] * 0.5 + 50).astype(np.float32), head.affine.copy())  # another contrast
+    chain = AcquisitionRandomization()
+    first = chain(head, target, np.random.default_rng([0, 1, 7]))
+    again = chain(head, target, np.random.default_rng([0, 1, 7]))
+    for one, two in zip(first, again):
+        np.testing.assert_array_equal(one.data, two.data)
+    for name in TRANSFORMS:
+        only = AcquisitionRandomization(**{n: float(n == name) for n in TRANSFORMS})
+        for seed in range(3):
+            source, changed = only(head, target, np.random.default_rng(seed))
+            np.testing.assert_array_equal(source.affine, changed.affine if name in SHARED else head.affine)
+            if name in SHARED:  # the same draw: the same grid, and the same change where the two are alike
+                assert changed.data.shape == source.data.shape
+                assert not np.array_equal(changed.data, target.data) or name == "lesion"
+            else:
+                np.testing.assert_array_equal(changed.data, target.data)  # the target keeps its contrast
+    off = AcquisitionRandomization(**dict.fromkeys(TRANSFORMS, 0.0))
+    np.testing.assert_array_equal(off(head, target, np.random.default_rng(0))[0].data, head.data)
     assert list(chain.record()) == TRANSFORMS
-    only = SourceRandomization.only("bias_field, resolution")
+    only = AcquisitionRandomization.only("bias_field, resolution")
     assert {k for k, v in only.record().items() if v > 0} == {"bias_field", "resolution"}
     assert only.bias_field == chain.bias_field
     with pytest.raises(MedSynthError, match="no randomization transform 'blur'"):
-        SourceRandomization.only("blur")
+        AcquisitionRandomization.only("blur")
 
 
 def test_a_randomized_run_draws_acquisitions_keeps_the_target_and_records_it(phantom_dir, tmp_path):
@@ -100,22 +128,26 @@ def test_a_randomized_run_draws_acquisitions_keeps_the_target_and_records_it(pha
         trainer.run()
     (pair,) = trainer.train_pairs
     assert len(pair.variants) == 2
-    own, *acquisitions = (np.load(v.array_path) for v in (pair.source, *pair.variants))
-    for acquisition in acquisitions:  # standardized as a user's scan is, and not the phantom's own source
+    own = np.load(pair.source.array_path)
+    for source, target in pair.variants:  # standardized as a user's scan is, and not the phantom's own source
+        acquisition = np.load(source.array_path)
         assert acquisition.shape == own.shape and abs(acquisition.mean()) < 1e-3 and abs(acquisition.std() - 1) < 1e-3
         assert not np.allclose(acquisition, own, atol=0.05)
+        assert np.load(target.array_path).shape == own.shape
     dataset = trainer.loader.dataset
     inside = [i for i in range(len(dataset)) if dataset[i][1].std() > 0.1]  # patches inside the head
     plain = PatchDataset([pair.__class__(pair.subject, pair.source, pair.target)])
     index = inside[len(inside) // 2]
-    (first, target), (again, _) = dataset[index], dataset[index]
+    (first, target), (again, again_target) = dataset[index], dataset[index]
     torch.testing.assert_close(first, again, rtol=0, atol=0)  # a function of (seed, epoch, patch)
-    for epoch in range(4):
-        torch.testing.assert_close(dataset[index + epoch * len(dataset)][1], target, rtol=0, atol=0)  # the phantom's
-    sources = [dataset[i + epoch * len(dataset)][0] for i in inside[:8] for epoch in range(3)]
-    own_patches = [plain[i][0] for i in inside[:8] for _ in range(3)]
-    changed = sum(not torch.equal(s, o) for s, o in zip(sources, own_patches))
-    assert 0 < changed < len(sources)  # mostly an acquisition, sometimes the subject's own source
+    torch.testing.assert_close(target, again_target, rtol=0, atol=0)
+    drawn = [dataset[i + epoch * len(dataset)] for i in inside[:8] for epoch in range(3)]
+    own_patches = [plain[i] for i in inside[:8] for _ in range(3)]
+    changed = sum(not torch.equal(s, o) for (s, _), (o, _) in zip(drawn, own_patches))
+    assert 0 < changed < len(drawn)  # mostly an acquisition, sometimes the subject's own pair
+    for (source, target), (own_source, own_target) in zip(drawn, own_patches):  # a pair comes whole:
+        if torch.equal(source, own_source):  # the subject's own source with its own target, never another's
+            torch.testing.assert_close(target, own_target, rtol=0, atol=0)
     assert len(trainer.val_acquisitions) == VALIDATION_ACQUISITIONS * len(trainer.val_pairs)
     scores = trainer.validate()
     assert scores["subject"][1:] == [f"{trainer.val_pairs[0].subject} (acquisition {n})"

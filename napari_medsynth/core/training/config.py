@@ -97,15 +97,16 @@ class TrainConfig:
     all_stacks: bool = option(False, "train and validate on all three interleaved slice stacks of each subject "
                                      "(every slice of the 224x224x96 resample: 3x the patches, the same geometry)",
                               gui=False)
-    randomize: bool = option(False, "acquire each training source again as real scanners differ (lesion-like blobs, "
-                                    "intensity curve and gamma, bias field, slice thickness and voxel size, blur, "
-                                    "Rician noise, 8-bit storage), on the volume before the preprocessing, while its "
-                                    "target stays the phantom's own: generators for real scans (off: the report's "
-                                    "recipe)", label="randomize the source (for real scans)")
+    randomize: bool = option(False, "acquire each training pair again as real scanners differ, on the volumes before "
+                                    "the preprocessing: field of view, slice thickness and voxel size, blur, bias "
+                                    "field, 8-bit storage and lesion-like blobs change source and target alike; an "
+                                    "intensity curve and Rician noise change the source alone: generators for real "
+                                    "scans (off: the report's recipe)",
+                             label="randomize the acquisitions (for real scans)")
     randomize_only: str | None = option(None, "with --randomize: only these transforms (comma-separated names, "
                                               "for ablations; default all)", metavar="NAMES", gui=False)
     randomize_variants: int = option(8, "with --randomize: randomized acquisitions per training subject (a patch comes "
-                                        "from one of them or from the subject's own source)", type=int, gui=False)
+                                        "from one of them or from the subject's own pair)", type=int, gui=False)
     engine: str = option("auto", "how the generator's convolutions run: auto (the faster per layer), direct, or "
                                  "fft (transform domain); checkpoints are the same either way",
                          choices=[e.value for e in Engine], gui=False)
