@@ -320,7 +320,7 @@ def memory_child(settings: dict) -> dict:
     scale = 1 if sys.platform.startswith("linux") else 1 / 1024  # ru_maxrss: KiB on Linux, bytes on macOS
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
-    model = (load_checkpoint(settings["checkpoint"])[0] if settings["checkpoint"]
+    model = (load_checkpoint(settings["checkpoint"]).network if settings["checkpoint"]
              else make_generator(settings["width"], settings["seed"]))
     source = load_volume(settings["path"])
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
@@ -384,7 +384,7 @@ def main(argv=None) -> int:
     device = resolve_device(args.device)
     t2, pd = make_phantom_pair(seed=0)
     # T2 -> PD, unless a trained generator of the other direction is timed
-    reverse = args.checkpoint is not None and load_checkpoint(args.checkpoint)[1].direction == "pd-t2"
+    reverse = args.checkpoint is not None and load_checkpoint(args.checkpoint).info.direction == "pd-t2"
     source, target = standardized_pair(*((pd, t2) if reverse else (t2, pd)), args.shape)
     rows = []
     for label, model in models(args):

@@ -38,7 +38,7 @@ class LayerMetadata:
     synthesized_from_path: str | None = None  # the source's file: its header goes on the saved result
     ground_truth: str | None = None  # the truth layer's name
     metrics: dict = field(default_factory=dict)  # :meth:`Figures.as_dict` against the truth
-    map: str | None = None  # which map: "spread", "squared_error", "gradient_difference"
+    map: str | None = None  # which map: a :class:`~napari_medsynth.core.choices.MapKind` value
     # a comparison's layers
     compare_row: str | None = None  # the figures table's row the layer shows
     compare_selection: str | None = None  # "maps" or "difference" of the table's selection

@@ -8,6 +8,7 @@ import nibabel as nib
 import numpy as np
 
 from ._layer_metadata import LayerMetadata
+from .core.choices import MapKind
 from .core.errors import MedSynthError
 from .core.files.nifti import Volume, display_affine, from_display, to_display
 from .core.files.scans import scan_name
@@ -102,9 +103,9 @@ def layer_mask(mask_layer, source_layer) -> np.ndarray:
 
 # name suffix, colormap and SynthesisResult field of each result layer
 RESULT_MAPS = {
-    "spread": ("spread", "magma"),
-    "squared_error": ("squared error", "inferno"),
-    "gradient_difference": ("gradient difference", "viridis"),
+    MapKind.SPREAD: ("spread", "magma"),
+    MapKind.SQUARED_ERROR: ("squared error", "inferno"),
+    MapKind.GRADIENT_DIFFERENCE: ("gradient difference", "viridis"),
 }
 
 
@@ -139,7 +140,7 @@ def map_layers(maps: dict, source: Volume, *, subject: str, label: str, target: 
     for key, (suffix, colormap) in RESULT_MAPS.items():
         if maps.get(key) is None:
             continue
-        versus = f" vs {against}" if against and key != "spread" else ""
+        versus = f" vs {against}" if against and key.against_truth else ""
         data, kwargs, kind = volume_layer(Volume(maps[key], source.affine), subject=subject, contrast=target,
                                           name=f"{subject} {target} {suffix}{versus} [{label}]")
         low, high = robust_contrast_limits(data, 0.0, 99.5)

@@ -198,43 +198,38 @@ def _synthesize(args) -> int:
     from .core.errors import MedSynthError
     from .core.files.atomic import make_folder
     from .core.files.nifti import is_nifti_path, load_volume
-    from .core.networks.checkpoint import load_checkpoint
-    from .core.networks.devices import resolve_device
     from .core.preprocessing.preprocess import check_volume_shape
     from .core.synthesis.catalog import resolve_generator
-    from .core.synthesis.pipeline import synthesize
+    from .core.synthesis.job import SynthesisJob
 
     options = options_from_args(args)
     if args.source.is_dir():
         return _synthesize_folder(args, options)
     if args.skip_existing:
         raise MedSynthError("--skip-existing is for a folder SOURCE")
-    maps_dir = (args.out.parent if args.maps is True else args.maps) if options.maps else None
+    maps_dir = args.maps if options.maps and args.maps is not True else None  # None: beside the synthesis
     if not is_nifti_path(args.out):
         raise MedSynthError(f"{args.out.name}: output must end in .nii or .nii.gz")
     checkpoint = resolve_generator(args.checkpoint, source=args.source)
     inputs = [p for p in (args.source, args.target, checkpoint, args.mask) if p is not None]
     if args.out.resolve() in {p.resolve() for p in inputs}:
         raise MedSynthError(f"{args.out}: refusing to overwrite an input file")
-    options = options.for_files().replace(device=resolve_device(options.device))
-    generator = load_checkpoint(checkpoint)
-    info = generator[1]
-    source = load_volume(args.source)
-    check_volume_shape(source)  # (synthesis checks it too: here, before any folder is made)
-    target = load_volume(args.target) if args.target else None
-    mask = load_volume(args.mask).data if args.mask else None
-    for folder in {args.out.parent, maps_dir} - {None}:  # fail before the work, not after it
+    job = SynthesisJob.load(args.source, checkpoint, options, target=args.target,
+                            mask=load_volume(args.mask).data if args.mask else None, to_files=True)
+    info = job.info
+    check_volume_shape(job.source)  # (synthesis checks it too: here, before any folder is made)
+    for folder in {args.out.parent, maps_dir if options.maps else None} - {None}:  # fail before the work, not after
         make_folder(folder)
+    protect = [args.mask] if args.mask else []
     with progress_bar(f"{info.label} {info.source_contrast}->{info.target_contrast}", unit="patch") as progress:
-        result = synthesize(source, generator, options, target=target, mask=mask, progress=progress,
-                            figures=not options.preview)
-    if result.scorable and target is not None:  # --preview: the picture first, its figures after
-        print(f"wrote {result.save(source, args.out, protect=inputs)[0]} (the one-pass preview; its figures follow)",
-              flush=True)
-        result = result.scored(target)
-        written = result.save(source, args.out, maps_folder=maps_dir, protect=inputs, volume=False)
+        result = job.run(progress=progress, figures=not options.preview)
+    if result.scorable and job.target is not None:  # --preview: the picture first, its figures after
+        print(f"wrote {job.save(result, args.out, protect=protect, with_maps=False)[0]} "
+              "(the one-pass preview; its figures follow)", flush=True)
+        result = result.scored(job.target)
+        written = job.save(result, args.out, maps_folder=maps_dir, protect=protect, volume=False)
     else:
-        written = result.save(source, args.out, maps_folder=maps_dir, protect=inputs)
+        written = job.save(result, args.out, maps_folder=maps_dir, protect=protect)
         print(f"wrote {written[0]}")
     if result.metrics is not None:
         print("\n".join(result.metrics.table()))
@@ -328,7 +323,7 @@ def _runnable(given, names: list[str], direction: str, source, target) -> tuple[
         path = Path(text)
         try:
             path = resolve_generator(text, direction)
-            info = load_checkpoint(path, direction)[1]
+            info = load_checkpoint(path, direction).info
             with warnings.catch_warnings():  # (a warning is said once, by the synthesis itself)
                 warnings.simplefilter("ignore")
                 check_contrast(source, info.source_contrast, "source")

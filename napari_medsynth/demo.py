@@ -20,10 +20,10 @@ from .core.evaluation.figures import CONVENTION
 from .core.evaluation.masks import head_mask
 from .core.files.atomic import atomic_output, make_folder
 from .core.files.nifti import Volume, save_volume, to_display
-from .core.networks.checkpoint import load_checkpoint
 from .core.synthesis.catalog import GeneratorEntry, bundled_mapping, default_generator
+from .core.synthesis.job import SynthesisJob
 from .core.synthesis.options import SynthesisOptions
-from .core.synthesis.pipeline import SynthesisResult, score_voxelwise, synthesize
+from .core.synthesis.pipeline import SynthesisResult, score_voxelwise
 
 __all__ = ["DEMO_SUBJECT", "demo_generator", "open_demo_viewer", "run_headless_demo"]
 
@@ -66,19 +66,20 @@ def run_headless_demo(out_dir, options: SynthesisOptions | None = None, *, progr
     """
     from .core.simulation.phantom import sample_pair
 
-    options = options or SynthesisOptions()
     entry = demo_generator()
-    generator = load_checkpoint(entry.path, entry.info.direction)
-    info = generator[1]
     out = make_folder(out_dir)
     volumes = dict(zip(("T2", "PD"), sample_pair()))
     files = [save_volume(out / f"phantom_{contrast}.nii.gz", volume.data, volume)
              for contrast, volume in volumes.items()]
-    source, truth = volumes[info.source_contrast], volumes[info.target_contrast]
+    source, truth = volumes[entry.info.source_contrast], volumes[entry.info.target_contrast]
     head = head_mask(source.data)  # one mask for the generator and both baselines
-    result = synthesize(source, generator, options, target=truth, mask=head, progress=progress, cancel=cancel)
+    # the demo shows everything: its maps are written beside the synthesis
+    job = SynthesisJob.load(source, entry.path, (options or SynthesisOptions()).replace(maps=True), target=truth,
+                            mask=head, direction=entry.info.direction)
+    info = job.info
+    result = job.run(progress=progress, cancel=cancel)
     synthesis_path = out / f"phantom_{info.target_contrast}_synth_{info.label.replace('+', '')}.nii.gz"
-    files += result.save(source, synthesis_path, maps_folder=out)
+    files += job.save(result, synthesis_path)
 
     metrics = {
         f"{info.label} (demo generator)": result.metrics.as_dict(),
@@ -88,7 +89,7 @@ def run_headless_demo(out_dir, options: SynthesisOptions | None = None, *, progr
     summary = {
         "generator": str(entry.path.name),
         "direction": direction_label(info.direction),
-        "trained_on": info.provenance.get("trained_on", ""),
+        "trained_on": info.training.trained_on or "",
         "subject": DEMO_SUBJECT,
         "options": result.provenance.options,
         "metrics": metrics,

@@ -104,7 +104,7 @@ def _held_out(run_dir: Path, heldout, stride: int, device: str) -> Evaluation:
     def score() -> list[Evaluation]:
         generator = load_checkpoint(checkpoint)
         options = SynthesisOptions(stride=stride, device=device)
-        return [evaluate_predictor(generator[1].label, generator[1].direction, generator_score(generator, options),
+        return [evaluate_predictor(generator.info.label, generator.info.direction, generator_score(generator, options),
                                    heldout)]
 
     return _kept(run_dir / f"heldout-s{stride}.json", file_sha256(checkpoint), heldout, score)[0]

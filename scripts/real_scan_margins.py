@@ -54,7 +54,7 @@ def _margin(source, target, checkpoint: Path, direction: str, options: Synthesis
 def score(checkpoint: Path, work: Path, templates: Path | None, subjects: int, options: SynthesisOptions,
           cases=CASES) -> dict:
     """``{case: {"margin": (mean, std), "generator": mean, "mapping": mean, "n": count}}`` for one generator."""
-    direction = load_checkpoint(checkpoint)[1].direction
+    direction = load_checkpoint(checkpoint).info.direction
     source_contrast, target_contrast = Direction(direction).contrasts
     pairs = pairs_of(work / "heldout")[:subjects]
     found: dict[str, list[dict]] = {case: [] for case in cases}
@@ -106,7 +106,7 @@ def main() -> None:
     options = SynthesisOptions(grid="native", stride=args.stride, device=args.device, spread=False)
     results = {}
     for checkpoint in args.generators or DEFAULT_PAIR:
-        info = load_checkpoint(checkpoint)[1]
+        info = load_checkpoint(checkpoint).info
         name = f"{direction_label(info.direction)} {info.label} ({checkpoint.parent.name}/{checkpoint.name})"
         started = time.perf_counter()
         results[name] = score(checkpoint, args.work, args.templates, args.subjects, options, args.cases)

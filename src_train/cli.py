@@ -10,10 +10,9 @@ from napari_medsynth.core.console import CommandParser, add_debug_argument, run_
 from napari_medsynth.core.synthesis.options import add_synthesis_arguments, options_from_args
 from napari_medsynth.core.training.config import add_train_arguments, config_from_args
 
+from .plan import ReproduceConfig
+
 PROG = "medsynth-train"
-# The training options that ``reproduce`` passes to every run of its plan.
-REPRODUCE_OPTIONS = ("width", "discriminator_width", "lr", "lr_schedule", "val_stride", "device", "seed", "workers",
-                     "engine", "all_stacks")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--grid", choices=[grid.value for grid in Grid], default=Grid.NATIVE.value,
                            help="synthesize the test subjects on every slice (native, default) or one in three "
                                 "(report); the figures are given on the source grid and on the report grid either way")
-    add_train_arguments(reproduce, only=REPRODUCE_OPTIONS)
+    add_train_arguments(reproduce, only=ReproduceConfig.shared_options())
     reproduce.set_defaults(handler=_reproduce)
     add_debug_argument(parser, commands)
     return parser
@@ -103,7 +102,7 @@ def _evaluate(args) -> int:
 
 
 def _reproduce(args) -> int:
-    from .reproduce import ReproduceConfig, reproduce
+    from .reproduce import reproduce
 
     reproduce(ReproduceConfig.from_args(args))
     return 0

@@ -16,8 +16,8 @@ from napari_medsynth.core.files.atomic import atomic_output
 from napari_medsynth.core.files.nifti import Volume, load_volume
 from napari_medsynth.core.files.scans import ScanPair
 from napari_medsynth.core.networks.checkpoint import load_checkpoint
+from napari_medsynth.core.synthesis.job import SynthesisJob
 from napari_medsynth.core.synthesis.options import SynthesisOptions
-from napari_medsynth.core.synthesis.pipeline import synthesize
 
 from .data import SubjectSplit, pairs_of
 
@@ -63,8 +63,8 @@ def evaluate_predictor(name: str, direction: str, score: Callable[[Volume, Volum
 
 
 def generator_score(generator, options: SynthesisOptions):
-    """A ``score`` for :func:`evaluate_predictor`: the figures of :func:`synthesize` with ``options``."""
-    return lambda source, target: synthesize(source, generator, options, target=target).metrics
+    """A ``score`` for :func:`evaluate_predictor`: the figures of the generator's synthesis with ``options``."""
+    return lambda source, target: SynthesisJob.load(source, generator, options, target=target).run().metrics
 
 
 def evaluate_checkpoints(data, checkpoints, options: SynthesisOptions | None = None, split=None,
@@ -81,7 +81,7 @@ def evaluate_checkpoints(data, checkpoints, options: SynthesisOptions | None = N
     evaluations = []
     for path in checkpoints:
         generator = load_checkpoint(path)
-        info = generator[1]
+        info = generator.info
         split_path = Path(split) if split else path.parent / "split.json"
         subjects_split = SubjectSplit.load(split_path) if split_path.is_file() else None
         pairs = pairs_of(data, subjects_split.test if subjects_split else None)

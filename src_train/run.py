@@ -61,7 +61,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if trainer.dist.main:
-        print(f"best epoch {summary['best_epoch']} (validation PSNR {summary['best_psnr']:.2f} dB): "
+        print(f"best epoch {summary.best_epoch} (validation PSNR {summary.best_psnr:.2f} dB): "
               f"{Path(config.out) / 'best.pt'}")
     return 0
 

@@ -32,6 +32,7 @@ from napari_medsynth.core.errors import MedSynthError
 from napari_medsynth.core.evaluation.metrics import quality
 from napari_medsynth.core.files.atomic import atomic_output, make_folder, write_failure
 from napari_medsynth.core.networks.checkpoint import (
+    TrainingRecord,
     checkpoint_payload,
     load_checkpoint,
     read_checkpoint,
@@ -68,7 +69,7 @@ from .lock import RunLock
 from .losses import IN_PLANE_DIMS, VOLUME_DIMS, adversarial_loss, gradient_difference_loss, reconstruction_loss
 from .randomize import AcquisitionRandomization
 
-__all__ = ["VARIANT_LOSSES", "Trainer", "TrainingStopped"]
+__all__ = ["VARIANT_LOSSES", "Trainer", "TrainingStopped", "TrainingSummary"]
 
 # variant: (reconstruction norm, adversarial term, gradient-difference term)
 VARIANT_LOSSES = {
@@ -86,6 +87,16 @@ METRIC_COLUMNS = ("epoch", *LOSS_NAMES, "val_mae", "val_mae_std", "val_psnr", "v
 
 class TrainingStopped(Exception):
     """Training was asked to stop; ``last.pt`` holds where it was."""
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """What a finished run says (its ``done`` event's fields): the best epoch, its validation PSNR (dB),
+    the epochs trained."""
+
+    best_epoch: int
+    best_psnr: float
+    epochs: int
 
 
 @dataclass(frozen=True)
@@ -376,8 +387,8 @@ class Trainer:
                                             batch_size=config.batch_size)
 
     # --------------------------------------------------------------- training
-    def run(self) -> dict:
-        """Train to ``config.epochs``; return the best epoch and its validation figures.
+    def run(self) -> TrainingSummary:
+        """Train to ``config.epochs``; return the best epoch and its validation PSNR.
 
         Raises
         ------
@@ -434,9 +445,9 @@ class Trainer:
             if stopping:
                 raise TrainingStopped(f"stopped after epoch {self.progress.epoch}; "
                                       "last.pt saved: continue with --resume")
-        summary = {"best_epoch": self.progress.best_epoch, "best_psnr": self.progress.best_psnr,
-                   "epochs": self.progress.epoch}
-        self._emit(DoneEvent(**summary))
+        summary = TrainingSummary(best_epoch=self.progress.best_epoch, best_psnr=self.progress.best_psnr,
+                                  epochs=self.progress.epoch)
+        self._emit(DoneEvent(**asdict(summary)))
         return summary
 
     def step(self, source: torch.Tensor, target: torch.Tensor) -> dict:
@@ -578,10 +589,11 @@ class Trainer:
         """Interleaved slice stacks per cached volume: 3 with ``all_stacks`` (the native grid), else 1."""
         return KEEP_EVERY if self.config.all_stacks else 1
 
-    def _provenance(self, **extra) -> dict:
-        return {"data_set": str(self.config.data), "train_subjects": len(self.train_pairs),
-                "target_intensity": self.target_intensity, "init": self.config.init,
-                "command": " ".join(sys.argv), "torch": torch.__version__, **extra}
+    def _provenance(self, **figures) -> dict:
+        """The checkpoint's :class:`TrainingRecord` (with this epoch's ``figures``), as its dict."""
+        return TrainingRecord(data_set=str(self.config.data), train_subjects=len(self.train_pairs),
+                              target_intensity=self.target_intensity, init=self.config.init,
+                              command=" ".join(sys.argv), torch=torch.__version__, **figures).as_dict()
 
     def _save_best(self, summary: dict) -> None:
         payload = checkpoint_payload(

@@ -152,3 +152,63 @@ def test_the_flat_modules_import_no_room():
     graph = import_graph()
     flat = {f"{CORE}.{name}" for name in FLAT}
     assert {(m, t) for m in flat for t in graph[m] if _is_core(t) and _room(t) is not None} == set()
+
+
+# The plugin's own floors: each module, and the plugin modules it may import (besides the core). The
+# layer helpers are the ground floor; the widgets build on them; the demo and the command line on top.
+PLUGIN = "napari_medsynth"
+PLUGIN_FLOORS = {
+    "_layer_metadata": set(), "_napari_adapter": set(), "_widgets._settings": set(), "_widgets.requests": set(),
+    "_widgets.loss_plot": set(),
+    "_layers": {"_layer_metadata"},
+    "_reader": {"_layers"}, "_writer": {"_layers", "_layer_metadata"}, "_sample_data": {"_layers", "_reader"},
+    "_widgets": {"*widgets"}, "demo": {"_layers", "_napari_adapter"}, "cli": {"demo"},
+}
+WIDGETS_MAY_IMPORT = {"_layer_metadata", "_layers", "_napari_adapter", "_reader"}  # and one another
+
+
+def test_the_plugin_modules_keep_their_floors():
+    graph = import_graph()
+    breaches = set()
+    for module, targets in graph.items():
+        if not module.startswith(PLUGIN + ".") or _is_core(module):
+            continue
+        name = module[len(PLUGIN) + 1:]
+        widget = name.startswith("_widgets.") and name not in PLUGIN_FLOORS
+        allowed = WIDGETS_MAY_IMPORT | {"_widgets"} if widget else PLUGIN_FLOORS.get(name)
+        assert allowed is not None, f"{module}: a new plugin module: give it its floor in PLUGIN_FLOORS"
+        for target in targets:
+            inner = target[len(PLUGIN) + 1:] if target.startswith(PLUGIN + ".") else None
+            if inner is None or _is_core(target):
+                continue
+            ok = inner in allowed or (inner.startswith("_widgets") and ("_widgets" in allowed or "*widgets" in allowed))
+            if not ok:
+                breaches.add((module, target))
+    assert breaches == set()
+
+
+# The entry points of a synthesis: each runs it through the one SynthesisJob, none assembles it by hand.
+ENTRY_POINTS = ("napari_medsynth.cli", "napari_medsynth.demo", "napari_medsynth.core.synthesis.folder",
+                "napari_medsynth._widgets.synthesis_single", "napari_medsynth._widgets.synthesis_compare",
+                "src_train.evaluate")
+ENGINE = {"synthesize", "synthesis_stages", "preview_volume", "reconstruct_volume"}
+
+
+def _names_imported(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            names.update(f"{node.module or ''}:{alias.name}" for alias in node.names)
+    return names
+
+
+def test_every_entry_point_runs_the_synthesis_job_and_no_engine_by_hand():
+    modules = _modules()
+    for entry in ENTRY_POINTS:
+        names = _names_imported(modules[entry])
+        engine = {name for name in names if name.split(":")[1] in ENGINE}
+        assert engine == set(), f"{entry} assembles a synthesis by hand: {engine}"
+    job_users = {entry for entry in ENTRY_POINTS if any(
+        name.endswith(("synthesis.job:SynthesisJob", "synthesis.job:synthesis_phases", "job:SynthesisJob",
+                       "job:synthesis_phases")) for name in _names_imported(modules[entry]))}
+    assert job_users == set(ENTRY_POINTS)

@@ -129,3 +129,17 @@ def test_unwritable_folder_and_no_partial_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         write_atomically(tmp_path / "out" / "g.pt", {"a": 1})
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_the_training_record_reads_old_and_new_provenance_the_same_way():
+    from napari_medsynth.core.networks.checkpoint import RECORD_VERSION, TrainingRecord
+
+    old = {"data_set": "phantom10", "best_epoch": 7, "val_psnr": 29.5, "target_intensity": {"mean": 1.0, "std": 2.0},
+           "recipe_note": "kept"}  # a file written before the record had a version
+    record = TrainingRecord.from_dict(old)
+    assert (record.best_epoch, record.val_psnr, record.origin, record.other) == (7, 29.5, "phantom10",
+                                                                                  {"recipe_note": "kept"})
+    written = record.as_dict()
+    assert written["record_version"] == RECORD_VERSION and written["recipe_note"] == "kept"
+    assert TrainingRecord.from_dict(written) == record
+    assert TrainingRecord.from_dict(None).origin == "not recorded"

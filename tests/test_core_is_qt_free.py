@@ -9,8 +9,10 @@ import sys
 def test_core_and_public_api_import_no_gui():
     code = (
         "import sys, pkgutil, importlib, napari_medsynth.core as core\n"
-        "for m in pkgutil.iter_modules(core.__path__):\n"
-        "    importlib.import_module('napari_medsynth.core.' + m.name)\n"
+        "names = [m.name for m in pkgutil.walk_packages(core.__path__, 'napari_medsynth.core.')]\n"
+        "assert 'napari_medsynth.core.synthesis.job' in names and len(names) > 40, names\n"
+        "for name in names:  # every module of every room, not only the flat ones\n"
+        "    importlib.import_module(name)\n"
         "from napari_medsynth import Generator, Discriminator, reconstruct_volume, save_checkpoint, load_checkpoint\n"
         "import napari_medsynth.cli, src_train\n"
         "gui = sorted({n.split('.')[0] for n in sys.modules}\n"

@@ -16,7 +16,7 @@ from napari_medsynth.core.training import config as config_module
 from napari_medsynth.core.training.config import TrainConfig, config_from_args, train_argv
 from napari_medsynth.core.training.events import EventLog, StartEvent, StepEvent, ValidationEvent
 from src_train.cli import build_parser
-from src_train.reproduce import PLAN, ReproduceConfig, plan_configs
+from src_train.plan import PLAN, ReproduceConfig, plan_configs
 
 
 def test_a_default_changed_in_the_one_definition_shows_in_the_cli_the_widget_and_reproduce(
@@ -82,6 +82,30 @@ def test_train_argv_is_the_command_the_cli_parses_back(tmp_path):
         train_argv(data="d")
     with pytest.raises(MedSynthError, match="use --batch-size 2 or more"):
         train_argv(data="d", out="o", variant="G2", batch_size=1)
+
+
+def test_train_argv_round_trips_every_option_the_command_line_has(tmp_path):
+    """Each field away from its default (a bool on by default as --no-NAME) comes back the same."""
+    from dataclasses import MISSING, asdict, fields
+
+    changed = {"data": str(tmp_path / "d"), "out": str(tmp_path / "o"), "direction": "pd-t2", "variant": "G4",
+               "init": "g3.pt", "lr_schedule": "cosine", "width": 0.25, "discriminator_width": 0.5, "val_stride": 16,
+               "device": "cpu", "reduction": "mean", "cache": str(tmp_path / "c"), "engine": "fft",
+               "randomize_only": "bias_field", "lr": 0.003}
+    for field in fields(TrainConfig):
+        if field.name in changed or not field.metadata["cli"]:
+            continue
+        default = field.default
+        assert default is not MISSING, field.name
+        changed[field.name] = (not default if isinstance(default, bool) else
+                               default + 1 if isinstance(default, int) else default * 0.5)
+    expected = TrainConfig(**changed)
+    cli = {f.name for f in fields(TrainConfig) if f.metadata["cli"]}
+    argv = train_argv(**{k: v for k, v in asdict(expected).items() if k in cli})
+    assert "--no-amp" in argv and "--randomize" in argv and "--all-stacks" in argv
+    back = config_from_args(build_parser().parse_args(argv))
+    back, expected = ({k: v for k, v in asdict(c).items() if k in cli} for c in (back, expected))
+    assert back == expected
 
 
 def test_event_log_round_trips_typed_events_and_waits_for_complete_lines(tmp_path):

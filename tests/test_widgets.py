@@ -435,14 +435,15 @@ def test_both_docks_fit_a_1600x1000_screen_and_every_grid_tile_shows_the_whole_h
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert len(widget.status) > 150 and str(long_folder) in widget.status
     assert not (runs / "out").exists()  # a folder run that fails before its first file makes no folder
-    qtbot.wait(200)
+    from conftest import laid_out
+    qtbot.waitUntil(lambda: laid_out(window))  # the long status line laid out: the docks' final widths
     screen = QApplication.primaryScreen().availableGeometry()
     canvas = viewer.window._qt_viewer.canvas.native
     assert canvas.width() >= 0.5 * window.width(), (canvas.width(), window.width())
     assert window.frameGeometry().height() <= screen.height()
 
     run_and_wait(widget, qtbot)
-    qtbot.wait(200)
+    qtbot.waitUntil(lambda: laid_out(window))  # the canvas at the size the camera must fit the tiles into
     grid = viewer.canvas.grid
     tiles = [layer for layer in viewer.layers if layer.visible]
     assert grid.enabled and len(tiles) == 5  # source, synthesis, truth, two error maps (no spread at stride 32)
@@ -607,7 +608,8 @@ def test_compare_previews_each_generator_then_refines_and_cancel_keeps_the_finis
     viewer = make_napari_viewer()
     open_phantom_subject(viewer, phantom_dir)
     widget = synthesis_widget(viewer, qtbot)
-    widget.configure("t2-pd", options=SynthesisOptions(grid="report", stride=32, device="cpu"), preview_first=True)
+    widget.configure("t2-pd", options=SynthesisOptions(grid="report", stride=16, spread=False, device="cpu"),
+                     preview_first=True)  # (overlapping patches: a refinement after the previews)
     truth = widget.form.truth.value
     widget.form.truth.value = None
     widget.compare(checkpoints)  # the figures need a truth: one line, nothing runs

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import MISSING
 from pathlib import Path
 
 from magicgui.widgets import Container
 from psygnal import Signal
 from qtpy.QtCore import QEvent, QObject
 
+from ..core.choices import Choice, DeviceChoices
 from ..core.errors import MedSynthError
 from ._settings import load_settings, save_settings
 
-__all__ = ["RUNS", "device_choices", "fit_text_height", "narrow", "notify_warnings", "report_error", "scrolling_form"]
+__all__ = ["RUNS", "field_widget", "fit_text_height", "narrow", "notify_warnings", "report_error",
+           "scrolling_form"]
 
 log = logging.getLogger("napari_medsynth")
 
@@ -55,11 +58,33 @@ class RunsFolder:
 RUNS = RunsFolder()
 
 
-def device_choices() -> list[str]:
-    """``auto``, ``cpu`` and one ``cuda:N`` per GPU torch sees."""
-    import torch
+def field_widget(option_field, value=MISSING):
+    """The one widget builder of both docks: the widget of a field of
+    :class:`~napari_medsynth.core.synthesis.options.SynthesisOptions` or
+    :class:`~napari_medsynth.core.training.config.TrainConfig` (:func:`~napari_medsynth.core.fields.option`),
+    from its metadata (label, help as tooltip, choices, range, file picker), showing ``value`` (default:
+    the field's default)."""
+    from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox, LineEdit, SpinBox
 
-    return ["auto", "cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    meta, default = option_field.metadata, option_field.default
+    value = default if value is MISSING else value
+    options = {"label": meta.get("label") or option_field.name.replace("_", " "), "tooltip": meta["help"] or None,
+               **meta.get("widget", {})}
+    if "mode" in options:  # a file or folder picker
+        return FileEdit(value=value, **options)
+    choices = meta["choices"].offered() if isinstance(meta["choices"], DeviceChoices) else meta["choices"]
+    if choices is None and isinstance(default, Choice):
+        choices = [member.value for member in type(default)]
+    if choices is not None:
+        return ComboBox(choices=choices, value=value.value if isinstance(value, Choice) else value, **options)
+    kind = value if default is None else default  # a field without a default takes its value's type
+    if isinstance(kind, bool):
+        return CheckBox(text=options.pop("label"), value=value, **options)
+    if isinstance(kind, int):
+        return SpinBox(value=value, **{"min": 1, "max": 10_000, **options})
+    if isinstance(kind, float):
+        return FloatSpinBox(value=value, **options)
+    return LineEdit(value="" if value is None else str(value), **options)
 
 
 def report_error(error: BaseException, what: str) -> str:

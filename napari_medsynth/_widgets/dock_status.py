@@ -43,6 +43,14 @@ class DockStatus:
         fit_text_height(self.line.native)
         self.changed.emit(line)
 
+    def notify(self, line: str, toast: bool = True) -> None:
+        """``line`` in the status line (and as a napari notification with ``toast``)."""
+        if toast:
+            from napari.utils.notifications import show_info
+
+            show_info(f"MedSynth: {line}")
+        self.text = line
+
     @property
     def warnings(self) -> list[str]:
         """The warnings of the last run (or of the form), in the order they came."""

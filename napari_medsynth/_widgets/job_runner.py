@@ -102,6 +102,7 @@ class JobRunner:
     progressed = Signal(str, int, int, str)
     file_started = Signal(int, int, str)
     started = Signal()  # a job began
+    aside_changed = Signal(bool)  # a Save or an export began (True) or ended (False)
     warned = Signal(str)  # a warning of the job's (or a Save's) work: the source's contrast, NaN voxels...
 
     def __init__(self):
@@ -161,9 +162,9 @@ class JobRunner:
             self._set_state(JobState.REFINING)
 
     def run_aside(self, function, what: str, on_done: Callable[[object], None],
-                  on_error: Callable[[str], None], on_finished: Callable[[], None]) -> bool:
+                  on_error: Callable[[str], None]) -> bool:
         """Run ``function`` (a Save, an export) in a worker thread beside the job, one at a time:
-        ``on_done(its value)`` or ``on_error(the error's line)``, then ``on_finished()``."""
+        ``on_done(its value)`` or ``on_error(the error's line)``; ``aside_changed`` tells when it begins and ends."""
         from napari.qt.threading import create_worker
 
         if self.aside is not None:
@@ -171,9 +172,10 @@ class JobRunner:
         worker = create_worker(function, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(lambda value: self.closed or on_done(value))
         worker.errored.connect(lambda error: self.closed or on_error(report_error(error, what)))
-        worker.finished.connect(lambda: self._aside_finished(on_finished))
+        worker.finished.connect(self._aside_finished)
         self._relay_warnings(worker)
         self.aside = worker
+        self.aside_changed.emit(True)
         worker.start()
         return True
 
@@ -182,10 +184,10 @@ class JobRunner:
         notify_warnings(worker)
         worker.warned.connect(lambda args: self.closed or self.warned.emit(str(args[0])))
 
-    def _aside_finished(self, on_finished) -> None:
+    def _aside_finished(self) -> None:
         if not self.closed:
             self.aside = None
-            on_finished()
+            self.aside_changed.emit(False)
 
     def _set_state(self, state: JobState) -> None:
         self.state = state

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from .._layer_metadata import LayerMetadata
 from .._layers import result_layers, volume_layer
 from .._napari_adapter import canvas_width, grid_settings, grid_tile, hide_tile_label, show_tile_label
-from ..core.choices import Direction
+from ..core.choices import Direction, MapKind
 from ..core.synthesis.pipeline import SynthesisResult
 from .requests import SynthesisRequest
 
@@ -17,7 +17,7 @@ __all__ = ["PREVIEW", "ResultView", "ShownResult", "arrange_grid", "put_layer"]
 
 PREVIEW = "preview"  # the label suffix of a one-pass preview's layers until the refinement replaces them
 # tile labels, short enough for napari's default window (three tiles of ~110 px)
-MAP_ROLES = {"spread": "spread", "squared_error": "error", "gradient_difference": "grad. diff."}
+MAP_ROLES = {MapKind.SPREAD: "spread", MapKind.SQUARED_ERROR: "error", MapKind.GRADIENT_DIFFERENCE: "grad. diff."}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ figures table, a dock of its own) and :class:`~.synthesis_export.ExportGenerator
 
 from __future__ import annotations
 
+import contextlib
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ from ..core.synthesis.catalog import read_generator_entry
 from ..core.synthesis.options import SynthesisOptions
 from ._settings import load_settings, restore_defaults, save_settings
 from ._shared import RUNS, report_error, scrolling_form
+from .dock_context import DockContext
 from .dock_status import DockStatus
 from .job_runner import JobRunner, JobState
 from .requests import SynthesisRequest
@@ -50,10 +52,11 @@ class SynthesisWidget(Container):
         self.job = JobRunner()
         self.lines = DockStatus(viewer)
         self.status_changed = self.lines.changed  # each new status line, as the user reads them
-        self.single = SingleSynthesis(self)
-        self.folder = FolderSynthesis(self)
-        self.comparing = CompareGenerators(self)
-        self.exporting = ExportGenerator(self)
+        context = DockContext(viewer, self.form, self.job, self.view, self.lines)
+        self.single = SingleSynthesis(context)
+        self.folder = FolderSynthesis(context, self.single.show_stage, self.single.on_error)
+        self.comparing = CompareGenerators(context)
+        self.exporting = ExportGenerator(context)
         self._cancel = PushButton(text="Cancel", enabled=False)
         self._restore = PushButton(text="Restore defaults",
                                    tooltip="forget the remembered runs folder, direction and synthesis options")
@@ -235,27 +238,6 @@ class SynthesisWidget(Container):
         """Refresh the layer lists (napari calls this when layers change)."""
         self._scroll.reset_choices()
 
-    # for the controllers -------------------------------------------------------------------------
-    def run_aside(self, function, what: str, on_done) -> bool:
-        """Run a Save or an export beside the job (one at a time); its error is the status line."""
-        started = self.job.run_aside(function, what, on_done, lambda line: setattr(self, "status", line),
-                                     self._aside_finished)
-        if started:
-            self.single.save_button.enabled = self.exporting.run_button.enabled = False
-        return started
-
-    def notify(self, line: str, toast: bool = True) -> None:
-        """``line`` in the status line (and as a napari notification with ``toast``)."""
-        if toast:
-            from napari.utils.notifications import show_info
-
-            show_info(f"MedSynth: {line}")
-        self.status = line
-
-    def _aside_finished(self) -> None:
-        self.exporting.run_button.enabled = True
-        self.single.follow_shown()
-
     def _apply_settings(self, settings: dict) -> None:
         self._remember = False
         try:
@@ -295,4 +277,6 @@ class SynthesisWidget(Container):
 def _stop_on_close(job: JobRunner, runs, slot, inserted, on_inserted, *_):
     job.close()
     runs.changed.disconnect(slot)
-    inserted.disconnect(on_inserted)
+    # When napari closes, the viewer's emitters may be torn down before the dock.
+    with contextlib.suppress(AttributeError, RuntimeError):
+        inserted.disconnect(on_inserted)

@@ -8,7 +8,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QListView
 
 from .._napari_adapter import dock_below_canvas
-from ..core.choices import Grid
+from ..core.choices import Stage
 from ..core.errors import Cancelled, MedSynthError
 from ._shared import report_error
 from .comparison_view import ComparisonView
@@ -20,24 +20,21 @@ __all__ = ["CompareGenerators", "run_comparison"]
 
 
 def run_comparison(comparison: ComparisonRequest, channel):
-    """The worker's job for Compare, staged as a single synthesis is (each picture before its
-    figures): with ``preview_first``, each generator's first picture (one pass on the report grid,
-    no figures; from a native-grid request), then its one-pass preview with figures, then the refined
-    comparison; each row is posted ``(row, preview)`` as it is done."""
+    """The worker's job for Compare, staged as a single synthesis is
+    (:func:`~napari_medsynth.core.synthesis.job.synthesis_phases`: each picture before its figures):
+    with ``preview_first``, each generator's first picture (one pass on the report grid, no figures;
+    from a native-grid request), then its one-pass preview with figures, then the refined comparison
+    where its patches overlap; each row is posted ``(row, preview)`` as it is done."""
     from ..core.synthesis.compare import compare_generators
+    from ..core.synthesis.job import synthesis_phases
 
-    request, options = comparison.request, comparison.request.options
-    phases = []  # (options, figures)
-    if request.previews_first:
-        if options.grid == Grid.NATIVE:
-            phases.append((options.replace(grid=Grid.REPORT, preview=True), False))
-        phases.append((options.replace(preview=True), True))
-    phases.append((options, True))
-    for phase_options, figures in phases:
-        preview = phase_options is not options
-        rows = compare_generators(request.source, comparison.checkpoints, request.direction, phase_options,
-                                  target=request.truth, mask=request.mask, cancel=channel.cancel, figures=figures,
-                                  progress=None if preview else channel.patches,
+    request = comparison.request
+    phases = synthesis_phases(request.options, request.previews_first)
+    for number, (stage, options) in enumerate(phases, start=1):
+        preview = number < len(phases)
+        rows = compare_generators(request.source, comparison.checkpoints, request.direction, options,
+                                  target=request.truth, mask=request.mask, cancel=channel.cancel,
+                                  figures=stage != Stage.FIRST_PICTURE, progress=None if preview else channel.patches,
                                   on_row=lambda row, p=preview: channel.post((row, p)))
         if channel.cancel.is_set():
             raise Cancelled("comparison cancelled")
@@ -47,14 +44,14 @@ def run_comparison(comparison: ComparisonRequest, channel):
 
 
 class CompareGenerators:
-    """The compare list and button of the synthesis ``dock``, the comparison's layers and its figures."""
+    """The compare list and button of the synthesis dock, the comparison's layers and its figures."""
 
-    def __init__(self, dock):
-        self.dock = dock
-        self.view = ComparisonView(dock.viewer)
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.view = ComparisonView(ctx.viewer)
         self.figures = FiguresTable()  # docked by the first Compare
         self.figures.selected.connect(self.view.select)
-        self.chosen = Select(label="compare", choices=dock.form.generator_choices,
+        self.chosen = Select(label="compare", choices=ctx.form.generator_choices,
                              tooltip="the generators Compare runs on the source (ctrl-click for several)")
         self.chosen.native.setMaximumHeight(110)
         self.chosen.native.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # long titles wrap, never scroll
@@ -71,11 +68,11 @@ class CompareGenerators:
         """Run each generator selected in the list (or of ``checkpoints``) on the source, one
         preprocessing and the form's options for all, each scored against the ground truth beside the
         intensity mapping: previews first (as the form says), then the refined results, row by row."""
-        dock = self.dock
-        if dock.job.running:
+        ctx = self.ctx
+        if ctx.job.running:
             return
         try:
-            request = dock.form.request()
+            request = ctx.form.request()
             if request.truth is None:
                 raise MedSynthError(request.notes[0] if request.notes else
                                     "Compare needs a ground truth layer: the figures are taken against it")
@@ -83,19 +80,19 @@ class CompareGenerators:
             if not chosen:
                 raise MedSynthError("select the generators to compare in the list above Compare")
         except Exception as error:
-            dock.status = report_error(error, "comparison")
+            ctx.lines.text = report_error(error, "comparison")
             return
         comparison = ComparisonRequest(request, chosen)
         self.view.begin(comparison)
         self.figures.set_rows([])
         self._dock_figures()
         first = JobState.PREVIEW if request.previews_first else JobState.REFINING
-        dock.job.start(Job(run_comparison, (comparison,), "MedSynth: comparing generators", first=first,
-                           on_yield=lambda _rows: dock.job.refining(), on_post=self._on_row,
+        ctx.job.start(Job(run_comparison, (comparison,), "MedSynth: comparing generators", first=first,
+                           on_yield=lambda _rows: ctx.job.refining(), on_post=self._on_row,
                            on_done=self._on_done, on_error=self._on_error))
         for note in request.notes:  # a ground truth of another subject: in view for the whole comparison
-            dock.lines.warn(note)
-        dock.status = f"comparing {len(chosen)} generators..."
+            ctx.lines.warn(note)
+        ctx.lines.text = f"comparing {len(chosen)} generators..."
 
     def _dock_figures(self) -> None:
         """The figures table in a dock of its own (again, if the user closed it)."""
@@ -105,20 +102,20 @@ class CompareGenerators:
             docked, self.figures = False, FiguresTable()
             self.figures.selected.connect(self.view.select)
         if not docked:
-            dock_below_canvas(self.dock.viewer, self.figures, "MedSynth figures")
+            dock_below_canvas(self.ctx.viewer, self.figures, "MedSynth figures")
 
     def _on_row(self, posted) -> None:
         row, preview = posted
         self.view.show_row(row, preview)
         self.figures.set_rows(list(self.view.rows.values()))
         if not preview:
-            self.dock.status = f"{row.label}: {row.error or row.metrics.line()}"
+            self.ctx.lines.text = f"{row.label}: {row.error or row.metrics.line()}"
 
     def _on_done(self, rows) -> None:
         self.view.finish()
         self.figures.set_rows(rows)
         failed = [row.label for row in rows if row.error]
-        self.dock.status = (f"compared {len(rows) - 1 - len(failed)} generators and the intensity mapping; best "
+        self.ctx.lines.text = (f"compared {len(rows) - 1 - len(failed)} generators and the intensity mapping; best "
                             f"PSNR on the source grid: {self.figures.best('source_psnr')}"
                             + (f"; {', '.join(failed)} could not run (see the table)" if failed else ""))
 
@@ -126,6 +123,6 @@ class CompareGenerators:
         kept = self.view.finish()
         self.figures.set_rows(list(self.view.rows.values()))
         if isinstance(error, Cancelled):
-            self.dock.status = f"comparison cancelled; kept {', '.join(kept) or 'nothing'}"
+            self.ctx.lines.text = f"comparison cancelled; kept {', '.join(kept) or 'nothing'}"
         else:
-            self.dock.status = report_error(error, "comparison")
+            self.ctx.lines.text = report_error(error, "comparison")

@@ -29,10 +29,11 @@ def run_folder_synthesis(folder, checkpoint, out, options, channel):
 
 
 class FolderSynthesis:
-    """The folder fields and button of the synthesis ``dock``."""
+    """The folder fields and button of the synthesis dock; its first file's stages are shown by
+    ``show_stage(request, result)`` and its failure by ``on_error(None, error)``, as a single synthesis'."""
 
-    def __init__(self, dock):
-        self.dock = dock
+    def __init__(self, ctx, show_stage, on_error):
+        self.ctx, self._show, self._on_error = ctx, show_stage, on_error
         self.folder = FileEdit(label="folder", mode="d",
                                tooltip="a BIDS dataset, or a folder of IXI- or BIDS-named files (flat, or T2/ and "
                                        "PD/): every file of the source contrast, scored against its partner when "
@@ -60,8 +61,8 @@ class FolderSynthesis:
 
     def start(self, folder=None, out=None) -> None:
         """Synthesize every file of the folder into the folder output (files, sidecars, metrics)."""
-        dock, form = self.dock, self.dock.form
-        if dock.job.running:
+        ctx, form = self.ctx, self.ctx.form
+        if ctx.job.running:
             return
         if folder is not None:
             self.folder.value = folder
@@ -75,34 +76,34 @@ class FolderSynthesis:
                 raise MedSynthError(f"no {Direction(form.direction.value).label} generator: pick a checkpoint file")
             options = form.synthesis_options()
         except MedSynthError as error:
-            dock.status = report_error(error, "folder synthesis")
+            ctx.lines.text = report_error(error, "folder synthesis")
             return
-        dock.job.start(Job(run_folder_synthesis, (folder, form.generator.value, out, options),
+        ctx.job.start(Job(run_folder_synthesis, (folder, form.generator.value, out, options),
                            "MedSynth: synthesizing a folder", on_post=self._show_stage,
-                           on_done=partial(self._on_done, out), on_error=partial(dock.single.on_error, None)))
-        dock.status = f"synthesizing the files of {folder}..."
+                           on_done=partial(self._on_done, out), on_error=partial(self._on_error, None)))
+        ctx.lines.text = f"synthesizing the files of {folder}..."
 
     def _show_stage(self, stage) -> None:
         """A stage of the folder's first file, shown beside that file (opened as layers) as a single
         synthesis is, so that the folder's first picture comes within seconds too."""
         source, truth, result = stage
-        dock = self.dock
-        names = [dock.view.open_input(volume) if volume is not None else None for volume in (source, truth)]
-        request = SynthesisRequest(source=source, checkpoint=dock.form.generator.value,
-                                   direction=dock.form.direction.value, options=result.options, truth=truth,
+        ctx = self.ctx
+        names = [ctx.view.open_input(volume) if volume is not None else None for volume in (source, truth)]
+        request = SynthesisRequest(source=source, checkpoint=ctx.form.generator.value,
+                                   direction=ctx.form.direction.value, options=result.options, truth=truth,
                                    source_layer=names[0], truth_layer=names[1],
-                                   subject=LayerMetadata.of(dock.viewer.layers[names[0]]).subject)
-        dock.single.show_stage(request, result)
+                                   subject=LayerMetadata.of(ctx.viewer.layers[names[0]]).subject)
+        self._show(request, result)
 
     def _on_done(self, out: Path, output) -> None:
         report, files = output
         for line in report.failed:
             report_error(MedSynthError(line), "folder synthesis")
-        untruthed = report.untruthed_line(Direction(self.dock.form.direction.value).contrasts[1])
+        untruthed = report.untruthed_line(Direction(self.ctx.form.direction.value).contrasts[1])
         if untruthed:
             from napari.utils.notifications import show_warning
 
             show_warning(untruthed)
-        self.dock.status = (f"{len(report.written)} of {len(files)} files synthesized into {out}"
+        self.ctx.lines.text = (f"{len(report.written)} of {len(files)} files synthesized into {out}"
                             + (f", {len(report.skipped)} skipped" if report.skipped else "")
                             + (f", {len(report.failed)} failed: {report.failed[0]}" if report.failed else ""))

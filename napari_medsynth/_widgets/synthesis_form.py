@@ -5,39 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox, LineEdit, SpinBox, create_widget
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, create_widget
 
 from .._layer_metadata import LayerMetadata
 from .._layers import layer_mask, layer_volume
-from ..core.choices import Choice, Direction
+from ..core.choices import Direction
 from ..core.errors import MedSynthError
 from ..core.files.scans import CONTRASTS, partner_path
 from ..core.preprocessing.preprocess import check_pair
 from ..core.synthesis.catalog import GeneratorEntry, bundled_generators, default_generator, describe, find_generators
 from ..core.synthesis.options import SynthesisOptions, option_fields, options_from
-from ._shared import RUNS, device_choices
+from ._shared import RUNS, field_widget
 from .requests import SynthesisRequest
 
-__all__ = ["SynthesisForm", "default_save_path", "option_widget", "partner_of", "same_scan"]
-
-
-def option_widget(option_field):
-    """The form's widget for a field of :class:`SynthesisOptions`, from its metadata and default."""
-    meta, default = option_field.metadata, option_field.default
-    common = {"label": meta.get("label") or option_field.name.replace("_", " "), "tooltip": meta["help"]}
-    choices = meta.get("choices")
-    if choices == "devices":
-        return ComboBox(choices=device_choices(), value=default, **common)
-    if choices is not None or isinstance(default, Choice):
-        choices = choices or [member.value for member in type(default)]
-        return ComboBox(choices=choices, value=default.value if isinstance(default, Choice) else default, **common)
-    if isinstance(default, bool):
-        return CheckBox(text=common["label"], value=default, tooltip=common["tooltip"])
-    if isinstance(default, int):
-        return SpinBox(value=default, min=1, max=10_000, **common)
-    if isinstance(default, float):
-        return FloatSpinBox(value=default, **common)
-    return LineEdit(value=str(default), **common)
+__all__ = ["SynthesisForm", "default_save_path", "partner_of", "same_scan"]
 
 
 class SynthesisForm:
@@ -63,7 +44,7 @@ class SynthesisForm:
         self.other = FileEdit(label="other file", mode="r", filter="*.pt *.ts *.onnx",
                               tooltip="add a generator from a file: a checkpoint (.pt) or an export (.ts, .onnx)")
         self.runs = FileEdit(label="runs folder", mode="d", value=RUNS.folder)
-        self.options = {f.name: option_widget(f) for f in option_fields(gui=True)}
+        self.options = {f.name: field_widget(f) for f in option_fields(gui=True)}
         self.preview_first = CheckBox(text="preview first, then refine", value=True,
                                       tooltip="one pass of the generator first (on the native grid the best quality "
                                               "per second: docs/performance.md), then the patch average replaces it")
@@ -81,6 +62,12 @@ class SynthesisForm:
     def remembered(self) -> dict:
         """The choices that persist, by settings key."""
         return {"direction": self.direction, **self.options}
+
+    @property
+    def writes_maps(self) -> bool:
+        """Whether Save writes the maps too (:attr:`SynthesisOptions.maps`; read alone, so that another
+        option the form shows cannot refuse a Save)."""
+        return bool(self.options[_MAPS].value)
 
     def synthesis_options(self) -> SynthesisOptions:
         """The options the form shows (validated)."""
@@ -228,6 +215,7 @@ class SynthesisForm:
 
 
 _SPREAD_HELP = next(f.metadata["help"] for f in option_fields() if f.name == "spread")
+_MAPS = next(f.name for f in option_fields() if f.name == "maps")  # (a renamed field fails here, at import)
 
 
 def same_scan(first, second) -> bool:

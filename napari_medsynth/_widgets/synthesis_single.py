@@ -25,15 +25,14 @@ _STAGES = {Stage.FIRST_PICTURE: "first picture (one pass on the report grid)", S
 
 
 def run_synthesis(request: SynthesisRequest, channel):
-    """The worker's job: load the generator, yield each stage of
-    :func:`~napari_medsynth.core.synthesis.pipeline.synthesis_stages` (with ``preview_first``, the first
-    picture within seconds, each picture before its figures) and return the last, finished one."""
-    from ..core.networks.checkpoint import load_checkpoint
-    from ..core.synthesis.pipeline import synthesis_stages
+    """The worker's job: the request's :class:`~napari_medsynth.core.synthesis.job.SynthesisJob`, each
+    of its stages yielded (with ``preview_first``, the first picture within seconds, each picture before
+    its figures) and the last, finished one returned."""
+    from ..core.synthesis.job import SynthesisJob
 
-    generator = load_checkpoint(request.checkpoint, request.direction)
-    stages = synthesis_stages(request.source, generator, request.options, target=request.truth, mask=request.mask,
-                              progress=channel.patches, cancel=channel.cancel, preview_first=request.preview_first)
+    job = SynthesisJob.load(request.source, request.checkpoint, request.options, target=request.truth,
+                            mask=request.mask, direction=request.direction)
+    stages = job.stages(preview_first=request.preview_first, progress=channel.patches, cancel=channel.cancel)
     for result in stages:
         if result.final:
             return result
@@ -41,50 +40,51 @@ def run_synthesis(request: SynthesisRequest, channel):
 
 
 class SingleSynthesis:
-    """Synthesize and Save of the synthesis ``dock``; its widgets go in the dock's form."""
+    """Synthesize and Save of the synthesis dock (its widgets go in the dock's form)."""
 
-    def __init__(self, dock):
-        self.dock = dock
+    def __init__(self, ctx):
+        self.ctx = ctx
         self.run_button = PushButton(text="Synthesize")
         self.save_path = FileEdit(label="save as", mode="w", filter="*.nii.gz")
         self.save_button = PushButton(text="Save synthesis", enabled=False)
         self.run_button.changed.connect(lambda: self.start())
         self.save_button.changed.connect(lambda: self.save())
+        ctx.job.aside_changed.connect(lambda _busy: self.follow_shown())
 
     def start(self) -> None:
         """Run the synthesis the form describes (a preview first, then refined)."""
-        dock = self.dock
-        if dock.job.running:
+        ctx = self.ctx
+        if ctx.job.running:
             return
         try:
-            request = dock.form.request()
+            request = ctx.form.request()
         except Exception as error:
-            dock.status = report_error(error, "synthesis")
+            ctx.lines.text = report_error(error, "synthesis")
             return
         first = JobState.PREVIEW if request.previews_first else JobState.REFINING
-        dock.job.start(Job(run_synthesis, (request,), "MedSynth: synthesizing", first=first,
+        ctx.job.start(Job(run_synthesis, (request,), "MedSynth: synthesizing", first=first,
                            on_yield=partial(self.show_stage, request), on_done=partial(self._on_result, request),
                            on_error=partial(self.on_error, request)))
         for note in request.notes:  # a ground truth of another subject or grid: in view for the whole run
-            dock.lines.warn(note)
-        dock.status = "previewing..." if request.previews_first else "synthesizing..."
+            ctx.lines.warn(note)
+        ctx.lines.text = "previewing..." if request.previews_first else "synthesizing..."
 
     def show_stage(self, request: SynthesisRequest, result) -> None:
         """A picture on its way to the finished result: the first picture, the preview, their figures."""
         if result.stage != Stage.FIRST_PICTURE:  # the native preview (then the patch average) is under way
-            self.dock.job.refining()
+            self.ctx.job.refining()
         refined = result.stage == Stage.REFINED or result.final  # (a folder's finished preview, at stride 32)
-        name = self.dock.view.show(request, result, preview=not refined, side_by_side=self.dock.side_by_side)
+        name = self.ctx.view.show(request, result, preview=not refined, side_by_side=self.ctx.side_by_side)
         self.follow_shown()
         then = ("; the native grid's preview follows..." if result.stage == Stage.FIRST_PICTURE else
                 "; its figures follow..." if result.scorable and request.truth is not None else
                 "" if refined else f"; refining at stride {request.options.stride}...")
         figures = f": {result.metrics.line()}" if result.metrics is not None else ""
-        self.dock.status = f"{name}: {_STAGES[result.stage]}{figures}{then}"
+        self.ctx.lines.text = f"{name}: {_STAGES[result.stage]}{figures}{then}"
 
     def _on_result(self, request: SynthesisRequest, result) -> None:
-        view, options = self.dock.view, request.options
-        name = view.show(request, result, preview=False, side_by_side=self.dock.side_by_side)
+        view, options = self.ctx.view, request.options
+        name = view.show(request, result, preview=False, side_by_side=self.ctx.side_by_side)
         line = (f"{name} (no ground truth: no metrics)" if result.metrics is None else
                 f"{name} against {request.truth_layer}, another subject's scan: {result.metrics.line()}"
                 if request.truth_subject else f"{name}: {result.metrics.line()}")
@@ -95,43 +95,44 @@ class SingleSynthesis:
             line += f"; no spread map at stride {options.stride} (its patches do not overlap)"
         view.settle(line)
         self.follow_shown()
-        self.dock.status = line
+        self.ctx.lines.text = line
 
     def on_error(self, request: SynthesisRequest | None, error: BaseException) -> None:
         """A synthesis (``request``; None: a folder's) failed or was cancelled: one line, and the
         finished result, if any, stays."""
-        kept = self.dock.view.keep_finished(self.dock.side_by_side) if request is not None else ""
+        kept = self.ctx.view.keep_finished(self.ctx.side_by_side) if request is not None else ""
         self.follow_shown()
         if isinstance(error, Cancelled):
             from napari.utils.notifications import show_info
 
-            self.dock.status = "synthesis cancelled" + kept
+            self.ctx.lines.text = "synthesis cancelled" + kept
             show_info("MedSynth: synthesis cancelled" + kept)
             return
-        self.dock.status = report_error(error, "synthesis") + kept
+        self.ctx.lines.text = report_error(error, "synthesis") + kept
 
     def follow_shown(self) -> None:
         """Save follows the result on screen: its button and its default file name."""
-        shown = self.dock.view.shown
-        self.save_button.enabled = shown is not None and self.dock.job.aside is None
+        shown = self.ctx.view.shown
+        self.save_button.enabled = shown is not None and self.ctx.job.aside is None
         if shown is not None:
             self.save_path.value = default_save_path(shown.name)
 
     def save(self, path=None) -> None:
         """Write the result on screen as NIfTI on its source's grid, with its sidecar (and its maps
         when the form's "write the maps" is on), in a worker thread, as File > Save writes it."""
-        dock, shown = self.dock, self.dock.view.shown
-        if shown is None or dock.job.aside is not None:
+        ctx, shown = self.ctx, self.ctx.view.shown
+        if shown is None or ctx.job.aside is not None:
             return
         path = Path(path or self.save_path.value)
-        layers = dock.viewer.layers
+        layers = ctx.viewer.layers
         if shown.name not in layers:
-            dock.status = report_error(MedSynthError(f"the layer {shown.name!r} is gone; synthesize again"), "saving")
+            gone = MedSynthError(f"the layer {shown.name!r} is gone; synthesize again")
+            ctx.lines.text = report_error(gone, "saving")
             return
         record = LayerMetadata.of(layers[shown.name])
         what = "the one-pass preview (not the patch average)" if record.preview else shown.name
         protect = tuple(p for p in (LayerMetadata.of(layer).source_path for layer in layers) if p)
-        with_maps = dock.form.options["maps"].value  # the one field the form's other options cannot make invalid
+        with_maps = ctx.form.writes_maps
         maps = [layer for layer in layers if with_maps and layer.name != shown.name
                 and LayerMetadata.of(layer).run == record.run and LayerMetadata.of(layer).map is not None]
 
@@ -142,4 +143,4 @@ class SingleSynthesis:
             return written
 
         self.save_button.enabled = False
-        dock.run_aside(write, "saving", lambda written: dock.notify(f"saved {what} to {written[0]}"))
+        ctx.run_aside(write, "saving", lambda written: ctx.lines.notify(f"saved {what} to {written[0]}"))

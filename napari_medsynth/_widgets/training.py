@@ -6,22 +6,17 @@ import contextlib
 import logging
 import shlex
 import time
-from dataclasses import Field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
     Container,
     FileEdit,
-    FloatSpinBox,
     Label,
     LineEdit,
     ProgressBar,
     PushButton,
-    SpinBox,
     TextEdit,
 )
 from qtpy.QtCore import QTimer
@@ -31,11 +26,19 @@ from .._reader import claim_nifti_files
 from ..core.choices import run_label
 from ..core.console import EXIT_INTERRUPTED
 from ..core.errors import MedSynthError
-from ..core.training.config import data_folder_check, train_argv, train_defaults, train_fields
+from ..core.training.config import (
+    VARIANT_OPTIONS,
+    data_folder_check,
+    starts_from,
+    train_argv,
+    train_defaults,
+    train_fields,
+    uses_option,
+)
 from ..core.training.events import EventLog, StartEvent, StepEvent, TrainingEvent, ValidationEvent
 from ..core.training.process import TrainingProcess
 from ._settings import load_settings, save_settings
-from ._shared import RUNS, device_choices, report_error, scrolling_form
+from ._shared import RUNS, field_widget, report_error, scrolling_form
 from .loss_plot import LossPlot
 
 log = logging.getLogger("napari_medsynth")
@@ -43,29 +46,13 @@ log = logging.getLogger("napari_medsynth")
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["TrainingWidget", "option_widget"]
+__all__ = ["TrainingWidget"]
 
 POLL_MS = 250
 # Without a GPU the report's size (width 1, 32 epochs) takes days; the form starts at a size that
 # trains in minutes to an hour on a CPU, and says so.
 CPU_DEFAULTS = {"width": 0.25, "discriminator_width": 0.25, "epochs": 4}
 STOP_WAIT_S = 120  # how long closing napari waits for the trainer to save last.pt
-
-
-def option_widget(option_field: Field, value):
-    """The dock's widget for a field of :class:`TrainConfig`, from its metadata, showing ``value``."""
-    meta = option_field.metadata
-    options = {"label": meta["label"] or option_field.name.replace("_", " "), **meta["widget"]}
-    if "mode" in options:  # a file or folder picker
-        return FileEdit(value=value, **options)
-    choices = device_choices() if meta["choices"] == "devices" else meta["choices"]
-    if choices is not None:
-        return ComboBox(choices=choices, value=value, **options)
-    if isinstance(value, bool):
-        return CheckBox(text=options.pop("label"), value=value, **options)
-    if isinstance(value, int | float):
-        return (SpinBox if isinstance(value, int) else FloatSpinBox)(value=value, **options)
-    return LineEdit(value="" if value is None else str(value), **options)
 
 
 class TrainingWidget(Container):
@@ -80,7 +67,7 @@ class TrainingWidget(Container):
 
         on_cpu = self._cpu_sized = not torch.cuda.is_available()
         defaults = {**train_defaults(), **(CPU_DEFAULTS if on_cpu else {})}
-        self.fields = {f.name: option_widget(f, defaults.get(f.name)) for f in train_fields(gui=True)}
+        self.fields = {f.name: field_widget(f, defaults.get(f.name)) for f in train_fields(gui=True)}
         self.pairs = Label()
         self.runs = FileEdit(label="runs folder", mode="d", value=RUNS.folder)
         self.run_name = LineEdit(label="run name", value="t2-pd-G1")
@@ -160,19 +147,19 @@ class TrainingWidget(Container):
     def _suggest_name(self, *_):
         direction, variant, residual = (self.fields[name].value for name in ("direction", "variant", "residual"))
         self.run_name.value = f"{direction}-{run_label(variant, residual)}"
-        self.fields["init"].visible = variant == "G4"
-        self.fields["discriminator_width"].visible = variant != "G1"  # G1 trains no discriminator
-        g3 = Path(self.runs.value) / f"{direction}-{run_label('G3', residual)}" / "best.pt"  # where G4 starts
-        if variant == "G4" and g3.is_file():
-            self.fields["init"].value = g3
+        for name in VARIANT_OPTIONS:
+            self.fields[name].visible = uses_option(variant, name)
+        start = starts_from(direction, variant, residual)
+        if start and (Path(self.runs.value) / start / "best.pt").is_file():
+            self.fields["init"].value = Path(self.runs.value) / start / "best.pt"
 
     def options(self, resume: bool = False) -> dict:
         """The ``medsynth-train train`` options the form describes (in :class:`TrainConfig`'s order)."""
         values = {name: f"{widget.value:g}" if isinstance(widget.value, float) else widget.value
                   for name, widget in self.fields.items()}
-        variant, init = values["variant"], values["init"]
-        values["init"] = init if variant == "G4" and str(init) not in ("", ".") else None
-        values["discriminator_width"] = values["discriminator_width"] if variant != "G1" else None  # G1 has none
+        if str(values["init"]) in ("", "."):
+            values["init"] = None
+        values.update({name: None for name in VARIANT_OPTIONS if not uses_option(values["variant"], name)})
         return {"data": values.pop("data"), "out": self.run_dir, **values, "resume": resume}
 
     def command(self, resume: bool = False) -> list[str]:

@@ -9,11 +9,14 @@ from enum import StrEnum
 from .errors import MedSynthError
 
 __all__ = [
+    "DEVICES",
     "Choice",
+    "DeviceChoices",
     "Direction",
     "Engine",
     "ExportFormat",
     "Grid",
+    "MapKind",
     "MetricScope",
     "Stage",
     "Variant",
@@ -42,6 +45,20 @@ class Choice(StrEnum):
             raise MedSynthError(f"unknown {what} {value!r}; use {', '.join(cls)}") from None
 
 
+class DeviceChoices:
+    """The choices of a device option (:data:`DEVICES`): what this machine has, listed when a widget is
+    made (:meth:`offered`); the command line takes any device name torch reads (``cuda``, ``cuda:1``)."""
+
+    def offered(self) -> list[str]:
+        """``auto``, ``cpu`` and one ``cuda:N`` per GPU torch sees."""
+        import torch
+
+        return ["auto", "cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+
+
+DEVICES = DeviceChoices()
+
+
 class Direction(Choice):
     """Which contrast is synthesized from which."""
 
@@ -61,11 +78,24 @@ class Direction(Choice):
 
 
 class Stage(Choice):
-    """Where a synthesis stands as it comes (:func:`~napari_medsynth.core.synthesis.pipeline.synthesis_stages`)."""
+    """Where a synthesis stands as it comes (:meth:`~napari_medsynth.core.synthesis.job.SynthesisJob.stages`)."""
 
     FIRST_PICTURE = "first picture"  # one pass on the report grid, within seconds
     PREVIEW = "preview"  # one pass on the options' grid
     REFINED = "refined"  # the patch average
+
+
+class MapKind(Choice):
+    """The maps of a synthesis: the patches' disagreement, and against a truth its two error maps."""
+
+    SPREAD = "spread"  # the standard deviation of the overlapping patches' predictions
+    SQUARED_ERROR = "squared_error"
+    GRADIENT_DIFFERENCE = "gradient_difference"
+
+    @property
+    def against_truth(self) -> bool:
+        """An error map: it compares the synthesis with a ground truth."""
+        return self is not MapKind.SPREAD
 
 
 class Variant(Choice):

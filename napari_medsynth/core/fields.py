@@ -22,11 +22,11 @@ def option(default=MISSING, help: str = "", *, label: str | None = None, choices
 
     ``help``: the command line's help (the synthesis form's tooltip; for a bool on by default, what it
     gives, as a noun phrase that ``--no-NAME``'s help reads after "without"); ``label``: the GUI's
-    label (a check box's text); ``choices``: the values the GUI offers, or ``(label, value)`` pairs, or the
-    name of a dynamic list (``"devices"``); the command line takes only those of a text option (a
-    number's are the GUI's presets), and an enum default's members without; ``gui=False``: not in the
-    GUI's form; ``maps=True``: only where maps are written (not ``evaluate``); ``metavar``: the
-    command line's name of the value; ``cli=False``: not a command-line option (or a command sets it
+    label (a check box's text); ``choices``: the values the GUI offers, or ``(label, value)`` pairs, or
+    :data:`~napari_medsynth.core.choices.DEVICES` (the machine's devices); the command line takes only
+    those of a text option (a number's are the GUI's presets), and an enum default's members without;
+    ``gui=False``: not in the GUI's form; ``maps=True``: only where maps are written (not ``evaluate``);
+    ``metavar``: the command line's name of the value; ``cli=False``: not a command-line option (or a command sets it
     with an option of its own, as ``--maps [DIR]``); ``type``: converts the command line's text;
     ``widget``: the GUI widget's options (``min``, ``max``, ``step``; ``mode``: a file or folder picker).
     """

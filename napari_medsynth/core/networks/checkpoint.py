@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import numbers
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -26,7 +27,10 @@ from .exported import ExportedGenerator, is_exported, read_exported, sidecar_pat
 from .models import Generator
 
 __all__ = [
+    "RECORD_VERSION",
     "CheckpointInfo",
+    "LoadedCheckpoint",
+    "TrainingRecord",
     "checkpoint_info",
     "checkpoint_payload",
     "load_checkpoint",
@@ -37,7 +41,54 @@ __all__ = [
 
 FORMAT = "napari-medsynth-generator"
 FORMAT_VERSION = 1
+RECORD_VERSION = 1  # of TrainingRecord, in a provenance dict under _RECORD_VERSION_KEY (none: an older file)
+_RECORD_VERSION_KEY = "record_version"
 ARCHITECTURE = "nie2018-dilated-generator"
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """What a checkpoint says of how its generator was made (its ``provenance``), typed: the trainer
+    writes it, the catalog, the exporter, the demo and ``reproduce`` read it. Every field may be missing
+    in an older file; keys this version does not know are kept in ``other``.
+    """
+
+    trained_on: str | None = None  # in words ("the synthetic phantom ...")
+    data_set: str | None = None  # the data folder
+    train_subjects: int | None = None
+    target_intensity: dict | None = None  # the training targets' typical {"mean", "std"}
+    init: str | None = None  # the checkpoint it started from
+    command: str | None = None  # the command (or recipe) that made it
+    torch: str | None = None
+    epochs: int | None = None
+    best_epoch: int | None = None
+    val_mae: float | None = None
+    val_psnr: float | None = None
+    val_ssim: float | None = None
+    training_hours: float | None = None
+    test: dict = field(default_factory=dict)  # held-out figures: {"subjects", "stride", "grid", scope: {...}}
+    other: dict = field(default_factory=dict)
+    version: int = RECORD_VERSION
+
+    @classmethod
+    def from_dict(cls, provenance: dict | None) -> TrainingRecord:
+        """The record of a checkpoint's ``provenance`` dict (of any version)."""
+        known = {f.name for f in fields(cls)} - {"other", "version"}
+        provenance = dict(provenance or {})
+        provenance.pop(_RECORD_VERSION_KEY, None)
+        return cls(**{k: v for k, v in provenance.items() if k in known},
+                   other={k: v for k, v in provenance.items() if k not in known})
+
+    def as_dict(self) -> dict:
+        """The ``provenance`` dict a checkpoint holds (plain types; missing fields left out)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("other", "version")}
+        return {_RECORD_VERSION_KEY: self.version, **self.other,
+                **{k: v for k, v in values.items() if v is not None and v != {}}}
+
+    @property
+    def origin(self) -> str:
+        """What it was trained on, in words, for a user: ``trained_on``, else the data folder."""
+        return str(self.trained_on or self.data_set or "not recorded")
 
 
 @dataclass(frozen=True)
@@ -70,9 +121,14 @@ class CheckpointInfo:
         return run_label(self.variant, self.residual)
 
     @property
+    def training(self) -> TrainingRecord:
+        """The typed record of its ``provenance``."""
+        return TrainingRecord.from_dict(self.provenance)
+
+    @property
     def target_intensity(self) -> Standardization | None:
         """Typical mean and std of the training targets, to turn a synthesis into intensities."""
-        stats = self.provenance.get("target_intensity")
+        stats = self.training.target_intensity
         return Standardization(float(stats["mean"]), float(stats["std"])) if stats else None
 
 
@@ -183,9 +239,14 @@ def checkpoint_info(payload: dict, name: str = "checkpoint") -> CheckpointInfo:
     )
 
 
-def load_checkpoint(
-    path: str | os.PathLike, direction: str | None = None
-) -> tuple[Generator | ExportedGenerator, CheckpointInfo]:
+class LoadedCheckpoint(NamedTuple):
+    """A generator read from its file: the network (in eval mode, on the CPU) and what the file says."""
+
+    network: Generator | ExportedGenerator
+    info: CheckpointInfo
+
+
+def load_checkpoint(path: str | os.PathLike, direction: str | None = None) -> LoadedCheckpoint:
     """The generator of a checkpoint, in eval mode on the CPU, and what the file says about it.
 
     Parameters
@@ -211,7 +272,7 @@ def load_checkpoint(
         except (KeyError, TypeError, ValueError) as error:
             raise MedSynthError(f"{sidecar_path(path).name}: incomplete or malformed sidecar ({error!r})") from error
         _refuse_other_direction(info, direction, name)
-        return exported, replace(info, path=Path(path))
+        return LoadedCheckpoint(exported, replace(info, path=Path(path)))
     payload = read_checkpoint(path)
     info = replace(checkpoint_info(payload, name), path=Path(path))
     _refuse_other_direction(info, direction, name)
@@ -224,7 +285,7 @@ def load_checkpoint(
         raise MedSynthError(
             f"{name}: the weights do not fit the width-{info.width:g} generator it describes ({detail})"
         ) from error
-    return generator.eval(), info
+    return LoadedCheckpoint(generator.eval(), info)
 
 
 def _refuse_other_direction(info: CheckpointInfo, direction: str | None, name: str) -> None:

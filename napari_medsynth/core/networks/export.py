@@ -320,8 +320,7 @@ exact pipeline and maps the result back onto the source's own grid.
 
 
 def _trained_on(info: CheckpointInfo) -> str:
-    provenance = info.provenance
-    return str(provenance.get("trained_on") or provenance.get("data_set") or "not recorded")
+    return info.training.origin
 
 
 def _phantom_trained(info: CheckpointInfo) -> bool:

@@ -198,16 +198,16 @@ def find_generators(
 
 def describe(entry: GeneratorEntry) -> str:
     """One line about a generator for tooltips and the CLI."""
-    info, provenance = entry.info, entry.info.provenance
+    info, record = entry.info, entry.info.training
     parts = [f"{direction_label(info.direction)} {info.label}", f"width {info.width:g}"]
-    if provenance.get("best_epoch"):
-        parts.append(f"best epoch {provenance['best_epoch']}")
-    if provenance.get("val_psnr") is not None:
-        parts.append(f"validation PSNR {float(provenance['val_psnr']):.2f} dB")
-    held_out = provenance.get("test") or {}
+    if record.best_epoch:
+        parts.append(f"best epoch {record.best_epoch}")
+    if record.val_psnr is not None:
+        parts.append(f"validation PSNR {float(record.val_psnr):.2f} dB")
+    held_out = record.test
     if isinstance(held_out.get("source"), dict) and held_out["source"].get("psnr") is not None:
         parts.append(f"held-out PSNR {float(held_out['source']['psnr']):.2f} dB on the source grid "
                      f"({len(held_out.get('subjects', []))} subjects)")
-    if provenance.get("trained_on"):
-        parts.append(f"trained on {provenance['trained_on']}")
+    if record.trained_on:
+        parts.append(f"trained on {record.trained_on}")
     return ", ".join(parts) + f" ({entry.path})"

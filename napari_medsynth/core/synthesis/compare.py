@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..choices import MetricScope, parse_direction
+from ..choices import MapKind, MetricScope, parse_direction
 from ..errors import Cancelled, MedSynthError
 from ..evaluation.baselines import BASELINES
 from ..evaluation.figures import Figures
@@ -218,7 +218,7 @@ def write_montage(path, rows: list[ComparedRow], source: Volume, target: Volume)
     shown = [row for row in rows if row.synthesis is not None]
     source_plane, truth = plane(source.data), plane(target.data)
     low, high = np.percentile(truth, [0.5, 99.5])
-    errors = [plane(row.maps["squared_error"]) for row in shown]
+    errors = [plane(row.maps[MapKind.SQUARED_ERROR]) for row in shown]
     error_high = max((float(np.percentile(e, 99.5)) for e in errors), default=1.0) or 1.0
     figure = Figure(figsize=(6.4, 3.2 * (len(shown) + 1)), layout="constrained")
     axes = figure.subplots(len(shown) + 1, 2, squeeze=False)

@@ -175,18 +175,18 @@ def synthesize_folder(folder, checkpoint, out_dir, options: SynthesisOptions | N
     called before each of the rank's files; ``progress`` and ``cancel`` go to each synthesis (a
     cancel stops the folder after the current file's batch). ``on_stage(source, truth, result)``
     hears each stage of the first file's synthesis as it comes (its first picture within seconds:
-    :func:`~napari_medsynth.core.synthesis.pipeline.synthesis_stages`), the finished one last.
+    :meth:`~napari_medsynth.core.synthesis.job.SynthesisJob.stages`), the finished one last.
     Returns the report and this rank's files. Raises :class:`MedSynthError` before any work, and
     before ``out_dir`` is made, when the checkpoint, the folder or ``out_dir`` cannot be used; a new
     ``out_dir`` that nothing was written into is removed again.
     """
     from ..files.nifti import load_volume
     from ..networks.checkpoint import load_checkpoint
-    from .pipeline import synthesis_stages, synthesize
+    from .job import SynthesisJob
 
     options = options if options is not None else SynthesisOptions()
-    generator = load_checkpoint(checkpoint)
-    info = generator[1]
+    generator = load_checkpoint(checkpoint)  # once for the folder
+    info = generator.info
     scan = find_pairs(folder)
     files = scan.sources(info.source_contrast)
     if not files:
@@ -208,20 +208,15 @@ def synthesize_folder(folder, checkpoint, out_dir, options: SynthesisOptions | N
             try:
                 source = load_volume(source_path)
                 truth = load_volume(truth_path) if truth_path is not None else None
-                file_options = options.for_files()
+                job = SynthesisJob.load(source, generator, options, target=truth, to_files=True)
                 if on_stage is not None and not report.written:  # the first file's pictures, as they come
-                    for result in synthesis_stages(source, generator, file_options, target=truth, progress=progress,
-                                                   cancel=cancel):
+                    for result in job.stages(progress=progress, cancel=cancel):
                         on_stage(source, truth, result)  # (the last, final one, too)
                 else:
-                    result = synthesize(source, generator, file_options, target=truth, progress=progress,
-                                        cancel=cancel)
-                protect = [p for p in (source_path, truth_path, Path(checkpoint)) if p is not None]
+                    result = job.run(progress=progress, cancel=cancel)
                 layout.describe(info)
                 beside = maps_dir is None or Path(maps_dir) == layout.out_dir  # (in a derivatives dataset: anat/)
-                maps_folder = (out.parent if beside else maps_dir) if options.maps else None
-                result.save(source, out, maps_folder=maps_folder, protect=protect,
-                            extra=layout.sidecar_extra(source_path))
+                job.save(result, out, maps_folder=None if beside else maps_dir, extra=layout.sidecar_extra(source_path))
                 report.written.append(out)
                 if truth_path is None:
                     report.without_truth.append(source_path)

@@ -16,7 +16,7 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, fields
 
-from ..choices import Choice, Engine, Grid
+from ..choices import DEVICES, Choice, Engine, Grid
 from ..errors import MedSynthError
 from ..fields import add_arguments, option
 
@@ -64,7 +64,7 @@ class SynthesisOptions:
                                          "(transform domain); the same result either way", label="convolutions",
                             choices=[("auto (the faster per layer)", "auto"), ("direct", "direct"),
                                      ("fft (transform domain)", "fft")])
-    device: str = option("auto", "auto, cpu, cuda or cuda:N (default auto)", choices="devices")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N (default auto)", choices=DEVICES)
     batch_size: int | None = option(None, "patches per forward pass (default: automatic)", gui=False, metavar="B")
     preview: bool = option(False, "one pass of the generator over the whole volume instead of the patch average "
                                   "(fast; no spread map)", gui=False)

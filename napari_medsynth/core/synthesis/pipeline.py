@@ -1,17 +1,18 @@
-"""One synthesis from a source volume to the target contrast, as the CLI and the GUI run it."""
+"""The engine of a synthesis from a source volume to the target contrast: preprocessing, the
+generator's patches or one pass, back onto the source's grid, the figures (the entry points run it
+through :class:`~napari_medsynth.core.synthesis.job.SynthesisJob`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..choices import Grid, Stage
+from ..choices import Grid, MapKind, Stage
 from ..errors import MedSynthError
 from ..evaluation.figures import Figures, Quality
 from ..evaluation.masks import check_mask, head_mask
@@ -23,8 +24,8 @@ from ..preprocessing.preprocess import KEEP_EVERY, Preprocessed, check_pair, pre
 from .options import SynthesisOptions
 from .reconstruct import preview_volume, reconstruct_volume
 
-__all__ = ["SynthesisResult", "check_contrast", "compare_on_grids", "score_voxelwise", "synthesis_stages",
-           "synthesize", "voxelwise_prediction"]
+__all__ = ["SynthesisResult", "check_contrast", "compare_on_grids", "score_voxelwise", "synthesize",
+           "voxelwise_prediction"]
 
 
 @dataclass
@@ -52,10 +53,10 @@ class SynthesisResult:
         ``squared_error`` and ``gradient_difference`` on the source's grid (standardized
         units), when a ground truth was given.
     stage : Stage
-        Where it stands among :func:`synthesis_stages`: the first picture, the preview or the
-        refined patch average.
+        Where it stands among a job's stages (:meth:`~napari_medsynth.core.synthesis.job.SynthesisJob.stages`):
+        the first picture, the preview or the refined patch average.
     final : bool
-        It is the finished synthesis (the last of :func:`synthesis_stages`; any of :func:`synthesize`).
+        It is the finished synthesis (the last of the stages; any of :func:`synthesize`).
     """
 
     synthesis: np.ndarray
@@ -93,7 +94,7 @@ class SynthesisResult:
 
     def all_maps(self) -> dict:
         """``spread`` and the error maps, by name (None where not made)."""
-        return {"spread": self.spread, **self.maps}
+        return {MapKind.SPREAD: self.spread, **self.maps}
 
     def save(self, source: Volume, out, *, maps_folder=None, protect=(), extra: dict | None = None,
              volume: bool = True) -> list[Path]:
@@ -228,57 +229,6 @@ def synthesize(
     return result.scored(target) if target is not None and figures else result
 
 
-def synthesis_stages(
-    source: Volume,
-    generator,
-    options: SynthesisOptions | None = None,
-    *,
-    target: Volume | None = None,
-    mask=None,
-    progress=None,
-    cancel=None,
-    preview_first: bool = True,
-) -> Iterator[SynthesisResult]:
-    """A synthesis as a user should see it come: each picture as soon as it is made, its figures after.
-
-    With ``preview_first`` (or ``options.preview``): on the native grid, first one pass of the
-    generator on the report grid (a third of the work; ``stage == "first picture"``, no figures),
-    then one pass on the native grid (``"preview"``); on the report grid the preview alone. Then,
-    unless ``options.preview``, the patch average (``"refined"``, with ``progress``), where its patches
-    overlap: at a stride without overlap the preview is the finished result (the average would only add
-    the patches' seams, :attr:`SynthesisOptions.overlapping`). Each result
-    with a ``target`` but the first picture is yielded twice: without figures, then with them
-    (:meth:`SynthesisResult.scored`). The last result is the finished one (``final``), the others
-    are not. Arguments and errors are :func:`synthesize`'s.
-    """
-    from ..networks.checkpoint import load_checkpoint
-
-    options = options if options is not None else SynthesisOptions()
-    network_info = load_checkpoint(generator) if isinstance(generator, (str, os.PathLike)) else generator
-    steps = []
-    if preview_first or options.preview:
-        if options.grid == Grid.NATIVE:
-            steps.append((Stage.FIRST_PICTURE, options.replace(grid=Grid.REPORT, preview=True)))
-        steps.append((Stage.PREVIEW, options.replace(preview=True)))
-    if not options.preview and not (steps and not options.overlapping):  # no overlap: the preview is the result
-        steps.append((Stage.REFINED, options))
-    prepared = {}  # one preprocessing per grid
-    for number, (stage, stage_options) in enumerate(steps, start=1):
-        grid = stage_options.grid
-        if grid not in prepared:
-            prepared[grid] = preprocess_volume(source, grid)
-        scores = target is not None and stage != Stage.FIRST_PICTURE
-        if scores and mask is None:
-            mask = head_mask(source.data)  # one head mask for every stage's figures (after the first picture)
-        result = synthesize(source, network_info, stage_options, target=target, mask=mask, cancel=cancel,
-                            progress=progress if stage == Stage.REFINED else None, prepared=prepared[grid],
-                            figures=False, checks=number == 1)
-        last = number == len(steps)
-        yield dataclasses.replace(result, stage=stage, final=last and not scores)
-        if scores:
-            yield dataclasses.replace(result.scored(target), final=last)
-
-
 def compare_on_grids(on_source, standardized, prepared: Preprocessed, target: Volume, mask, masked_maps=False):
     """The figures and the error maps of a synthesis against ``target``.
 
@@ -319,8 +269,8 @@ def compare_on_grids(on_source, standardized, prepared: Preprocessed, target: Vo
     in_plane = tuple(axis for axis in range(3) if axis != prepared.slice_axis)
     within = mask if masked_maps else None
     maps = {
-        "squared_error": squared_error_map(on_source, truth, mask=within),
-        "gradient_difference": gradient_difference_map(on_source, truth, axes=in_plane, mask=within),
+        MapKind.SQUARED_ERROR: squared_error_map(on_source, truth, mask=within),
+        MapKind.GRADIENT_DIFFERENCE: gradient_difference_map(on_source, truth, axes=in_plane, mask=within),
     }
     return metrics, maps
 

@@ -16,7 +16,7 @@ from dataclasses import MISSING, Field, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..choices import Direction, Engine, Variant, parse_direction
+from ..choices import DEVICES, Direction, Engine, Variant, parse_direction, run_label
 from ..errors import MedSynthError
 from ..fields import add_arguments, option
 
@@ -28,16 +28,19 @@ __all__ = [
     "MIN_SUBJECTS",
     "REPORT_FRACTIONS",
     "TRAIN_MODULE",
+    "VARIANT_OPTIONS",
     "TrainConfig",
     "add_train_arguments",
     "config_from_args",
     "data_folder_check",
     "pairing_problem",
+    "starts_from",
     "too_few_subjects",
     "train_argv",
     "train_defaults",
     "train_fields",
     "training_problem",
+    "uses_option",
 ]
 
 # The report's subject split: 250 training, 35 validation and 70 test subjects of 355.
@@ -77,7 +80,7 @@ class TrainConfig:
                                         type=float, choices=WIDTHS)
     val_stride: int = option(8, "validation reconstruction stride", type=int, metavar="S", choices=[8, 16, 32],
                              label="validation stride")
-    device: str = option("auto", "auto, cpu, cuda or cuda:N", choices="devices")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N", choices=DEVICES)
     seed: int = option(0, type=int, gui=False)
     workers: int = option(2, "DataLoader worker processes", type=int, label="loader workers",
                           widget={"min": 0, "max": 64})
@@ -128,6 +131,22 @@ class TrainConfig:
                                 "use --batch-size 2 or more")
 
 
+# The options only some variants use: the discriminator's (G1 trains none) and the starting weights
+# (G4 fine-tunes G3's best)
+VARIANT_OPTIONS = {"discriminator_width": ("G2", "G3", "G4"), "init": ("G4",)}
+
+
+def uses_option(variant: str, name: str) -> bool:
+    """Whether ``variant`` uses the option ``name`` (:data:`VARIANT_OPTIONS`; every other option, always)."""
+    return variant in VARIANT_OPTIONS.get(name, (variant,))
+
+
+def starts_from(direction: str, variant: str, residual: bool) -> str | None:
+    """The run whose ``best.pt`` a variant starts from by the report's plan (G4: the G3 of its
+    direction and kind), else None."""
+    return f"{direction}-{run_label('G3', residual)}" if variant == "G4" else None
+
+
 def train_fields(*, gui: bool | None = None) -> list[Field]:
     """The fields of :data:`TrainConfig` (as it is now): only those in the training dock with ``gui=True``."""
     return [f for f in fields(TrainConfig) if gui is None or f.metadata["gui"] == gui]
@@ -151,19 +170,24 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def train_argv(**options) -> list[str]:
     """The ``medsynth-train`` arguments that run ``train`` with ``options`` (:class:`TrainConfig`'s
-    field names, e.g. ``data``, ``out``, ``variant``, ``residual=True``; and ``resume=True``).
+    field names, e.g. ``data``, ``out``, ``variant``, ``residual=True``, ``amp=False``; and
+    ``resume=True``), built from the fields: parsed back, they give the same config.
 
     Raises
     ------
     MedSynthError
         An option ``train`` does not have, or a value it refuses.
     """
-    argv = ["train"]
+    by_name = {f.name: f for f in train_fields()}
+    argv = ["train", *(["--resume"] if options.pop("resume", False) else [])]
     for key, value in options.items():
-        if value is None or value is False:
-            continue
+        known = by_name.get(key)
         flag = "--" + key.replace("_", "-")
-        argv += [flag] if value is True else [flag, str(value)]
+        if known is not None and isinstance(known.default, bool):  # a flag, or --no-NAME for one on by default
+            if bool(value) != known.default:
+                argv.append(flag if value else f"--no-{flag[2:]}")
+        elif value is not None:
+            argv += [flag, str(value)]
     parser = _RaisingParser(prog="medsynth-train train", add_help=False)
     add_train_arguments(parser)
     parser.add_argument("--resume", action="store_true")
