@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 
+from conftest import laid_out
 from qtpy.QtWidgets import QScrollArea
 from test_widgets import (  # noqa: F401 (fixtures)
     notifications,
@@ -30,11 +31,11 @@ def test_after_a_synthesis_the_dock_fits_and_the_status_bar_tells_the_outcome(ma
     open_phantom_subject(viewer, phantom_dir)
     widget = synthesis_widget(viewer, qtbot)
     widget.configure(generator=checkpoint, preview_first=True, side_by_side=False)
-    qtbot.wait(100)
+    qtbot.waitUntil(lambda: laid_out(viewer.window._qt_window))  # the dock added: its scroll ranges set
     assert horizontal_ranges(widget) and set(horizontal_ranges(widget)) == {0}
     widget.start()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
-    qtbot.wait(100)
+    qtbot.waitUntil(lambda: laid_out(viewer.window._qt_window))  # the outcome's status line laid out
     assert set(horizontal_ranges(widget)) == {0}, horizontal_ranges(widget)  # long status lines wrap
     assert not re.search(r"patch \d+ of \d+", viewer.status) and viewer.status == f"MedSynth: {widget.status}"
     assert "SD, PSNR" in widget.status and "head only" in widget.status  # units, and why the head figure is lower
@@ -52,7 +53,7 @@ def test_after_comparing_three_generators_every_row_of_the_figures_is_in_view(ma
     widget.configure("t2-pd", preview_first=False)
     widget.compare(checkpoints)
     qtbot.waitUntil(lambda: widget.worker is None, timeout=180_000)
-    qtbot.wait(200)
+    qtbot.waitUntil(lambda: laid_out(viewer.window._qt_window))  # the table given the height of its rows
     table = widget.comparing.figures.table
     assert table.rowCount() == 4  # three generators and the mapping
     shown = table.viewport().rect()
@@ -60,7 +61,7 @@ def test_after_comparing_three_generators_every_row_of_the_figures_is_in_view(ma
         assert shown.contains(table.visualRect(table.model().index(row, 0))), (row, shown)
     assert set(horizontal_ranges(widget)) == {0}
     widget.comparing.figures.select([widget.comparing.figures.rows[0].label])  # its maps join the grid: 4 tiles a row
-    qtbot.wait(200)
+    qtbot.waitUntil(lambda: laid_out(viewer.window._qt_window))  # the canvas at its size: the tiles' room
     tiles = [layer for layer in viewer.layers if layer.visible]
     assert len(tiles) == 8  # source, truth, three generators, the mapping, and two maps (no spread at 32)
     for layer in tiles:  # every tile's label fits its tile (it had read "source T" and "G1 grad.")

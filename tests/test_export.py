@@ -114,7 +114,7 @@ def test_an_export_gives_the_modules_patches_and_volume(exported, module_outputs
         pytest.importorskip("onnxruntime")
     checkpoint, files = exported[name]
     runner, info = load_checkpoint(files[model_format])
-    assert isinstance(runner, ExportedGenerator) and info == load_checkpoint(checkpoint)[1]
+    assert isinstance(runner, ExportedGenerator) and info == load_checkpoint(checkpoint).info
     patches, expected, volume, patch, expected_volume = module_outputs[name]
     with torch.inference_mode():
         got = runner(patches)
@@ -186,7 +186,7 @@ def test_synthesize_runs_an_exported_file_as_the_checkpoint(tiny, phantom, repor
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     checkpoint, expected = tiny[0], report_synthesis.synthesis
-    scale = load_checkpoint(checkpoint)[1].target_intensity.std  # the output is in the target's intensities
+    scale = load_checkpoint(checkpoint).info.target_intensity.std  # the output is in the target's intensities
     for model_format, suffix in (("torchscript", ".ts"), ("onnx", ".onnx")):
         model = export_generator(checkpoint, model_format, tmp_path / f"tiny{suffix}")
         out = tmp_path / f"{model_format}.nii.gz"
@@ -256,7 +256,7 @@ def test_the_bundle_runs_as_a_monai_workflow(tiny, phantom, report_synthesis, tm
     theirs = nib.load(written).get_fdata(dtype=np.float32)
     assert theirs.shape == (224, 224, 32)
     # MONAI resamples with torch, napari-medsynth with SciPy: close on the phantom, not identical
-    standardized = load_checkpoint(tiny[0])[1].target_intensity.apply(theirs)
+    standardized = load_checkpoint(tiny[0]).info.target_intensity.apply(theirs)
     assert np.abs(standardized - report_synthesis.standardized).max() <= 1e-2
 
 
@@ -332,6 +332,8 @@ def test_the_cli_exports_each_format(tmp_path, capsys):
 
 
 def test_the_synthesis_widget_exports_the_chosen_generator(make_napari_viewer, qtbot, tmp_path):
+    from conftest import laid_out
+
     from napari_medsynth._widgets._shared import RUNS
     from napari_medsynth._widgets.synthesis import SynthesisWidget
 
@@ -343,7 +345,7 @@ def test_the_synthesis_widget_exports_the_chosen_generator(make_napari_viewer, q
         widget = SynthesisWidget(viewer)
         viewer.window.add_dock_widget(widget)
         widget.configure("pd-t2", BUNDLED)
-        qtbot.wait(100)  # the export fields leave the canvas its share of the window
+        qtbot.waitUntil(lambda: laid_out(viewer.window._qt_window))  # the export fields leave the canvas its share
         assert viewer.window._qt_viewer.canvas.native.width() >= 0.5 * viewer.window._qt_window.width()
         assert Path(widget.exporting.path.value) == tmp_path / "runs" / "exports" / "pd-t2-G4+RL.ts"
         widget.exporting.format.value = "onnx"

@@ -97,9 +97,13 @@ def test_dtypes_and_modes():
         second = fft_conv3d(x * 2, w, b, 2)
     assert_close(first, expected)  # not overwritten by the second call's reused workspace
     assert_close(second, direct(x * 2, w, b, 2))
-    leaf = x.clone().requires_grad_()
-    fft_conv3d(leaf, w, b, 2).sum().backward()
-    assert leaf.grad is not None
+    # DFT matrices made under inference_mode serve autograd, and the input gradient is the direct engine's
+    # (stage outputs saved in the reused workspace slots, overwritten by later stages: one that exists but is wrong)
+    upstream = torch.randn(expected.shape, generator=torch.Generator().manual_seed(1))
+    leaves = [x.clone().requires_grad_() for _ in range(2)]
+    (fft_conv3d(leaves[0], w, b, 2) * upstream).sum().backward()
+    (direct(leaves[1], w, b, 2) * upstream).sum().backward()
+    assert_close(leaves[0].grad, leaves[1].grad, rel=1e-5)
     out64 = fft_conv3d(x.double(), w.double(), b.double(), 2)
     assert out64.dtype == torch.float64
     assert (out64 - direct(x.double(), w.double(), b.double(), 2)).abs().max() < 1e-10
@@ -232,6 +236,11 @@ def test_spectrum_cache_is_bounded_and_follows_weights():
         del w
         fft_conv3d(*operands((1, 2, 10, 10, 10), 3, 7, seed=1)[:2], None, 2)  # the dead weight's entries go
         assert len(fftconv._SPECTRA.entries) == 1
-    leaf = operands((1, 2, 10, 10, 10), 3, 7)[1].requires_grad_()
-    fft_conv3d(x, leaf, None, 2).sum().backward()  # autograd through the weight: recomputed, not cached
-    assert leaf.grad is not None and len(fftconv._SPECTRA.entries) == 1
+    # autograd through the weight: its spectrum recomputed, not taken from the cache (a detached one: no gradient),
+    # and the weight gradient the direct engine's (one through overwritten workspace slots would be wrong)
+    leaf, reference = (operands((1, 2, 10, 10, 10), 3, 7)[1].requires_grad_() for _ in range(2))
+    upstream = torch.randn(1, 3, 10, 10, 10, generator=torch.Generator().manual_seed(2))
+    (fft_conv3d(x, leaf, None, 2) * upstream).sum().backward()
+    (direct(x, reference, None, 2) * upstream).sum().backward()
+    assert_close(leaf.grad, reference.grad, rel=1e-5)
+    assert len(fftconv._SPECTRA.entries) == 1

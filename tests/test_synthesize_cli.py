@@ -1,4 +1,4 @@
-"""``medsynth synthesize`` end to end on a phantom pair with a briefly trained generator."""
+"""``medsynth synthesize`` end to end on a phantom pair with a bundled trained generator."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from napari_medsynth import Generator, save_checkpoint
 from napari_medsynth.cli import main
 from napari_medsynth.core.choices import MetricScope
 from napari_medsynth.core.evaluation import metrics
 from napari_medsynth.core.files.nifti import load_volume
 from napari_medsynth.core.networks.checkpoint import load_checkpoint
-from napari_medsynth.core.preprocessing.patches import patch_grid
 from napari_medsynth.core.preprocessing.preprocess import preprocess_volume, stacks
+from napari_medsynth.core.synthesis.pipeline import score_voxelwise
 from napari_medsynth.core.synthesis.reconstruct import preview_volume
 
 
@@ -38,25 +37,10 @@ def phantom(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def checkpoint(phantom, tmp_path_factory):
-    """A width-1/16 T2->PD generator trained for 25 steps on the phantom's 49 patches."""
-    t2, pd = (preprocess_volume(load_volume(p)) for p in phantom)
-    starts = patch_grid(t2.data.shape, 32)
-    sources = torch.stack([torch.from_numpy(t2.data[z:z+32, y:y+32, x:x+32].copy()) for z, y, x in starts])[:, None]
-    targets = torch.stack([torch.from_numpy(pd.data[z:z+32, y:y+32, x:x+32].copy()) for z, y, x in starts])[:, None]
-    torch.manual_seed(0)
-    generator = Generator(width=0.0625).to(memory_format=torch.channels_last_3d)
-    optimizer = torch.optim.Adam(generator.parameters(), lr=3e-3)
-    for _ in range(25):
-        batch = torch.randint(0, len(starts), (4,))
-        loss = torch.mean((generator(sources[batch]) - targets[batch]) ** 2)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    path = tmp_path_factory.mktemp("ckpt") / "g1.pt"
-    save_checkpoint(path, generator, direction="t2-pd", variant="G1",
-                    target_intensity={"mean": pd.standardization.mean, "std": pd.standardization.std})
-    return path
+def checkpoint(trained):
+    """The bundled T2->PD G3 (width 1/4, trained on phantoms of another seed): no training here. Only the first
+    test's quality assertion needs it trained; the others test the plumbing and would do with any generator."""
+    return trained("t2-pd-G3")
 
 
 def test_synthesize_writes_on_the_source_grid_with_metrics_and_maps(phantom, checkpoint, tmp_path, capsys):
@@ -70,10 +54,20 @@ def test_synthesize_writes_on_the_source_grid_with_metrics_and_maps(phantom, che
     source, synth, truth = load_volume(t2), load_volume(out), load_volume(pd)
     assert synth.data.shape == source.data.shape and synth.data.min() >= 0  # a magnitude image
     np.testing.assert_allclose(synth.affine, source.affine)
+    figures = printed_metrics(printed)
+    # The printed figure is the written file's: the synthesis back in standardized units against the truth's
+    scale = load_checkpoint(checkpoint)[1].target_intensity
+    standardized_truth = preprocess_volume(truth, "report").standardization.apply(truth.data)
+    assert figures[MetricScope.SOURCE][1] == pytest.approx(
+        metrics.psnr(scale.apply(synth.data), standardized_truth), abs=0.01)
+    # and better on every scope than the standardized source taken as the synthesis (G3: by 4.9-8.4 dB; an
+    # untrained generator of its shape: 6.4 dB below it, MEDSYNTH_TEST_UNTRAINED=1)
+    baseline = score_voxelwise(lambda x: x, source, truth)
+    for scope, (mae, psnr, ssim) in figures.items():
+        base = baseline[scope]
+        assert psnr > base.psnr + 2 and mae < base.mae and ssim > base.ssim, (scope, figures[scope], base)
     # In the target's intensity scale: close to the truth's mean, not the source's standardized 0.
     assert abs(float(synth.data.mean()) - float(truth.data.mean())) < 0.25 * float(truth.data.std())
-    for mae, psnr, ssim in printed_metrics(printed).values():
-        assert 0 < mae < 2 and 5 < psnr < 60 and 0 < ssim <= 1
     names = sorted(p.name for p in maps.iterdir())
     assert names == ["synth_gradient_difference.nii.gz", "synth_spread.nii.gz", "synth_squared_error.nii.gz"]
     for name in names:
@@ -145,10 +139,11 @@ def test_preview_is_one_pass_of_the_generator_and_writes_no_spread(phantom, chec
                  "--preview", "--device", "cpu", "--maps", str(maps)]) == 0
     assert sorted(p.name for p in maps.iterdir()) == ["preview_gradient_difference.nii.gz",
                                                       "preview_squared_error.nii.gz"]
-    generator, _ = load_checkpoint(checkpoint)
+    generator, info = load_checkpoint(checkpoint)
     prepared = preprocess_volume(load_volume(t2), "native")
     expected = preview_volume(generator, prepared.data, device="cpu", stacks=3)
     assert expected.shape == (224, 224, 96)
     printed = printed_metrics(capsys.readouterr().out)["report"][1]
     truth = preprocess_volume(load_volume(pd), "report").data
-    assert printed == pytest.approx(metrics.psnr(stacks(expected)[1], truth), abs=0.01)
+    floor = info.target_intensity.apply(np.zeros(()))  # clipped at the target's 0 before the figures are taken
+    assert printed == pytest.approx(metrics.psnr(np.maximum(stacks(expected)[1], floor), truth), abs=0.01)
