@@ -33,7 +33,7 @@ def test_the_stages_come_picture_first_and_end_with_the_synthesis_itself(phantom
     checkpoint = tiny_checkpoint(tmp_path / "g.pt")
     t2 = load_volume(phantom_dir / "IXI001-Phantom-0001-T2.nii.gz")
     pd = load_volume(phantom_dir / "IXI001-Phantom-0001-PD.nii.gz")
-    options = SynthesisOptions(grid="native", stride=16, device="cpu")
+    options = SynthesisOptions(grid="native", stride=24, device="cpu")
     stages, pictures = _stages(SynthesisJob.load(t2, load_checkpoint(checkpoint), options, target=pd))
     assert [(r.stage, r.metrics is not None) for r in stages] == [
         (Stage.FIRST_PICTURE, False),  # one pass on the report grid: a third of the work, no figures
