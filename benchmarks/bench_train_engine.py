@@ -11,6 +11,7 @@ Adam: the yardstick for "the same curve to within float rounding".
 
     .venv/bin/python benchmarks/bench_train_engine.py --width 1 --steps 3
     .venv/bin/python benchmarks/bench_train_engine.py --width 0.25 --steps 20
+    .venv/bin/python benchmarks/bench_train_engine.py --width 0.25 --steps 6 --bf16  # + bfloat16 autocast
 """
 
 from __future__ import annotations
@@ -29,15 +30,18 @@ from napari_medsynth.core.training.config import TrainConfig
 from src_train.trainer import Trainer
 
 
-def run_engine(data: Path, work: Path, engine: str, args, perturb: bool = False) -> tuple[list[float], list[dict]]:
+def run_engine(data: Path, work: Path, engine: str, args, perturb: bool = False,
+               bf16: bool = False) -> tuple[list[float], list[dict]]:
     """Step times and losses of ``args.steps`` steps on ``engine`` (``perturb``: initial weights
-    moved by one float32 rounding)."""
-    name = f"{engine}-perturbed" if perturb else engine
+    moved by one float32 rounding; ``bf16``: under bfloat16 autocast, as AMP on CUDA)."""
+    name = f"{engine}-perturbed" if perturb else f"{engine}-bf16" if bf16 else engine
     config = TrainConfig(data=str(data), out=str(work / name), variant="G3", epochs=1, width=args.width,
                          batch_size=args.batch_size, workers=0, device=args.device, engine=engine,
                          cache=str(work / "cache"), seed=0)
     trainer = Trainer(config)
     trainer.setup()
+    if bf16:
+        trainer.amp_dtype = torch.bfloat16
     if perturb:
         signs = torch.Generator().manual_seed(1)
         with torch.no_grad():
@@ -65,6 +69,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=7)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also the auto engine under bfloat16 autocast (a CPU with AVX512-BF16 or AMX)")
     parser.add_argument("--out", type=Path, help="write JSON here, and Markdown beside it")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
@@ -72,6 +78,8 @@ def main(argv=None) -> dict:
         write_phantom_dataset(work / "data", 3, seed=0)
         runs = {engine: run_engine(work / "data", work, engine, args) for engine in ("direct", "fft", "auto")}
         runs["direct-perturbed"] = run_engine(work / "data", work, "direct", args, perturb=True)
+        if args.bf16:
+            runs["auto-bf16"] = run_engine(work / "data", work, "auto", args, bf16=True)
     medians = {engine: statistics.median(times[1:] or times) for engine, (times, _) in runs.items()
                if engine != "direct-perturbed"}
     difference = _largest_difference(runs["direct"][1], runs["fft"][1])
@@ -90,6 +98,11 @@ def main(argv=None) -> dict:
             f"({summary['speedup_auto']:.2f}x); largest relative difference of the losses step by step "
             f"{difference:.1e} (direct against direct with its initial weights moved by one float32 "
             f"rounding: {rounding:.1e})")
+    if args.bf16:
+        summary["speedup_bf16"] = medians["auto"] / medians["auto-bf16"]
+        summary["max_relative_loss_difference_bf16"] = _largest_difference(runs["auto"][1], runs["auto-bf16"][1])
+        text += (f"; auto under bfloat16 autocast {medians['auto-bf16']:.2f} s ({summary['speedup_bf16']:.2f}x "
+                 f"auto), its losses within {summary['max_relative_loss_difference_bf16']:.1e} of auto's")
     print(text)
     if args.out:
         args.out.write_text(json.dumps(summary, indent=2) + "\n")

@@ -14,8 +14,10 @@ common="--data phantom10 --width 0.25 --batch-size 7 --all-stacks --val-stride 1
 # The report's summed losses: with Adam the scale is moot, but a mean over 32^3 voxels would weigh
 # the adversarial term (a mean over the discriminator's outputs) some 10^4 times more than the report
 common="$common --reduction sum --cache repro/cache"
-# RANDOMIZE=1: every run with acquisition randomization of its sources (docs/demo_generators.md), the
-# recipe of generators meant for real scans; give it its own work folder
+# RANDOMIZE=1: every run with acquisition randomization (each training pair acquired again, source and
+# target alike where the scanner's geometry and coil act; docs/demo_generators.md), for generators meant
+# for real scans; give it its own work folder. The warm starts the ablation measured from the bundled
+# G4+RL pair are scripts/randomization_ablation.sh's
 [ "${RANDOMIZE:-0}" = 1 ] && common="$common --randomize"
 train() {  # RUN EPOCHS LR [options]: train repro/RUN, or continue it from its last.pt
     local run=$1 epochs=$2 lr=$3
