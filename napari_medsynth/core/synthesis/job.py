@@ -20,7 +20,7 @@ import numpy as np
 
 from ..choices import Grid, Stage
 from ..evaluation.masks import head_mask
-from ..files.nifti import Volume
+from ..files.nifti import Volume, load_volume
 from ..networks.checkpoint import CheckpointInfo, LoadedCheckpoint, load_checkpoint
 from ..preprocessing.preprocess import preprocess_volume
 from .options import SynthesisOptions
@@ -73,7 +73,6 @@ class SynthesisJob:
             An unreadable checkpoint, one of another direction, a device torch does not have, an
             unreadable source or truth.
         """
-        from ..files.nifti import load_volume
         from ..networks.devices import resolve_device
 
         loaded = LoadedCheckpoint(*generator) if isinstance(generator, tuple) else load_checkpoint(generator, direction)
