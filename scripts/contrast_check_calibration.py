@@ -30,7 +30,7 @@ from pathlib import Path
 from napari_medsynth.core.evaluation.contrast import WEIGHTINGS, contrast_evidence
 from napari_medsynth.core.files.nifti import Volume, load_volume
 from napari_medsynth.core.simulation.acquisition import DEGRADATIONS, degrade
-from napari_medsynth.core.simulation.phantom import make_phantom, phantom_subject_seed
+from napari_medsynth.core.simulation.phantom import Sequence, make_phantom, phantom_subject_seed
 
 # the phantom images: (name, true contrast, TR in ms, echo)
 PHANTOM_IMAGES = (
@@ -50,7 +50,7 @@ def phantom_images(subjects: int):
     for index in range(subjects):
         seed = phantom_subject_seed(7, index)
         for tr in dict.fromkeys(tr for _, _, tr, _ in PHANTOM_IMAGES):
-            phantom = make_phantom(seed, tr_ms=tr)
+            phantom = make_phantom(seed, sequence=Sequence(tr_ms=tr))
             for name, contrast, image_tr, echo in PHANTOM_IMAGES:
                 if image_tr == tr:
                     yield name, contrast, getattr(phantom, echo)

@@ -9,7 +9,9 @@
 # WORK holds (or gets) the recipe's phantom10/ and heldout/ folders; each run goes to WORK/ablation/RUN
 # with its log, and its margins to WORK/ablation/RUN/margins.json. A CONFIG is DIRECTION:NAME:TRANSFORMS
 # (TRANSFORMS: "none", "all", or comma-separated names; DIRECTION pd-t2 or t2-pd; an optional fourth
-# field "plain" warm-starts the generator without the residual path). A finished run is skipped.
+# field, comma-separated: "plain" warm-starts the generator without the residual path, "sequences" trains
+# on WORK/phantom10-sequences, the same subjects each acquired with its own TR and echo times). A finished
+# run is skipped.
 set -euo pipefail
 work=$1 templates=$2
 shift 2
@@ -22,8 +24,11 @@ bundled="$root/napari_medsynth/data/generators"
 for config in "$@"; do
     IFS=: read -r direction name transforms kind <<<"$config"
     run="ablation/$direction-$name"
-    residual="--residual" init="$bundled/$direction-G4+RL.pt"
-    if [ "${kind:-}" = plain ]; then residual="" init="$bundled/$direction-G4.pt"; fi
+    residual="--residual" init="$bundled/$direction-G4+RL.pt" data=phantom10
+    case ",${kind:-}," in *,plain,*) residual="" init="$bundled/$direction-G4.pt" ;; esac
+    case ",${kind:-}," in *,sequences,*) data=phantom10-sequences
+        [ -d $data ] || python -m napari_medsynth.cli phantom $data --subjects 10 --seed 0 --varied-sequences ;;
+    esac
     randomize=""
     case $transforms in
         none) ;;
@@ -34,7 +39,7 @@ for config in "$@"; do
         resume=""
         [ -f "$run/last.pt" ] && resume="--resume"
         # the issue's warm start: G4, a cosine from 1e-4, the recipe's data and widths
-        python -m src_train train --data phantom10 --width 0.25 --batch-size 7 --all-stacks --val-stride 16 \
+        python -m src_train train --data "$data" --width 0.25 --batch-size 7 --all-stacks --val-stride 16 \
             --device cpu --workers 1 --reduction sum --cache ablation/cache --discriminator-width 0.25 \
             --direction "$direction" --variant G4 $residual --init "$init" --lr 1e-4 --lr-schedule cosine \
             --epochs "$epochs" --out "$run" $randomize $resume >> "$run.log" 2>&1

@@ -21,7 +21,7 @@ from napari_medsynth.core.simulation.acquisition import (
     tight_field_of_view,
     wide_field_of_view,
 )
-from napari_medsynth.core.simulation.phantom import field_of_view_zooms, make_phantom, phantom_subject_seed
+from napari_medsynth.core.simulation.phantom import Sequence, field_of_view_zooms, make_phantom, phantom_subject_seed
 from napari_medsynth.core.synthesis.pipeline import check_contrast
 
 SHAPE = (128, 128, 65)
@@ -32,7 +32,7 @@ def contrasts(phantom_dir):
     """The first phantom subject as T2, PD (phantom_dir's files) and T1 (the same head at TR 500 ms)."""
     t2 = load_volume(phantom_dir / "IXI001-Phantom-0001-T2.nii.gz")
     pd = load_volume(phantom_dir / "IXI001-Phantom-0001-PD.nii.gz")
-    t1 = make_phantom(phantom_subject_seed(0, 0), SHAPE, field_of_view_zooms(SHAPE), tr_ms=500.0).pd
+    t1 = make_phantom(phantom_subject_seed(0, 0), SHAPE, field_of_view_zooms(SHAPE), Sequence(tr_ms=500.0)).pd
     return {"T2": Volume(t2.data, t2.affine), "PD": Volume(pd.data, pd.affine), "T1": t1}
 
 
@@ -40,7 +40,7 @@ def contrasts(phantom_dir):
 def short_tr(tmp_path_factory):
     """Both echoes of a dual-echo spin echo at TR 1500 ms (a PD with T1 weighting: CSF darker than grey matter)
     on another scanner's grid, 0.86 x 0.86 x 2.4 mm, stored 8-bit, under a name that says no contrast."""
-    phantom = make_phantom(phantom_subject_seed(0, 0), (280, 280, 65), (0.86, 0.86, 2.4), tr_ms=1500.0)
+    phantom = make_phantom(phantom_subject_seed(0, 0), (280, 280, 65), (0.86, 0.86, 2.4), Sequence(tr_ms=1500.0))
     path = tmp_path_factory.mktemp("scanner") / "scan.nii.gz"
     return {c: Volume(eight_bit(v).data, v.affine, path=path) for c, v in (("PD", phantom.pd), ("T2", phantom.t2))}
 

@@ -14,11 +14,15 @@ from napari_medsynth.core.files.nifti import load_volume
 from napari_medsynth.core.files.scans import find_pairs
 from napari_medsynth.core.simulation import phantom
 from napari_medsynth.core.simulation.phantom import (
+    IXI_SEQUENCE,
     MIXED_LABEL,
+    SEQUENCE_RANGES,
     TISSUES,
+    Sequence,
     make_phantom,
     make_phantom_pair,
     phantom_subject_seed,
+    sequence_of,
     write_phantom_dataset,
 )
 
@@ -185,6 +189,41 @@ def test_dataset_subject_does_not_depend_on_the_count(tmp_path):
         np.testing.assert_array_equal(load_volume(t2_a).data, load_volume(t2_b).data)
         np.testing.assert_array_equal(load_volume(pd_a).data, load_volume(pd_b).data)
     assert not np.array_equal(load_volume(three[0][0]).data, load_volume(three[1][0]).data)
+
+
+def test_varied_sequences_write_each_subjects_timing_beside_its_images(tmp_path):
+    pairs = write_phantom_dataset(tmp_path, 2, seed=1, shape=SMALL["shape"], varied_sequences=True)
+    fixed = write_phantom_dataset(tmp_path / "ixi", 1, seed=1, shape=SMALL["shape"])
+    assert len(find_pairs(tmp_path).pairs) == 2  # the sidecars are not scans
+    assert not list((tmp_path / "ixi").glob("*.json"))
+    timings = []
+    for index, (t2_path, pd_path) in enumerate(pairs):
+        t2_side, pd_side = (json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
+                            for path in (t2_path, pd_path))
+        timing = sequence_of(phantom_subject_seed(1, index))
+        # one excitation, two echoes; BIDS's seconds
+        assert t2_side == {"RepetitionTime": timing.tr_ms / 1000, "EchoTime": timing.te_t2_ms / 1000}
+        assert pd_side == {"RepetitionTime": timing.tr_ms / 1000, "EchoTime": timing.te_pd_ms / 1000}
+        assert all(low <= getattr(timing, name) <= high for name, (low, high) in SEQUENCE_RANGES.items())
+        timings.append(timing)
+    assert timings[0] != timings[1]
+    # the same head as the IXI-timed subject, another contrast
+    drawn, ixi = load_volume(pairs[0][0]).data, load_volume(fixed[0][0]).data
+    assert np.corrcoef(drawn.ravel(), ixi.ravel())[0, 1] > 0.9 and not np.array_equal(drawn, ixi)
+
+
+def test_sequence_timing_sets_the_contrast():
+    seed = phantom_subject_seed(0, 0)
+    ixi = make_phantom(seed, **SMALL)
+    assert ixi.t2.data.tobytes() == make_phantom(seed, **SMALL, sequence=IXI_SEQUENCE).t2.data.tobytes()
+    short_tr = make_phantom(seed, **SMALL, sequence=Sequence(tr_ms=2500.0))
+    late_echo = make_phantom(seed, **SMALL, sequence=Sequence(te_t2_ms=120.0))
+    pd_ixi, pd_short = _medians(ixi.pd.data, ixi.labels), _medians(short_tr.pd.data, short_tr.labels)
+    # IXI's long TR leaves CSF brighter than grey matter on PD; at 2500 ms its long T1 darkens it below
+    assert pd_ixi["csf"] > pd_ixi["gm"] and pd_short["csf"] < pd_short["gm"]
+    t2_ixi, t2_late = _medians(ixi.t2.data, ixi.labels), _medians(late_echo.t2.data, late_echo.labels)
+    # a later echo: white matter darker, the CSF-to-white-matter contrast higher
+    assert t2_late["wm"] < t2_ixi["wm"] and t2_late["csf"] / t2_late["wm"] > t2_ixi["csf"] / t2_ixi["wm"]
 
 
 def test_mapping_recovers_a_monotone_mapping():

@@ -48,7 +48,8 @@ blood  0.80   1441     290  1.00 Stanisz et al. 2005
 
 The PD column is the relative water (proton) content; the MT column is a model value.
 Echo settings are IXI-like: TR 5725 ms shared by both echoes, TE 8 ms (PD) and
-100 ms (T2).
+100 ms (T2) (:data:`IXI_SEQUENCE`); a data set may instead draw each subject's from the
+span of clinical protocols (:data:`SEQUENCE_RANGES`).
 
 Per subject (all drawn from ``numpy.random.default_rng(seed)``): head size (about
 0.95 of the template, a few percent anisotropic), a rotation of a few degrees and a
@@ -91,18 +92,21 @@ from ..files.atomic import atomic_output
 from ..files.nifti import Volume, save_volume
 
 __all__ = [
-    "ECHO_SETTINGS",
+    "IXI_SEQUENCE",
     "MIXED_LABEL",
     "SAMPLE_SEED",
+    "SEQUENCE_RANGES",
     "TISSUES",
     "TISSUE_PARAMETERS",
     "Phantom",
+    "Sequence",
     "field_of_view_zooms",
     "make_phantom",
     "make_phantom_pair",
     "phantom_affine",
     "phantom_subject_seed",
     "sample_pair",
+    "sequence_of",
     "write_phantom_dataset",
 ]
 
@@ -126,8 +130,35 @@ TISSUE_PARAMETERS = {
 """Per tissue: relative proton density, T1 and T2 (ms) at 1.5 T, and the signal fraction
 left by incidental magnetization transfer (see the module table)."""
 
-ECHO_SETTINGS = {"tr_ms": 5725.0, "te_pd_ms": 8.0, "te_t2_ms": 100.0}
-"""Dual-echo timing: one TR, the PD echo and the T2 echo."""
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """A dual-echo spin echo's timing, ms: one repetition time, the PD echo's and the T2 echo's."""
+
+    tr_ms: float = 5725.0
+    te_pd_ms: float = 8.0
+    te_t2_ms: float = 100.0
+
+    def sidecars(self) -> tuple[dict, dict]:
+        """The T2 and PD images' BIDS sidecar fields (seconds)."""
+        return tuple({"RepetitionTime": self.tr_ms / 1000, "EchoTime": te / 1000}
+                     for te in (self.te_t2_ms, self.te_pd_ms))
+
+
+IXI_SEQUENCE = Sequence()
+"""IXI's dual-echo timing (TR 5725 ms, TE 8 and 100 ms), the default of every phantom."""
+
+_SEQUENCE_STREAM = 2026  # a subject's timing is drawn from (its seed, this), apart from its anatomy
+SEQUENCE_RANGES = {"tr_ms": (2500.0, 6000.0), "te_pd_ms": (8.0, 30.0), "te_t2_ms": (80.0, 120.0)}
+"""The span of clinical PD/T2 spin-echo protocols (1.5 and 3 T), from which ``--varied-sequences`` draws."""
+
+
+def sequence_of(subject_seed: int) -> Sequence:
+    """The timing a data set with varied sequences gives the subject of ``subject_seed``: uniform in
+    :data:`SEQUENCE_RANGES`, drawn apart from the subject's anatomy."""
+    rng = np.random.default_rng([int(subject_seed), _SEQUENCE_STREAM])
+    return Sequence(*(float(rng.uniform(*SEQUENCE_RANGES[name])) for name in ("tr_ms", "te_pd_ms", "te_t2_ms")))
 
 DEFAULT_SHAPE = (256, 256, 130)
 DEFAULT_ZOOMS = (0.9375, 0.9375, 1.2)
@@ -356,18 +387,19 @@ def _sample_cache_path() -> Path | None:
     return Path(folder) / f"phantom-seed{SAMPLE_SEED}-{shape}-{fingerprint.hexdigest()[:12]}.npz"
 
 
-def make_phantom(seed: int = 0, shape=DEFAULT_SHAPE, zooms=DEFAULT_ZOOMS, tr_ms: float | None = None) -> Phantom:
+def make_phantom(seed: int = 0, shape=DEFAULT_SHAPE, zooms=DEFAULT_ZOOMS,
+                 sequence: Sequence = IXI_SEQUENCE) -> Phantom:
     """Simulate one subject: both echoes and its tissue label map.
 
-    Parameters and errors are those of :func:`make_phantom_pair`; ``tr_ms`` replaces IXI's TR
-    (5725 ms): at 500 ms the first echo (TE 8 ms) is a T1-weighted spin echo (CSF dark, fat bright).
-    The subject's anatomy is the same whatever the TR.
+    Parameters and errors are those of :func:`make_phantom_pair`; ``sequence`` replaces IXI's timing:
+    at TR 500 ms the first echo (TE 8 ms) is a T1-weighted spin echo (CSF dark, fat bright). The
+    subject's anatomy is the same whatever the timing.
     """
     if int(seed) < 0:
         raise MedSynthError(f"phantom seed must be non-negative, got {seed}")
     shape, zooms = _check_grid(shape, zooms)
     rng = np.random.default_rng(int(seed))
-    signal_pd, signal_t2, labels = _Subject(rng, shape, zooms, tr_ms).simulate()
+    signal_pd, signal_t2, labels = _Subject(rng, shape, zooms, sequence).simulate()
     affine = phantom_affine(shape, zooms)
     t2 = Volume(data=_rician(signal_t2, rng), affine=affine)
     pd = Volume(data=_rician(signal_pd, rng), affine=affine.copy())
@@ -381,6 +413,7 @@ def write_phantom_dataset(
     progress: Callable[[int, int], None] | None = None,
     shape=DEFAULT_SHAPE,
     bids: bool = False,
+    varied_sequences: bool = False,
 ) -> list[tuple[Path, Path]]:
     """Write ``subjects`` phantom T2/PD pairs with IXI names (or as a BIDS dataset) into ``out_dir``.
 
@@ -403,6 +436,12 @@ def write_phantom_dataset(
     shape : tuple of int
         Grid size; the voxels grow or shrink to keep the default field of view
         (:func:`field_of_view_zooms`).
+    bids : bool
+        BIDS names instead of IXI's.
+    varied_sequences : bool
+        Each subject acquired with its own timing, drawn from :data:`SEQUENCE_RANGES` (from the
+        subject's seed), and written beside each image as a BIDS sidecar (``.json``: RepetitionTime,
+        EchoTime); otherwise IXI's, with no sidecar.
 
     Returns
     -------
@@ -422,7 +461,13 @@ def write_phantom_dataset(
     out_dir = Path(out_dir)
     written = []
     for index in range(subjects):
-        t2, pd = make_phantom_pair(phantom_subject_seed(seed, index), shape, field_of_view_zooms(shape))
+        subject_seed = phantom_subject_seed(seed, index)
+        if varied_sequences:
+            sequence = sequence_of(subject_seed)
+            simulated = make_phantom(subject_seed, shape, field_of_view_zooms(shape), sequence)
+            t2, pd = simulated.t2, simulated.pd
+        else:
+            t2, pd = make_phantom_pair(subject_seed, shape, field_of_view_zooms(shape))
         number = index + 1
         if bids:
             names = [out_dir / f"sub-{number:03d}" / "anat" / f"sub-{number:03d}_{suffix}.nii.gz"
@@ -433,14 +478,21 @@ def write_phantom_dataset(
         # int16 like IXI's own files: the data are whole numbers, so nothing is lost.
         t2_path = save_volume(names[0], t2.data, t2, dtype=np.int16)
         pd_path = save_volume(names[1], pd.data, pd, dtype=np.int16)
+        if varied_sequences:
+            for path, fields in zip((t2_path, pd_path), sequence.sidecars()):
+                _write_json(path.with_name(path.name.removesuffix(".nii.gz") + ".json"), fields)
         written.append((t2_path, pd_path))
         if progress is not None:
             progress(number, subjects)
     if bids:
-        with atomic_output(out_dir / "dataset_description.json") as tmp_name:
-            Path(tmp_name).write_text(json.dumps({"Name": "napari-medsynth brain phantom", "BIDSVersion": "1.10.0",
-                                                  "DatasetType": "raw"}, indent=1) + "\n")
+        _write_json(out_dir / "dataset_description.json",
+                    {"Name": "napari-medsynth brain phantom", "BIDSVersion": "1.10.0", "DatasetType": "raw"})
     return written
+
+
+def _write_json(path: Path, fields: dict) -> None:
+    with atomic_output(path) as tmp_name:
+        Path(tmp_name).write_text(json.dumps(fields, indent=1) + "\n")
 
 
 def _check_grid(shape, zooms) -> tuple[tuple[int, ...], tuple[float, ...]]:
@@ -505,9 +557,8 @@ class _Fields:
 class _Subject:
     """One subject's random parameters (drawn in a fixed order) and its simulation."""
 
-    def __init__(self, rng: np.random.Generator, shape, zooms, tr_ms: float | None = None):
-        self.shape, self.zooms = shape, zooms
-        self.tr_ms = ECHO_SETTINGS["tr_ms"] if tr_ms is None else float(tr_ms)
+    def __init__(self, rng: np.random.Generator, shape, zooms, sequence: Sequence):
+        self.shape, self.zooms, self.sequence = shape, zooms, sequence
         self.fields = _Fields(rng, shape, zooms)
         # Position and size: world (subject, mm) -> template (MNI, mm).
         scale = 0.95 * np.exp(rng.normal(0.0, 0.03) + rng.normal(0.0, 0.015, 3))
@@ -722,7 +773,7 @@ class _Subject:
 
     def _mix(self, brain, myelin, layers, box, inner):
         """Sum the tissue signals of both echoes; label the pure voxels."""
-        tr, te_pd, te_t2 = self.tr_ms, ECHO_SETTINGS["te_pd_ms"], ECHO_SETTINGS["te_t2_ms"]
+        tr, te_pd, te_t2 = self.sequence.tr_ms, self.sequence.te_pd_ms, self.sequence.te_t2_ms
         density, rate_1, rate_2 = (
             1.0 + amplitude * self.fields.evaluate(c, box)
             for amplitude, c in zip(_HETEROGENEITY, self.heterogeneity)
