@@ -10,7 +10,8 @@
 # with its log, and its margins to WORK/ablation/RUN/margins.json. A CONFIG is DIRECTION:NAME:TRANSFORMS
 # (TRANSFORMS: "none", "all", or comma-separated names; DIRECTION pd-t2 or t2-pd; an optional fourth
 # field, comma-separated: "plain" warm-starts the generator without the residual path, "sequences" trains
-# on WORK/phantom10-sequences, the same subjects each acquired with its own TR and echo times). A finished
+# on WORK/phantom10-sequences, the same subjects each acquired with its own TR and echo times,
+# "source-sequences" on those subjects' source echo with phantom10's target, at IXI's timing). A finished
 # run is skipped.
 set -euo pipefail
 work=$1 templates=$2
@@ -26,8 +27,19 @@ for config in "$@"; do
     run="ablation/$direction-$name"
     residual="--residual" init="$bundled/$direction-G4+RL.pt" data=phantom10
     case ",${kind:-}," in *,plain,*) residual="" init="$bundled/$direction-G4.pt" ;; esac
-    case ",${kind:-}," in *,sequences,*) data=phantom10-sequences
-        [ -d $data ] || python -m napari_medsynth.cli phantom $data --subjects 10 --seed 0 --varied-sequences ;;
+    case ",${kind:-}," in *,sequences,*|*,source-sequences,*)
+        [ -d phantom10-sequences ] || python -m napari_medsynth.cli phantom phantom10-sequences --subjects 10 --seed 0 \
+            --varied-sequences ;;
+    esac
+    case ",${kind:-}," in
+        *,sequences,*) data=phantom10-sequences ;;
+        *,source-sequences,*) data=phantom10-sequences-$direction-source source=${direction%%-*}
+            mkdir -p "$data"
+            for file in phantom10/*.nii.gz; do
+                name=$(basename "$file") from=phantom10
+                [[ $name == *-${source^^}.nii.gz ]] && from=phantom10-sequences
+                ln -sfn "$(pwd)/$from/$name" "$data/$name"
+            done ;;
     esac
     randomize=""
     case $transforms in

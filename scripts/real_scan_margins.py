@@ -42,38 +42,42 @@ CASES = ("IXI geometry", *DEGRADED, "avg152")
 DEFAULT_PAIR = (BUNDLED_DIR / "t2-pd-G4+RL.pt", BUNDLED_DIR / "pd-t2-G4+RL.pt")
 
 
-def _margin(source, target, checkpoint: Path, direction: str, options: SynthesisOptions) -> dict:
-    rows = compare_generators(source, [checkpoint], direction, options, target=target)
-    generator, mapping = rows
-    if generator.error:
-        raise SystemExit(f"{checkpoint}: {generator.error}")
-    ours, theirs = generator.metrics.source.psnr, mapping.metrics.source.psnr
-    return {"generator": ours, "mapping": theirs, "margin": ours - theirs}
+def _margins(source, target, checkpoints: list[Path], direction: str, options: SynthesisOptions) -> list[dict]:
+    """Each generator's PSNR and the mapping's, from one comparison (one preprocessing, one mapping)."""
+    *generators, mapping = compare_generators(source, checkpoints, direction, options, target=target)
+    for checkpoint, row in zip(checkpoints, generators):
+        if row.error:
+            raise SystemExit(f"{checkpoint}: {row.error}")
+    theirs = mapping.metrics.source.psnr
+    return [{"generator": row.metrics.source.psnr, "mapping": theirs, "margin": row.metrics.source.psnr - theirs}
+            for row in generators]
 
 
-def score(checkpoint: Path, work: Path, templates: Path | None, subjects: int, options: SynthesisOptions,
-          cases=CASES) -> dict:
-    """``{case: {"margin": (mean, std), "generator": mean, "mapping": mean, "n": count}}`` for one generator."""
-    direction = load_checkpoint(checkpoint).info.direction
+def score(checkpoints: list[Path], direction: str, work: Path, templates: Path | None, subjects: int,
+          options: SynthesisOptions, cases=CASES) -> list[dict]:
+    """Per generator of ``direction``, ``{case: {"margin": (mean, std), "generator": mean, "mapping": mean,
+    "n": count}}``; every case is compared once for all of them."""
     source_contrast, target_contrast = Direction(direction).contrasts
     pairs = pairs_of(work / "heldout")[:subjects]
-    found: dict[str, list[dict]] = {case: [] for case in cases}
+    found: dict[str, list[list[dict]]] = {case: [] for case in cases}
     for pair in pairs:
         source, target = load_volume(pair.path(source_contrast)), load_volume(pair.path(target_contrast))
         for case in cases:
             if case == "IXI geometry":
-                found[case].append(_margin(source, target, checkpoint, direction, options))
+                found[case].append(_margins(source, target, checkpoints, direction, options))
             elif case in DEGRADED:
-                found[case].append(_margin(degrade(source, case, source_contrast),
-                                           degrade(target, case, target_contrast), checkpoint, direction, options))
+                found[case].append(_margins(degrade(source, case, source_contrast),
+                                            degrade(target, case, target_contrast), checkpoints, direction, options))
     if "avg152" in cases and templates is not None:
-        found["avg152"].append(_margin(load_volume(templates / f"avg152{source_contrast}.nii"),
-                                       load_volume(templates / f"avg152{target_contrast}.nii"),
-                                       checkpoint, direction, options))
-    return {case: {"margin": (float(np.mean([r["margin"] for r in rows])), float(np.std([r["margin"] for r in rows]))),
-                   "generator": float(np.mean([r["generator"] for r in rows])),
-                   "mapping": float(np.mean([r["mapping"] for r in rows])), "n": len(rows)}
-            for case, rows in found.items() if rows}
+        found["avg152"].append(_margins(load_volume(templates / f"avg152{source_contrast}.nii"),
+                                        load_volume(templates / f"avg152{target_contrast}.nii"),
+                                        checkpoints, direction, options))
+    return [{case: {"margin": (float(np.mean([r[k]["margin"] for r in rows])),
+                               float(np.std([r[k]["margin"] for r in rows]))),
+                    "generator": float(np.mean([r[k]["generator"] for r in rows])),
+                    "mapping": float(np.mean([r[k]["mapping"] for r in rows])), "n": len(rows)}
+             for case, rows in found.items() if rows}
+            for k in range(len(checkpoints))]
 
 
 def markdown(results: dict[str, dict]) -> str:
@@ -104,13 +108,18 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     options = SynthesisOptions(grid="native", stride=args.stride, device=args.device, spread=False)
-    results = {}
+    by_direction: dict[str, list[Path]] = {}
     for checkpoint in args.generators or DEFAULT_PAIR:
-        info = load_checkpoint(checkpoint).info
-        name = f"{direction_label(info.direction)} {info.label} ({checkpoint.parent.name}/{checkpoint.name})"
+        by_direction.setdefault(load_checkpoint(checkpoint).info.direction, []).append(checkpoint)
+    results = {}
+    for direction, checkpoints in by_direction.items():
         started = time.perf_counter()
-        results[name] = score(checkpoint, args.work, args.templates, args.subjects, options, args.cases)
-        print(f"{name}: scored in {time.perf_counter() - started:.0f} s", flush=True)
+        for checkpoint, result in zip(checkpoints, score(checkpoints, direction, args.work, args.templates,
+                                                          args.subjects, options, args.cases)):
+            info = load_checkpoint(checkpoint).info
+            results[f"{direction_label(direction)} {info.label} ({checkpoint.parent.name}/{checkpoint.name})"] = result
+        print(f"{direction_label(direction)}: {len(checkpoints)} scored in {time.perf_counter() - started:.0f} s",
+              flush=True)
     print(markdown(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
