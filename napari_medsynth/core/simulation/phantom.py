@@ -131,7 +131,6 @@ TISSUE_PARAMETERS = {
 left by incidental magnetization transfer (see the module table)."""
 
 
-
 @dataclass(frozen=True)
 class Sequence:
     """A dual-echo spin echo's timing, ms: one repetition time, the PD echo's and the T2 echo's."""
@@ -159,6 +158,7 @@ def sequence_of(subject_seed: int) -> Sequence:
     :data:`SEQUENCE_RANGES`, drawn apart from the subject's anatomy."""
     rng = np.random.default_rng([int(subject_seed), _SEQUENCE_STREAM])
     return Sequence(*(float(rng.uniform(*SEQUENCE_RANGES[name])) for name in ("tr_ms", "te_pd_ms", "te_t2_ms")))
+
 
 DEFAULT_SHAPE = (256, 256, 130)
 DEFAULT_ZOOMS = (0.9375, 0.9375, 1.2)
