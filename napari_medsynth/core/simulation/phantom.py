@@ -90,6 +90,7 @@ from scipy.spatial.transform import Rotation
 from ..errors import MedSynthError
 from ..files.atomic import atomic_output
 from ..files.nifti import Volume, save_volume
+from ..files.results import sidecar_path
 
 __all__ = [
     "IXI_SEQUENCE",
@@ -480,7 +481,7 @@ def write_phantom_dataset(
         pd_path = save_volume(names[1], pd.data, pd, dtype=np.int16)
         if varied_sequences:
             for path, fields in zip((t2_path, pd_path), sequence.sidecars()):
-                _write_json(path.with_name(path.name.removesuffix(".nii.gz") + ".json"), fields)
+                _write_json(sidecar_path(path), fields)
         written.append((t2_path, pd_path))
         if progress is not None:
             progress(number, subjects)
