@@ -176,20 +176,30 @@ class AcquisitionRandomization:
 
     @classmethod
     def only(cls, names: str | None) -> AcquisitionRandomization:
-        """Every transform (``names`` None), or only those named (comma-separated), the others off.
+        """Every transform (``names`` None), or only those named (comma-separated), the others off; a
+        name may carry its own probability (``resolution=1.0``), for the strength ablations.
 
         Raises
         ------
         MedSynthError
-            A name that is not one of the transforms.
+            A name that is not one of the transforms, or a probability that is not a number in [0, 1].
         """
         if not names:
             return cls()
-        wanted = {name.strip() for name in names.split(",") if name.strip()}
-        unknown = sorted(wanted - set(_TRANSFORMS))
-        if unknown:
-            raise MedSynthError(f"no randomization transform {unknown[0]!r}; the transforms: {', '.join(_TRANSFORMS)}")
-        return cls(**{name: value if name in wanted else 0.0 for name, value in asdict(cls()).items()})
+        defaults = asdict(cls())
+        wanted = {}
+        for item in filter(None, (part.strip() for part in names.split(","))):
+            name, _, probability = (part.strip() for part in item.partition("="))
+            if name not in defaults:
+                raise MedSynthError(f"no randomization transform {name!r}; the transforms: {', '.join(_TRANSFORMS)}")
+            try:
+                value = float(probability) if probability else defaults[name]
+            except ValueError:
+                value = float("nan")  # fails the range check below
+            if not 0.0 <= value <= 1.0:
+                raise MedSynthError(f"the probability of {name} must be a number from 0 to 1, not {probability!r}")
+            wanted[name] = value
+        return cls(**{name: wanted.get(name, 0.0) for name in defaults})
 
     def record(self) -> dict:
         """The probabilities, as a checkpoint records them."""

@@ -109,6 +109,11 @@ def test_a_pair_shares_its_acquisition_and_only_the_source_changes_contrast(head
     assert only.bias_field == chain.bias_field
     with pytest.raises(MedSynthError, match="no randomization transform 'blur'"):
         AcquisitionRandomization.only("blur")
+    stronger = AcquisitionRandomization.only("resolution=1, partial_volume=0.6, bias_field")
+    assert (stronger.resolution, stronger.partial_volume, stronger.bias_field, stronger.lesion) == (1.0, 0.6, 0.5, 0.0)
+    for bad in ("resolution=1.5", "resolution=often"):
+        with pytest.raises(MedSynthError, match="the probability of resolution must be a number from 0 to 1"):
+            AcquisitionRandomization.only(bad)
 
 
 def test_a_randomized_run_draws_acquisitions_keeps_the_target_and_records_it(phantom_dir, tmp_path):

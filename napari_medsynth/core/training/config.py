@@ -106,8 +106,9 @@ class TrainConfig:
                                     "intensity curve and Rician noise change the source alone: generators for real "
                                     "scans (off: the report's recipe)",
                              label="randomize the acquisitions (for real scans)")
-    randomize_only: str | None = option(None, "with --randomize: only these transforms (comma-separated names, "
-                                              "for ablations; default all)", metavar="NAMES", gui=False)
+    randomize_only: str | None = option(None, "with --randomize: only these transforms (comma-separated, each "
+                                              "NAME or NAME=PROBABILITY, for ablations; default all)",
+                                        metavar="NAMES", gui=False)
     randomize_variants: int = option(8, "with --randomize: randomized acquisitions per training subject (a patch comes "
                                         "from one of them or from the subject's own pair)", type=int, gui=False)
     engine: str = option("auto", "how the generator's convolutions run: auto (the faster per layer), direct, or "
