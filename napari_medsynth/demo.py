@@ -7,7 +7,6 @@ napari through the synthesis widget.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from .core.errors import MedSynthError
 from .core.evaluation.baselines import BASELINES
 from .core.evaluation.figures import CONVENTION
 from .core.evaluation.masks import head_mask
-from .core.files.atomic import atomic_output, make_folder
+from .core.files.atomic import atomic_output, make_folder, write_json
 from .core.files.nifti import Volume, save_volume, to_display
 from .core.synthesis.catalog import GeneratorEntry, bundled_mapping, default_generator
 from .core.synthesis.job import SynthesisJob
@@ -96,8 +95,7 @@ def run_headless_demo(out_dir, options: SynthesisOptions | None = None, *, progr
         "scopes": {scope.value: scope.description for scope in MetricScope},
         "convention": CONVENTION,
     }
-    with atomic_output(out / "metrics.json") as tmp_name:
-        Path(tmp_name).write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / "metrics.json", summary, indent=2)
     files.append(out / "metrics.json")
     files.append(write_demo_figure(out / "demo.png", source, truth, result, info))
     return {**summary, "files": [str(path) for path in files]}

@@ -14,7 +14,7 @@ from torch.utils.data import Dataset, DistributedSampler
 
 from napari_medsynth.core.choices import Direction
 from napari_medsynth.core.errors import MedSynthError
-from napari_medsynth.core.files.atomic import atomic_output
+from napari_medsynth.core.files.atomic import atomic_output, write_json
 from napari_medsynth.core.files.nifti import load_volume
 from napari_medsynth.core.files.scans import CONTRASTS, ScanPair, find_pairs
 from napari_medsynth.core.preprocessing.patches import patch_grid
@@ -87,8 +87,7 @@ class SubjectSplit:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write as JSON, atomically."""
-        with atomic_output(path) as tmp_name:
-            Path(tmp_name).write_text(json.dumps(asdict(self), indent=2))
+        write_json(path, asdict(self), indent=2)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SubjectSplit:
@@ -152,8 +151,7 @@ class PreprocessedCache:
         prepared = preprocess_volume(volume, self.grid)
         with atomic_output(array_path, ".npy") as tmp_name:
             np.save(tmp_name, prepared.data)
-        with atomic_output(stats_path) as tmp_name:
-            Path(tmp_name).write_text(json.dumps(asdict(prepared.standardization)))
+        write_json(stats_path, asdict(prepared.standardization), indent=None)
         return CachedVolume(array_path, prepared.standardization)
 
 

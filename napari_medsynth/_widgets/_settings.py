@@ -12,7 +12,7 @@ import os
 import warnings
 from pathlib import Path
 
-from ..core.files.atomic import atomic_output
+from ..core.files.atomic import write_json
 
 __all__ = ["DEFAULTS", "RUNS_ENV", "SETTINGS_ENV", "defaults", "load_settings", "restore_defaults", "save_settings",
            "settings_path"]
@@ -71,8 +71,7 @@ def save_settings(**changes) -> None:
     known = defaults()
     saved.update({k: str(v) if isinstance(v, Path) else v for k, v in changes.items() if k in known})
     try:
-        with atomic_output(path) as tmp_name:
-            Path(tmp_name).write_text(json.dumps(saved, indent=1) + "\n")
+        write_json(path, saved)
     except Exception as error:
         warnings.warn(f"{path}: cannot save the settings ({error})", stacklevel=2)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from ..errors import MedSynthError
 
-__all__ = ["atomic_folder", "atomic_output", "file_sha256", "human_size", "make_folder", "write_failure"]
+__all__ = ["atomic_folder", "atomic_output", "file_sha256", "human_size", "make_folder", "write_failure", "write_json"]
 
 
 @contextmanager
@@ -51,6 +52,18 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str
         if isinstance(error, OSError):
             raise MedSynthError(write_failure(path, error)) from error
         raise
+
+
+def write_json(path: str | os.PathLike, content, indent: int | None = 1) -> None:
+    """Write ``content`` as JSON (UTF-8, one trailing newline) to ``path`` with :func:`atomic_output`.
+
+    Raises
+    ------
+    MedSynthError
+        As :func:`atomic_output`.
+    """
+    with atomic_output(path) as tmp_name:
+        Path(tmp_name).write_text(json.dumps(content, indent=indent) + "\n", encoding="utf-8")
 
 
 @contextmanager

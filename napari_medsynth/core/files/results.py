@@ -11,7 +11,6 @@ the same way, without a sidecar. Every file is written atomically and never over
 from __future__ import annotations
 
 import functools
-import json
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -20,7 +19,7 @@ import nibabel as nib
 import numpy as np
 
 from ..version import __version__
-from .atomic import atomic_output, file_sha256
+from .atomic import file_sha256, write_json
 from .nifti import Volume, save_volume, strip_nifti_suffix
 
 __all__ = ["Provenance", "map_path", "save_map", "save_result", "sidecar_path"]
@@ -110,8 +109,7 @@ def save_result(synthesis: np.ndarray, source: Volume, out, provenance: Provenan
     written = [save_volume(out, synthesis, _like(source, provenance.descrip()), protect=protect) if volume else out]
     sidecar = sidecar_path(out)
     record = {**provenance.record(), "output": out.name, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {})}
-    with atomic_output(sidecar) as tmp_name:
-        Path(tmp_name).write_text(json.dumps(record, indent=1) + "\n")
+    write_json(sidecar, record)
     written.append(sidecar)
     for name, data in (maps or {}).items():
         if data is not None:

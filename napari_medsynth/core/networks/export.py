@@ -36,7 +36,7 @@ from torch import nn
 
 from ..choices import Direction, ExportFormat, direction_label
 from ..errors import MedSynthError
-from ..files.atomic import atomic_folder, atomic_output, file_sha256
+from ..files.atomic import atomic_folder, atomic_output, file_sha256, write_json
 from ..version import __version__
 from .checkpoint import ARCHITECTURE, CheckpointInfo, load_checkpoint
 from .exported import (
@@ -119,8 +119,7 @@ def _write_model(out: Path, info: CheckpointInfo, origin: dict, save) -> None:
     with atomic_output(out) as model_name:
         save(model_name)
         sidecar = _sidecar(info, origin, _model_record(out, model_name))
-        with atomic_output(sidecar_path(out)) as sidecar_name:
-            Path(sidecar_name).write_text(json.dumps(sidecar, indent=1) + "\n", encoding="utf-8")
+        write_json(sidecar_path(out), sidecar)
 
 
 def _model_record(out: Path, written: str) -> dict:

@@ -74,7 +74,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import threading
 from collections.abc import Callable
@@ -88,7 +87,7 @@ from scipy import special
 from scipy.spatial.transform import Rotation
 
 from ..errors import MedSynthError
-from ..files.atomic import atomic_output
+from ..files.atomic import atomic_output, write_json
 from ..files.nifti import Volume, save_volume
 from ..files.results import sidecar_path
 
@@ -481,19 +480,14 @@ def write_phantom_dataset(
         pd_path = save_volume(names[1], pd.data, pd, dtype=np.int16)
         if varied_sequences:
             for path, fields in zip((t2_path, pd_path), sequence.sidecars()):
-                _write_json(sidecar_path(path), fields)
+                write_json(sidecar_path(path), fields)
         written.append((t2_path, pd_path))
         if progress is not None:
             progress(number, subjects)
     if bids:
-        _write_json(out_dir / "dataset_description.json",
-                    {"Name": "napari-medsynth brain phantom", "BIDSVersion": "1.10.0", "DatasetType": "raw"})
+        write_json(out_dir / "dataset_description.json",
+                   {"Name": "napari-medsynth brain phantom", "BIDSVersion": "1.10.0", "DatasetType": "raw"})
     return written
-
-
-def _write_json(path: Path, fields: dict) -> None:
-    with atomic_output(path) as tmp_name:
-        Path(tmp_name).write_text(json.dumps(fields, indent=1) + "\n")
 
 
 def _check_grid(shape, zooms) -> tuple[tuple[int, ...], tuple[float, ...]]:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..choices import MetricScope
 from ..errors import Cancelled, MedSynthError
-from ..files.atomic import atomic_output, make_folder
+from ..files.atomic import atomic_output, make_folder, write_json
 from ..files.results import sidecar_path
 from ..files.scans import BIDS_SUFFIXES, PairScan, find_pairs, scan_name
 from ..version import __version__
@@ -146,8 +146,7 @@ class FolderLayout:
         if generated in description["GeneratedBy"]:
             return
         description["GeneratedBy"] = [*description["GeneratedBy"], generated]
-        with atomic_output(path) as tmp_name:
-            Path(tmp_name).write_text(json.dumps(description, indent=1) + "\n")
+        write_json(path, description)
 
 
 def folder_sources(folder, source_contrast: str) -> list[Path]:
