@@ -8,11 +8,15 @@
 #
 # WORK holds (or gets) the recipe's phantom10/ and heldout/ folders; each run goes to WORK/ablation/RUN
 # with its log, and its margins to WORK/ablation/RUN/margins.json. A CONFIG is DIRECTION:NAME:TRANSFORMS
-# (TRANSFORMS: "none", "all", or comma-separated names; DIRECTION pd-t2 or t2-pd; an optional fourth
+# (TRANSFORMS: "none", "all", or comma-separated names, each NAME or NAME=PROBABILITY for a strength
+# sweep, the others off; DIRECTION pd-t2 or t2-pd; an optional fourth
 # field, comma-separated: "plain" warm-starts the generator without the residual path, "sequences" trains
 # on WORK/phantom10-sequences, the same subjects each acquired with its own TR and echo times,
 # "source-sequences" on those subjects' source echo with phantom10's target, at IXI's timing). A finished
-# run is skipped.
+# run is skipped. The strength sweep of docs/demo_generators.md:
+#
+#   DIRECTION:strong-geometry:lesion,intensity_curve,bias_field,field_of_view,resolution=1,partial_volume=0.6,rician_noise,quantization
+#   DIRECTION:half:lesion=0.05,intensity_curve=0.4,bias_field=0.25,field_of_view=0.15,resolution=0.25,partial_volume=0.15,rician_noise=0.25,quantization=0.1
 set -euo pipefail
 work=$1 templates=$2
 shift 2
