@@ -22,6 +22,7 @@ work=$1 templates=$2
 shift 2
 root=$(pwd)
 epochs=${EPOCHS:-2}
+seed=${SEED:+--seed $SEED}  # SEED=N: another subject split and draw of acquisitions and patches (the spread of a run)
 mkdir -p "$work/ablation" && cd "$work"
 [ -d phantom10 ] || python -m napari_medsynth.cli phantom phantom10 --subjects 10 --seed 0
 [ -d heldout ] || python -m napari_medsynth.cli phantom heldout --subjects 10 --seed 7
@@ -58,7 +59,7 @@ for config in "$@"; do
         python -m src_train train --data "$data" --width 0.25 --batch-size 7 --all-stacks --val-stride 16 \
             --device cpu --workers 1 --reduction sum --cache ablation/cache --discriminator-width 0.25 \
             --direction "$direction" --variant G4 $residual --init "$init" --lr 1e-4 --lr-schedule cosine \
-            --epochs "$epochs" --out "$run" $randomize $resume >> "$run.log" 2>&1
+            --epochs "$epochs" --out "$run" $randomize $seed $resume >> "$run.log" 2>&1
         python "$root/scripts/real_scan_margins.py" "$work" "$run/best.pt" --templates "$templates" --subjects 3 \
             --cases "IXI geometry" "2 mm, blurred" avg152 --json "$run/margins.json" >> "$run.log" 2>&1
     fi
