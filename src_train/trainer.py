@@ -202,6 +202,8 @@ class Trainer:
             raise MedSynthError(f"{self.run_dir} already holds a run (last.pt): pass --resume to continue it, "
                                 "or choose another --out")
         self.config = config
+        # read before any set-up, so that a wrong --randomize-only fails at once, not after the data load
+        self.randomization = AcquisitionRandomization.only(config.randomize_only) if config.randomize else None
 
     # ----------------------------------------------------------------- set-up
     def setup(self) -> None:
@@ -308,10 +310,9 @@ class Trainer:
         validation subject as validation pairs of their own, so the best epoch is the one that holds
         up on other acquisitions too, not only on the phantom's own (rank 0 makes them, then all read)."""
         config = self.config
-        randomization = AcquisitionRandomization.only(config.randomize_only)
 
         def draw(pairs, seed, count, progress=None):
-            return randomized_acquisitions(pairs, config.direction, cache, randomization, seed, count, progress)
+            return randomized_acquisitions(pairs, config.direction, cache, self.randomization, seed, count, progress)
 
         if self.dist.main:
             from napari_medsynth.core.console import progress_bar
